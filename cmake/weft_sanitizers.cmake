@@ -1,0 +1,51 @@
+# weft_sanitizers.cmake - maps the WEFT_SANITIZER string to compiler and linker flags.
+#
+#   WEFT_SANITIZER=""                   no instrumentation
+#   WEFT_SANITIZER="address;undefined"  ASan + UBSan (UBSan errors are fatal)
+#   WEFT_SANITIZER="thread"             TSan
+#
+# The flags are added with add_compile_options/add_link_options in the calling directory,
+# so the library, tests, stress tests, benchmarks and examples are all instrumented
+# alike (mixing instrumented and plain TUs gives false reports). Boost.Context's
+# jump_fcontext is hand-written asm and needs no instrumentation; the fiber switch hooks
+# live in src/context.cpp (platform-facts 3.1 and 3.2).
+#
+#   weft_apply_sanitizer_defines(<target>)  adds WEFT_ASAN=1 / WEFT_TSAN=1 (PRIVATE).
+# The sources also detect sanitizers on their own (__SANITIZE_ADDRESS__,
+# __SANITIZE_THREAD__, __has_feature); the defines only make the build's intent explicit.
+include_guard(GLOBAL)
+
+set(_weft_san "${WEFT_SANITIZER}")
+list(SORT _weft_san)
+set(WEFT_SANITIZER_DEFINES "")
+
+if(_weft_san STREQUAL "")
+  # nothing to do
+elseif(_weft_san STREQUAL "address;undefined" OR _weft_san STREQUAL "address")
+  if(_weft_san STREQUAL "address")
+    set(_weft_flags -fsanitize=address)
+  else()
+    set(_weft_flags -fsanitize=address,undefined -fno-sanitize-recover=undefined)
+  endif()
+  add_compile_options(${_weft_flags} -fno-omit-frame-pointer)
+  add_link_options(${_weft_flags})
+  set(WEFT_SANITIZER_DEFINES WEFT_ASAN=1)
+elseif(_weft_san STREQUAL "thread")
+  add_compile_options(-fsanitize=thread)
+  add_link_options(-fsanitize=thread)
+  set(WEFT_SANITIZER_DEFINES WEFT_TSAN=1)
+else()
+  message(FATAL_ERROR
+    "WEFT_SANITIZER='${WEFT_SANITIZER}': expected \"\", \"address;undefined\" or \"thread\"")
+endif()
+if(NOT _weft_san STREQUAL "")
+  message(STATUS "weft: sanitizer build (${WEFT_SANITIZER})")
+endif()
+unset(_weft_san)
+unset(_weft_flags)
+
+function(weft_apply_sanitizer_defines target)
+  if(WEFT_SANITIZER_DEFINES)
+    target_compile_definitions(${target} PRIVATE ${WEFT_SANITIZER_DEFINES})
+  endif()
+endfunction()

@@ -1,0 +1,152 @@
+// weft/detail/task.hpp - the type-erased task box behind spawn() and join_handle<T>.
+//
+// Only what the public templates must see lives here. A task is the *logical* unit of
+// work (callable, result slot, join state); the *physical* fiber (context and stack) it
+// runs on is private to src/ and is attached only when the task first runs, so a task that
+// is still queued costs one heap block and no stack.
+//
+// Lifetime: a task is reference counted. spawn() creates it with two references, one owned
+// by the run queue entry (dropped by whoever claims and runs it, or by whoever pops a stale
+// entry) and one owned by the join_handle (dropped by join() or detach()).
+#pragma once
+
+#include <weft/export.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <new>
+#include <stdexcept>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace weft {
+class scheduler;
+namespace detail {
+
+class task {
+public:
+  task() = default;
+  task(const task&) = delete;
+  task& operator=(const task&) = delete;
+
+  // Runs the callable and stores its result. May throw: the runtime catches the exception
+  // at the entry point and stores it in error_ (nothing unwinds across a switch).
+  virtual void invoke() = 0;
+
+  // Runtime-owned fields. Touched only by src/ (task.cpp, worker.cpp); see the state word
+  // description in src/task_state.hpp.
+  std::atomic<std::uint32_t> state_{0};
+  std::atomic<std::uint32_t> refs_{2};
+  void* joiner_ = nullptr;       // waiter to wake on completion; written before JOIN_WAIT is set
+  void* fls_ = nullptr;          // fiber-local storage slots, created on first use
+  std::uint64_t id_ = 0;         // unique, non-zero; assigned by spawn
+  std::exception_ptr error_;     // set when invoke() threw; read by join after DONE (acquire)
+
+protected:
+  virtual ~task() = default;
+  friend WEFT_API void task_release(task* t) noexcept;
+};
+
+// Drops one reference; the last one deletes the task. Any thread.
+WEFT_API void task_release(task* t) noexcept;
+// Waits until t completed: suspends the calling fiber, or blocks the calling plain thread.
+// A task that has not started yet may be run inline on the caller's fiber stack. Then
+// rethrows the task's exception, if it stored one. Does not drop the handle's reference.
+WEFT_API void task_wait(task* t);
+// Gives up the handle's reference; a detached task that throws calls the unhandled
+// exception handler. Any thread.
+WEFT_API void task_detach(task* t) noexcept;
+// Spawns onto the scheduler running the calling fiber. Throws std::logic_error outside a fiber.
+WEFT_API void spawn_here(task* t);
+// Spawns onto sched from any thread (inside one of its fibers this is spawn_here).
+WEFT_API void spawn_on(scheduler& sched, task* t);
+
+// Storage for R, including void and references (kept as pointers).
+template <class R>
+struct result_slot {
+  using stored = std::conditional_t<std::is_reference_v<R>, std::remove_reference_t<R>*, R>;
+  alignas(stored) unsigned char buf_[sizeof(stored)];
+  bool has_ = false;
+  template <class F>
+  void fill(F&& f) {
+    if constexpr (std::is_reference_v<R>) {
+      ::new (static_cast<void*>(buf_)) stored(&std::forward<F>(f)());
+    } else {
+      ::new (static_cast<void*>(buf_)) stored(std::forward<F>(f)());
+    }
+    has_ = true;
+  }
+  R take() {
+    stored* p = std::launder(reinterpret_cast<stored*>(buf_));
+    if constexpr (std::is_reference_v<R>) {
+      return static_cast<R>(**p);
+    } else {
+      return std::move(*p);
+    }
+  }
+  ~result_slot() {
+    if (has_) std::launder(reinterpret_cast<stored*>(buf_))->~stored();
+  }
+};
+
+template <>
+struct result_slot<void> {
+  template <class F>
+  void fill(F&& f) {
+    std::forward<F>(f)();
+  }
+  void take() {}
+};
+
+template <class R>
+class task_of : public task {
+public:
+  R take_result() { return slot_.take(); }
+
+protected:
+  result_slot<R> slot_;
+};
+
+template <class R, class F, class... Args>
+class task_impl final : public task_of<R> {
+public:
+  template <class G, class... A>
+  explicit task_impl(G&& g, A&&... a) : fn_(std::forward<G>(g)), args_(std::forward<A>(a)...) {}
+  void invoke() override {
+    this->slot_.fill([this]() -> R { return std::apply(std::move(fn_), std::move(args_)); });
+  }
+
+private:
+  F fn_;
+  std::tuple<Args...> args_;
+};
+
+template <class T, class = void>
+struct has_explicit_bool : std::false_type {};
+template <class T>
+struct has_explicit_bool<T, std::void_t<decltype(&T::operator bool)>> : std::true_type {};
+
+template <class F, class... Args>
+using spawn_result_t = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
+
+template <class F, class... Args>
+task_of<spawn_result_t<F, Args...>>* make_task(F&& f, Args&&... args) {
+  using R = spawn_result_t<F, Args...>;
+  static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>,
+                "weft::spawn: callable is not invocable with the given arguments");
+  // A function (not a pointer to one) cannot be null; pointers and member pointers can.
+  if constexpr (std::is_pointer_v<std::remove_cv_t<std::remove_reference_t<F>>> ||
+                std::is_member_pointer_v<std::decay_t<F>>) {
+    if (f == nullptr) throw std::invalid_argument("weft::spawn: null fiber entry");
+  } else if constexpr (has_explicit_bool<std::decay_t<F>>::value) {
+    // std::function and similar: an empty one is a null entry.
+    if (!static_cast<bool>(f)) throw std::invalid_argument("weft::spawn: null fiber entry");
+  }
+  return new task_impl<R, std::decay_t<F>, std::decay_t<Args>...>(std::forward<F>(f),
+                                                                    std::forward<Args>(args)...);
+}
+
+}  // namespace detail
+}  // namespace weft

@@ -1,0 +1,132 @@
+// weft/fiber.hpp - spawn(), join_handle<T>, this_fiber, this_worker, fiber_local<T>.
+//
+// Thread-local hazard: a fiber may resume on a different worker thread after any
+// suspension point (yield, join, a sync wait, I/O). A `thread_local` read before and after
+// such a point may name two different threads' objects, and a compiler may even cache a
+// thread_local's address across the call. Keep per-fiber state in weft::fiber_local<T>.
+#pragma once
+
+#include <weft/detail/task.hpp>
+#include <weft/export.hpp>
+
+#include <cstdint>
+#include <exception>
+#include <utility>
+
+namespace weft {
+
+class scheduler;
+
+// Owns the right to join one fiber. Move-only. Destroying a joinable handle detaches the
+// fiber (as Tokio's JoinHandle does; std::thread would terminate instead).
+template <class T>
+class join_handle {
+public:
+  join_handle() noexcept = default;
+  explicit join_handle(detail::task_of<T>* t) noexcept : t_(t) {}
+  join_handle(join_handle&& o) noexcept : t_(std::exchange(o.t_, nullptr)) {}
+  join_handle& operator=(join_handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      t_ = std::exchange(o.t_, nullptr);
+    }
+    return *this;
+  }
+  ~join_handle() { reset(); }
+
+  // True until join() or detach().
+  bool joinable() const noexcept { return t_ != nullptr; }
+  // Waits for the fiber and returns its result, or rethrows its exception. From a fiber it
+  // suspends only that fiber; from a plain thread it blocks the thread. Throws
+  // std::logic_error when not joinable.
+  T join() {
+    if (!t_) throw std::logic_error("weft::join_handle::join: handle is not joinable");
+    detail::task_of<T>* t = std::exchange(t_, nullptr);
+    struct release_on_exit {
+      detail::task* t;
+      ~release_on_exit() { detail::task_release(t); }
+    } guard{t};
+    detail::task_wait(t);  // rethrows the fiber's exception
+    return t->take_result();
+  }
+  // Lets the fiber run on unobserved. Throws std::logic_error when not joinable.
+  void detach() {
+    if (!t_) throw std::logic_error("weft::join_handle::detach: handle is not joinable");
+    detail::task_detach(std::exchange(t_, nullptr));
+  }
+  // The fiber's id (0 when not joinable).
+  std::uint64_t id() const noexcept { return t_ ? t_->id_ : 0; }
+
+private:
+  void reset() noexcept {
+    if (t_) detail::task_detach(std::exchange(t_, nullptr));
+  }
+  detail::task_of<T>* t_ = nullptr;
+};
+
+// Spawns f(args...) on the scheduler running the calling fiber; the child goes to this
+// worker's local run queue. Fiber context only: throws std::logic_error elsewhere (use
+// scheduler::spawn from plain threads).
+template <class F, class... Args>
+join_handle<detail::spawn_result_t<F, Args...>> spawn(F&& f, Args&&... args) {
+  auto* t = detail::make_task(std::forward<F>(f), std::forward<Args>(args)...);
+  try {
+    detail::spawn_here(t);
+  } catch (...) {
+    t->refs_.store(1, std::memory_order_relaxed);  // never published: only ours
+    detail::task_release(t);
+    throw;
+  }
+  return join_handle<detail::spawn_result_t<F, Args...>>(t);
+}
+
+// Called with the exception of a detached fiber that threw. Must not return normally
+// into the runtime by throwing. The default prints the fiber id and what() on stderr and
+// calls std::terminate, as an exception escaping a std::thread does.
+using unhandled_exception_handler = void (*)(std::uint64_t fiber_id, std::exception_ptr) noexcept;
+// Installs h (nullptr restores the default) and returns the previous one. Any thread.
+WEFT_API unhandled_exception_handler set_unhandled_exception_handler(
+    unhandled_exception_handler h) noexcept;
+
+namespace this_fiber {
+// Lets the other runnable fibers of this worker run; the caller goes to the back of the
+// local run queue. On a plain thread: std::this_thread::yield().
+WEFT_API void yield() noexcept;
+// The calling fiber's id (unique per scheduler process, never 0), or 0 on a plain thread.
+WEFT_API std::uint64_t id() noexcept;
+// True when called from a fiber.
+WEFT_API bool in_fiber() noexcept;
+}  // namespace this_fiber
+
+namespace this_worker {
+// Index of the worker running the caller, in [0, worker_count), or -1 on a plain thread.
+// A fiber may see different values before and after a suspension point.
+WEFT_API int index() noexcept;
+}  // namespace this_worker
+
+namespace detail {
+// Fiber-local storage slot `key` of the current task, created with make() on first use.
+// Fiber context only (aborts elsewhere).
+WEFT_API void* fls_get(std::size_t key, void* (*make)(), void (*destroy)(void*));
+WEFT_API std::size_t fls_new_key() noexcept;
+}  // namespace detail
+
+// One T per fiber, default-constructed on first access from that fiber and destroyed when
+// the fiber finishes. Stays with the fiber when it migrates between workers. Access from a
+// plain thread aborts with a message. Declare it at namespace or static scope.
+template <class T>
+class fiber_local {
+public:
+  fiber_local() : key_(detail::fls_new_key()) {}
+  T& get() {
+    return *static_cast<T*>(detail::fls_get(
+        key_, +[]() -> void* { return new T(); }, +[](void* p) { delete static_cast<T*>(p); }));
+  }
+  T& operator*() { return get(); }
+  T* operator->() { return &get(); }
+
+private:
+  std::size_t key_;
+};
+
+}  // namespace weft

@@ -1,0 +1,105 @@
+// weft/scheduler.hpp - the work-stealing fiber scheduler.
+//
+//   weft::scheduler sched({.workers = 0, .pin = true});   // one pinned worker per allowed core
+//   auto h = sched.spawn([] { return 6 * 7; });            // any thread
+//   int v = h.join();                                      // blocks this plain thread
+//   int w = sched.block_on([] { return weft::spawn(fib, 20).join(); });
+//
+// Workers are OS threads, one per core of (process CPU binding ∩ allowed cpuset), pinned
+// with hwloc. Each runs fibers from its local run queue, takes outside submissions from an
+// injection queue, and steals from its peers when idle; an idle worker parks (no CPU).
+#pragma once
+
+#include <weft/detail/task.hpp>
+#include <weft/export.hpp>
+#include <weft/stats.hpp>
+
+#include <cstddef>
+#include <memory>
+
+namespace weft {
+
+template <class T>
+class join_handle;
+
+namespace detail {
+class runtime;
+}
+
+class scheduler {
+public:
+  // Aggregate: designated initializers work in this member order.
+  struct options {
+    unsigned workers = 0;                 // 0: one per core of the allowed cpuset
+    bool pin = true;                      // pin worker i to the i-th allowed core (hwloc)
+    std::size_t stack_size = 64 * 1024;   // usable bytes per fiber stack; >= 16 KiB, rounded
+                                          // up to pages; multiplied under ASan/TSan builds
+    std::size_t stack_cache = 64;         // idle fiber stacks kept per worker for reuse
+    std::size_t guard_size = 4096;        // PROT_NONE bytes below each stack, rounded to pages
+    std::size_t max_fibers = 0;           // live-fiber cap; 0: derived from vm.max_map_count
+                                          // when guard pages cost a mapping, else unlimited
+  };
+
+  // Starts the workers. Throws std::invalid_argument for bad options, std::system_error
+  // when threads or the topology cannot be set up.
+  scheduler();
+  explicit scheduler(const options& opts);
+  // Waits for every fiber, detached ones too, then stops the workers (see shutdown()).
+  ~scheduler();
+  scheduler(const scheduler&) = delete;
+  scheduler& operator=(const scheduler&) = delete;
+
+  // Runs f(args...) as a new fiber. Any thread. Throws std::runtime_error once shutdown has
+  // begun (fibers of this scheduler may still spawn while it drains), std::system_error
+  // when the live-fiber cap is reached, std::invalid_argument for a null callable.
+  template <class F, class... Args>
+  join_handle<detail::spawn_result_t<F, Args...>> spawn(F&& f, Args&&... args);
+
+  // Runs f as a fiber and returns its result (or rethrows its exception). From a plain
+  // thread it blocks the thread; from a fiber of this scheduler it suspends the fiber.
+  template <class F>
+  detail::spawn_result_t<F> block_on(F&& f);
+
+  // Refuses further outside spawns, waits until every fiber has finished, stops and joins
+  // the workers. Idempotent. Must not be called from one of this scheduler's fibers
+  // (aborts with a message: it would wait for itself).
+  void shutdown() noexcept;
+
+  // Number of worker threads.
+  unsigned worker_count() const noexcept;
+  // A snapshot of the per-worker counters (relaxed reads; cheap, may be slightly stale).
+  scheduler_stats stats() const;
+  // The scheduler whose fiber or worker is calling, or nullptr on any other thread.
+  static scheduler* current() noexcept;
+
+  detail::runtime& runtime_() noexcept { return *rt_; }
+
+private:
+  std::unique_ptr<detail::runtime> rt_;
+};
+
+}  // namespace weft
+
+#include <weft/fiber.hpp>
+
+namespace weft {
+
+template <class F, class... Args>
+join_handle<detail::spawn_result_t<F, Args...>> scheduler::spawn(F&& f, Args&&... args) {
+  auto* t = detail::make_task(std::forward<F>(f), std::forward<Args>(args)...);
+  try {
+    detail::spawn_on(*this, t);
+  } catch (...) {
+    t->refs_.store(1, std::memory_order_relaxed);  // never published: only ours
+    detail::task_release(t);
+    throw;
+  }
+  return join_handle<detail::spawn_result_t<F, Args...>>(t);
+}
+
+template <class F>
+detail::spawn_result_t<F> scheduler::block_on(F&& f) {
+  return spawn(std::forward<F>(f)).join();
+}
+
+}  // namespace weft

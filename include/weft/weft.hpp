@@ -1,0 +1,6 @@
+// weft/weft.hpp - umbrella header: everything weft offers.
+#pragma once
+
+#include <weft/fiber.hpp>
+#include <weft/scheduler.hpp>
+#include <weft/stats.hpp>

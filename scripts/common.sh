@@ -1,0 +1,37 @@
+# shellcheck shell=bash
+# scripts/common.sh - helpers sourced by the other scripts (not executed on its own).
+
+# Debian packages the build, tests and benchmarks need.
+WEFT_PACKAGES=(
+  cmake g++ clang libclang-rt-14-dev pkg-config
+  libboost-context-dev libhwloc-dev hwloc libconcurrentqueue-dev
+  libgtest-dev libbenchmark-dev libboost-fiber-dev libtbb-dev
+)
+
+# weft_ensure_packages: installs the missing packages when running as root; otherwise
+# prints the apt-get command to run and exits 1.
+weft_ensure_packages() {
+  local missing=() pkg
+  for pkg in "${WEFT_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
+      missing+=("$pkg")
+    fi
+  done
+  if ((${#missing[@]} == 0)); then
+    return 0
+  fi
+  echo "weft: missing packages: ${missing[*]}" >&2
+  if [[ $(id -u) -eq 0 ]]; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+  else
+    echo "weft: run as root:" >&2
+    echo "  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+}
+
+# weft_repo_root: prints the repository root (the parent of scripts/).
+weft_repo_root() {
+  cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd
+}

@@ -1,0 +1,90 @@
+// src/context.cpp - the only file that touches Boost.Context's fcontext.
+//
+// Why raw fcontext and not boost::context::fiber: the final switch of a finishing
+// boost::context::fiber happens inside Boost where it cannot be annotated for TSan
+// (platform-facts.md 3.1). Our fibers never return from their entry function: a finished
+// fiber parks itself in its worker's pool and is destroyed while suspended.
+//
+// Switch protocol (both directions of every jump):
+//   1. TSan: __tsan_switch_to_fiber(to, 0) immediately before the jump, in this frame;
+//      flags 0 makes every switch a synchronisation point (no false reports on handoffs).
+//   2. ASan: __sanitizer_start_switch_fiber(&from.fake, to.stack) before the jump and
+//      __sanitizer_finish_switch_fiber(from.fake, &bottom, &size) right after landing; the
+//      bounds returned are the previous context's stack, recorded so that a thread context
+//      (whose bounds we do not know up front) can be switched back to.
+//   3. jump_fcontext passes &from as data; the landing side stores the jumper's fcontext
+//      into it. Only after that store may anyone resume the jumper, which is why wakers are
+//      published by post-switch actions (worker.cpp), never before the jump.
+#include "context.hpp"
+
+#include "sanitizers.hpp"
+
+#include <boost/context/detail/fcontext.hpp>
+
+namespace weft::detail {
+
+namespace bctx = boost::context::detail;
+
+void context_make(context& c, void* lo, std::size_t size, fiber_entry_fn entry) noexcept {
+  c.stack_lo = lo;
+  c.stack_size = size;
+  // The entry trampoline receives the transfer and hands over to the typed entry.
+  static_assert(sizeof(transfer) == sizeof(bctx::transfer_t) &&
+                alignof(transfer) == alignof(bctx::transfer_t));
+  c.fctx = bctx::make_fcontext(static_cast<char*>(lo) + size, size,
+                               reinterpret_cast<void (*)(bctx::transfer_t)>(
+                                   reinterpret_cast<void (*)()>(entry)));
+#if defined(WEFT_TSAN)
+  c.tsan_fiber = __tsan_create_fiber(0);
+  c.owns_tsan_fiber = true;
+#endif
+}
+
+void context_init_thread(context& c) noexcept {
+  c = context{};
+#if defined(WEFT_TSAN)
+  c.tsan_fiber = __tsan_get_current_fiber();
+#endif
+}
+
+void context_destroy(context& c) noexcept {
+#if defined(WEFT_TSAN)
+  if (c.owns_tsan_fiber) __tsan_destroy_fiber(c.tsan_fiber);
+#endif
+  c = context{};
+}
+
+context* switch_context(context& from, context& to) noexcept {
+#if defined(WEFT_ASAN)
+  __sanitizer_start_switch_fiber(&from.asan_fake_stack, to.stack_lo, to.stack_size);
+#endif
+#if defined(WEFT_TSAN)
+  __tsan_switch_to_fiber(to.tsan_fiber, 0);
+#endif
+  bctx::transfer_t t = bctx::jump_fcontext(to.fctx, &from);
+  auto* prev = static_cast<context*>(t.data);
+  prev->fctx = t.fctx;
+#if defined(WEFT_ASAN)
+  const void* lo = nullptr;
+  std::size_t size = 0;
+  __sanitizer_finish_switch_fiber(from.asan_fake_stack, &lo, &size);
+  prev->stack_lo = lo;
+  prev->stack_size = size;
+#endif
+  return prev;
+}
+
+context* context_first_landing(transfer first) noexcept {
+  auto* prev = static_cast<context*>(first.data);
+  prev->fctx = first.fctx;
+#if defined(WEFT_ASAN)
+  const void* lo = nullptr;
+  std::size_t size = 0;
+  __sanitizer_finish_switch_fiber(nullptr, &lo, &size);
+  prev->stack_lo = lo;
+  prev->stack_size = size;
+#endif
+  return prev;
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,47 @@
+// src/context.hpp - the fiber switch seam. Only context.cpp includes Boost.Context.
+//
+// A context is either a fiber's (its own stack) or a worker thread's scheduler context
+// (the thread's stack). switch_context() saves the running context and resumes another;
+// when the caller is resumed later, it returns the context that switched back to it, whose
+// saved state it has already recorded. Sanitizer annotations (TSan fiber switch, ASan
+// start/finish_switch_fiber) are done here, in the same frame as the jump
+// (platform-facts.md 3.1: a separate instrumented helper corrupts TSan's shadow stack).
+#pragma once
+
+#include <cstddef>
+
+namespace weft::detail {
+
+struct context {
+  void* fctx = nullptr;              // saved fcontext_t while not running
+  void* tsan_fiber = nullptr;        // TSan fiber handle (TSan builds only)
+  void* asan_fake_stack = nullptr;   // ASan fake-stack save slot (ASan builds only)
+  const void* stack_lo = nullptr;    // lowest usable stack address (ASan bounds)
+  std::size_t stack_size = 0;
+  bool owns_tsan_fiber = false;
+};
+
+// What a fiber's entry function receives on its first landing; layout-identical to
+// Boost's transfer_t (two pointers, passed in registers), checked in context.cpp.
+struct transfer {
+  void* fctx;
+  void* data;
+};
+// Never returns: a fiber ends by being destroyed while suspended.
+using fiber_entry_fn = void (*)(transfer first);
+
+// Prepares `c` to start in entry(from) on the stack [lo, lo + size) when first switched to.
+void context_make(context& c, void* lo, std::size_t size, fiber_entry_fn entry) noexcept;
+// Makes `c` describe the calling thread's own (scheduler) context.
+void context_init_thread(context& c) noexcept;
+// Releases sanitizer state of a fiber context that will never run again. Never the
+// running one.
+void context_destroy(context& c) noexcept;
+// Saves the running context into `from`, resumes `to`. Returns, once `from` is resumed,
+// the context that resumed it. noexcept: nothing may unwind across a switch.
+context* switch_context(context& from, context& to) noexcept;
+// Must be the first call in a fiber's entry function: records the resumer's state and
+// returns it (what switch_context returns, for the first landing).
+context* context_first_landing(transfer first) noexcept;
+
+}  // namespace weft::detail

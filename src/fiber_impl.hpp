@@ -1,0 +1,57 @@
+// src/fiber_impl.hpp - the physical fiber (context + stack) and the task state word.
+//
+// A task (include/weft/detail/task.hpp) is the logical unit of work; a fiber_impl is a
+// stack with a saved context that runs tasks. A fiber runs its tasks back to back: when
+// one finishes and the next local item is an unstarted task, it runs it on the same stack
+// with no switch at all. Idle fibers wait, suspended at the top of their loop, in their
+// worker's pool; a task first gets a fiber when it first runs, so queued tasks cost no
+// stack. A fiber can also run a child task *inline* when it joins one that has not
+// started (as TBB and Cilk do): then `current` names the child until it returns.
+//
+// Queue items are tagged words: a task* (bit 0 clear: not started yet) or a
+// fiber_impl* | 1 (a suspended fiber to resume).
+#pragma once
+
+#include "context.hpp"
+#include "stack.hpp"
+
+#include <weft/detail/task.hpp>
+
+#include <cstdint>
+
+namespace weft::detail {
+
+class worker;
+class runtime;
+
+// Task state bits (task::state_). Each is set once and never cleared.
+enum task_state : std::uint32_t {
+  task_done = 1,       // finished; result or error_ is written (release) before it is set
+  task_join_wait = 2,  // a joiner registered in joiner_ and is suspended/blocked
+  task_detached = 4,   // the handle was given up; a stored error goes to the handler
+};
+
+struct fiber_impl {
+  context ctx;                // must stay first: switch_context passes &ctx around
+  stack stk;
+  runtime* rt = nullptr;
+  worker* home = nullptr;     // worker that last resumed it; remote wakes are sent there
+  task* root = nullptr;       // task to run when (re)started from the pool
+  task* current = nullptr;    // logical task running now (an inline child while it runs)
+};
+
+using item = std::uintptr_t;
+inline item as_item(task* t) noexcept { return reinterpret_cast<item>(t); }
+inline item as_item(fiber_impl* f) noexcept { return reinterpret_cast<item>(f) | 1u; }
+inline bool is_fiber(item i) noexcept { return (i & 1u) != 0; }
+inline fiber_impl* as_fiber(item i) noexcept { return reinterpret_cast<fiber_impl*>(i & ~item{1}); }
+inline task* as_task(item i) noexcept { return reinterpret_cast<task*>(i); }
+
+}  // namespace weft::detail
+
+namespace weft::detail {
+// task.cpp: sets task_done, wakes the joiner, reports a detached task's exception.
+void task_complete(task* t) noexcept;
+// task.cpp: destroys t's fiber-local storage (before task_complete).
+void fls_destroy(task* t) noexcept;
+}  // namespace weft::detail

@@ -1,0 +1,70 @@
+// src/runtime.hpp - what a weft::scheduler owns: workers, the injection queue, the idle
+// bookkeeping and the shutdown state. See scheduler.cpp for start-up, shutdown and the
+// lock order.
+#pragma once
+
+#include "fiber_impl.hpp"
+#include "idle.hpp"
+
+#include <weft/scheduler.hpp>
+
+#include <concurrentqueue/concurrentqueue.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace weft::detail {
+
+class worker;
+
+class runtime {
+public:
+  runtime(scheduler& owner, const scheduler::options& opts);
+  ~runtime();
+
+  // Any thread; not from one of this runtime's fibers.
+  void shutdown() noexcept;
+  // Outside spawn (not on one of our workers). Throws after shutdown began.
+  void spawn_external(task* t);
+  // Makes a suspended fiber runnable. Any thread.
+  void wake(fiber_impl* f) noexcept;
+  // Appends items to the injection queue and runs the idle protocol's P2-P4.
+  void inject(const item* items, std::size_t n) noexcept;
+  // P2-P4 of idle.hpp: wakes a parked worker when nobody is searching.
+  void notify_idle(int preferred) noexcept;
+  // Every queue of every worker plus the injection queue (idle.hpp step C3).
+  bool any_work_visible() const noexcept;
+
+  scheduler& owner() noexcept { return owner_; }
+  unsigned worker_count() const noexcept { return static_cast<unsigned>(workers_.size()); }
+  worker& worker_at(unsigned i) noexcept { return *workers_[i]; }
+  scheduler_stats stats() const;
+
+  scheduler& owner_;
+  const scheduler::options opts_;  // normalised: stack sizes rounded, workers resolved
+  std::size_t inline_reserve_;     // a join runs a child inline only with this much stack left
+  idle idle_;
+  moodycamel::ConcurrentQueue<item> inject_;
+  // Items in inject_; see worker::remote_count_ for why a count is kept.
+  alignas(64) std::atomic<std::int64_t> inject_count_{0};
+  alignas(64) std::atomic<bool> closing_{false};  // set once by shutdown(); spawns check it
+  std::atomic<bool> stop_{false};                 // set once every fiber finished
+  std::atomic<std::uint64_t> external_spawned_{0};
+  std::atomic<std::uint64_t> id_source_{1};
+  // Live-fiber slots not held by any worker (max_fibers); unused when unlimited_.
+  alignas(64) std::atomic<std::int64_t> budget_{0};
+  bool unlimited_ = true;
+  std::int64_t budget_batch_ = 64;
+
+private:
+  std::vector<std::unique_ptr<worker>> workers_;
+  std::vector<std::thread> threads_;
+  std::mutex shutdown_mu_;
+  std::atomic<bool> shut_down_{false};
+};
+
+}  // namespace weft::detail

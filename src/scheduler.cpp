@@ -1,0 +1,212 @@
+// src/scheduler.cpp - construction, orderly shutdown, outside spawns and wakes.
+//
+// Shutdown protocol:
+//   1. closing_ is set (seq_cst). An outside spawn increments external_spawned_ (seq_cst)
+//      and then reads closing_; shutdown sets closing_ and then reads the counters. With
+//      both seq_cst, either the spawn sees closing_ (it undoes its increment and throws)
+//      or shutdown sees its increment (and waits for that fiber).
+//   2. Fibers of this scheduler may still spawn while it drains; their spawns are counted
+//      in their worker's spawned_ before the child is published.
+//   3. Quiescence: sum(completed) is read first (acquire), then sum(spawned) +
+//      external_spawned_. A completion observed implies its spawn's increment is visible
+//      (spawn -> publish -> run -> complete is a happens-before chain), so the sums can be
+//      equal only when every fiber ever spawned has finished; nothing can spawn after
+//      that (only running fibers and outside threads can, and the latter are refused).
+//   4. stop_ is set (release) and every worker unparked; a worker exits when it finds no
+//      work and sees stop_. Workers destroy their pooled fibers on their own threads.
+// A fiber blocked forever (a user deadlock) keeps shutdown waiting; every 5 s shutdown
+// prints how many fibers it is waiting for, so the hang is diagnosable, not silent.
+//
+// Lock order: runtime::shutdown_mu_ is held only by shutdown(), which may take idle::lock_
+// under it; nothing else is taken under idle::lock_.
+#include "runtime.hpp"
+
+#include "assert.hpp"
+#include "sanitizers.hpp"
+#include "stack.hpp"
+#include "topology.hpp"
+#include "worker.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+namespace weft {
+namespace detail {
+
+namespace {
+
+scheduler::options normalise(scheduler::options o, unsigned workers) {
+  constexpr std::size_t max_stack = std::size_t{1} << 30;
+  if (o.stack_size < min_stack_size)
+    throw std::invalid_argument("weft::scheduler::options::stack_size: " +
+                                std::to_string(o.stack_size) + " bytes is below the minimum of " +
+                                std::to_string(min_stack_size));
+  if (o.stack_size > max_stack)
+    throw std::invalid_argument("weft::scheduler::options::stack_size: " +
+                                std::to_string(o.stack_size) + " bytes is above the maximum of " +
+                                std::to_string(max_stack));
+  if (o.guard_size == 0 || o.guard_size > max_stack)
+    throw std::invalid_argument("weft::scheduler::options::guard_size: must be between 1 byte "
+                                "(rounded up to a page) and 1 GiB, got " +
+                                std::to_string(o.guard_size));
+  if (o.workers > 4096)
+    throw std::invalid_argument("weft::scheduler::options::workers: " + std::to_string(o.workers) +
+                                " is above the maximum of 4096");
+  o.workers = workers;
+  o.stack_size = round_to_pages(o.stack_size * sanitizer_stack_multiplier);
+  o.guard_size = round_to_pages(o.guard_size);
+  return o;
+}
+
+std::once_flag pin_warning_once;
+
+}  // namespace
+
+runtime::runtime(scheduler& owner, const scheduler::options& opts)
+    : owner_(owner),
+      opts_(normalise(opts, opts.workers ? opts.workers : default_worker_count())),
+      inline_reserve_(std::max<std::size_t>(opts_.stack_size / 4, 8 * 1024)),
+      idle_(opts_.workers) {
+  topology_plan plan = plan_topology(opts_.workers, opts_.pin);
+  if (!plan.warning.empty())
+    std::call_once(pin_warning_once, [&] {
+      std::fprintf(stderr, "weft: %s; workers run unpinned\n", plan.warning.c_str());
+    });
+  const std::size_t cap = opts_.max_fibers ? opts_.max_fibers : stack_cap_from_map_count();
+  unlimited_ = cap == SIZE_MAX;
+  if (!unlimited_) {
+    budget_.store(static_cast<std::int64_t>(cap), std::memory_order_relaxed);
+    budget_batch_ = std::clamp<std::int64_t>(static_cast<std::int64_t>(cap / (8 * opts_.workers)),
+                                             1, 64);
+  }
+  workers_.reserve(opts_.workers);
+  for (unsigned i = 0; i < opts_.workers; ++i) workers_.push_back(std::make_unique<worker>(*this, i));
+  try {
+    threads_.reserve(opts_.workers);
+    for (unsigned i = 0; i < opts_.workers; ++i)
+      threads_.emplace_back(&worker::thread_main, workers_[i].get(), plan.workers[i].os_cpu,
+                            std::move(plan.steal_tiers[i]));
+  } catch (...) {
+    stop_.store(true, std::memory_order_release);
+    for (auto& w : workers_) w->unpark();
+    for (auto& t : threads_) t.join();
+    throw;
+  }
+}
+
+runtime::~runtime() { shutdown(); }
+
+namespace {
+bool quiescent(const std::vector<std::unique_ptr<worker>>& ws,
+               const std::atomic<std::uint64_t>& external) {
+  std::uint64_t done = 0, spawned = 0;
+  for (const auto& w : ws) done += w->completed();  // first: step 3
+  for (const auto& w : ws) spawned += w->spawned();
+  spawned += external.load(std::memory_order_seq_cst);
+  return done == spawned;
+}
+}  // namespace
+
+void runtime::shutdown() noexcept {
+  std::lock_guard<std::mutex> g(shutdown_mu_);  // a concurrent second call waits
+  if (shut_down_.load(std::memory_order_relaxed)) return;
+  worker* w = current_worker();
+  WEFT_ASSERT(!(w && &w->rt() == this),
+              "weft::scheduler::shutdown() (or its destructor) called from one of its own "
+              "fibers: it would wait for itself");
+  closing_.store(true, std::memory_order_seq_cst);  // step 1
+  auto pause = std::chrono::microseconds(20);
+  auto next_report = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!quiescent(workers_, external_spawned_)) {
+    std::this_thread::sleep_for(pause);
+    pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(1));
+    if (std::chrono::steady_clock::now() > next_report) {
+      std::uint64_t done = 0, spawned = external_spawned_.load();
+      for (auto& x : workers_) done += x->completed(), spawned += x->spawned();
+      std::fprintf(stderr, "weft: shutdown is waiting for %llu unfinished fiber(s)\n",
+                   static_cast<unsigned long long>(spawned - done));
+      next_report += std::chrono::seconds(5);
+    }
+  }
+  // release: pairs with the acquire loads of stop_ in worker::find_work/park (step 4).
+  stop_.store(true, std::memory_order_release);
+  (void)idle_.take_all_sleepers();  // they exit; keep the counts consistent anyway
+  for (auto& x : workers_) x->unpark();
+  for (auto& t : threads_) t.join();
+  shut_down_.store(true, std::memory_order_relaxed);
+}
+
+void runtime::spawn_external(task* t) {
+  // seq_cst: shutdown step 1.
+  external_spawned_.fetch_add(1, std::memory_order_seq_cst);
+  if (closing_.load(std::memory_order_seq_cst)) {
+    external_spawned_.fetch_sub(1, std::memory_order_seq_cst);
+    throw std::runtime_error("weft::scheduler::spawn: the scheduler is shutting down");
+  }
+  if (!unlimited_) {
+    // relaxed: a counter of slots, nothing is published through it.
+    if (budget_.fetch_sub(1, std::memory_order_relaxed) <= 0) {
+      budget_.fetch_add(1, std::memory_order_relaxed);
+      external_spawned_.fetch_sub(1, std::memory_order_seq_cst);
+      throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
+                              "weft::scheduler::spawn: the live-fiber cap "
+                              "(scheduler::options::max_fibers, or the vm.max_map_count-derived "
+                              "limit) is reached");
+    }
+  }
+  // relaxed: uniqueness only.
+  t->id_ = id_source_.fetch_add(1, std::memory_order_relaxed);
+  item it = as_item(t);
+  inject(&it, 1);
+}
+
+void runtime::inject(const item* items, std::size_t n) noexcept {
+  inject_.enqueue_bulk(items, n);
+  // seq_cst: P1 of the idle protocol; C3 reads it after the C2 fence.
+  inject_count_.fetch_add(static_cast<std::int64_t>(n), std::memory_order_seq_cst);
+  notify_idle(-1);
+}
+
+void runtime::notify_idle(int preferred) noexcept {
+  int w = idle_.notify_one(preferred);
+  if (w >= 0) workers_[static_cast<unsigned>(w)]->unpark();
+}
+
+void runtime::wake(fiber_impl* f) noexcept {
+  worker* w = current_worker();
+  if (w && &w->rt() == this)
+    w->wake_local(f);  // runs next on the waker's worker (warm cache, no futex)
+  else
+    f->home->push_remote(as_item(f));
+}
+
+bool runtime::any_work_visible() const noexcept {
+  if (inject_count_.load(std::memory_order_seq_cst) > 0) return true;
+  for (const auto& w : workers_)
+    if (w->has_visible_work()) return true;
+  return false;
+}
+
+scheduler_stats runtime::stats() const {
+  scheduler_stats s;
+  for (const auto& w : workers_) s.workers.push_back(w->stats());
+  return s;
+}
+
+}  // namespace detail
+
+scheduler::scheduler() : scheduler(options{}) {}
+scheduler::scheduler(const options& opts) : rt_(std::make_unique<detail::runtime>(*this, opts)) {}
+scheduler::~scheduler() { rt_->shutdown(); }
+void scheduler::shutdown() noexcept { rt_->shutdown(); }
+unsigned scheduler::worker_count() const noexcept { return rt_->worker_count(); }
+scheduler_stats scheduler::stats() const { return rt_->stats(); }
+scheduler* scheduler::current() noexcept {
+  detail::worker* w = detail::current_worker();
+  return w ? &w->rt().owner() : nullptr;
+}
+
+}  // namespace weft

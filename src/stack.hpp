@@ -1,0 +1,59 @@
+// src/stack.hpp - guarded, mmap'd fiber stacks and the stack-overflow report.
+//
+//   high  +---------------------------+ <- base + map_size
+//         | fiber record (fiber_impl) |   placed by the worker at the top
+//         | usable stack, grows down  |
+//   lo -> +---------------------------+
+//         | guard: no access          |   guard_size bytes (whole pages)
+//   base->+---------------------------+
+//
+// Guard pages are installed with madvise(MADV_GUARD_INSTALL) where the kernel has it
+// (Linux 6.13+: no extra VMA, so adjacent stacks stay one mapping), else with mprotect,
+// which splits the mapping: each stack then costs 2 VMAs and vm.max_map_count (65530 by
+// default) caps the process near 32K stacks (platform-facts.md 3.3).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace weft::detail {
+
+struct stack {
+  void* base = nullptr;       // start of the mapping (= start of the guard)
+  std::size_t map_size = 0;   // guard + usable
+  void* lo = nullptr;         // lowest usable byte (just above the guard)
+  std::size_t size = 0;       // usable bytes
+  std::uintptr_t guard_lo() const noexcept { return reinterpret_cast<std::uintptr_t>(base); }
+  std::uintptr_t guard_hi() const noexcept { return reinterpret_cast<std::uintptr_t>(lo); }
+};
+
+// Smallest usable stack accepted by scheduler::options.
+inline constexpr std::size_t min_stack_size = 16 * 1024;
+
+std::size_t page_size() noexcept;
+std::size_t round_to_pages(std::size_t n) noexcept;
+
+// Maps a stack with `usable` bytes (already rounded) above a `guard`-byte guard. Throws
+// std::system_error whose message names the failing call and, when the mapping limit is
+// the likely cause, vm.max_map_count and the current map count.
+stack stack_allocate(std::size_t usable, std::size_t guard);
+// Unmaps it (unpoisons it first under ASan so reused addresses start clean). Any thread.
+void stack_release(const stack& s) noexcept;
+// True when guards are installed with MADV_GUARD_INSTALL (probed once).
+bool guard_without_vma() noexcept;
+// How many more guarded stacks the VMA limit allows, with a reserve left for threads and
+// malloc; SIZE_MAX when guards cost no VMA.
+std::size_t stack_cap_from_map_count() noexcept;
+
+// Installs the process-wide SIGSEGV handler once (chaining to the previous one) and an
+// alternate signal stack for the calling thread. Call on every worker thread.
+void install_overflow_handler_for_this_thread();
+// Frees the calling thread's alternate signal stack (before the thread exits).
+void remove_overflow_handler_for_this_thread() noexcept;
+
+// Implemented by the worker: if the calling thread is running a fiber, fills the guard
+// range, usable size and fiber id of that fiber's stack. Async-signal-safe.
+bool current_fiber_guard(std::uintptr_t& guard_lo, std::uintptr_t& guard_hi,
+                         std::size_t& usable, std::uint64_t& fiber_id) noexcept;
+
+}  // namespace weft::detail

@@ -1,0 +1,242 @@
+// src/task.cpp - join, detach and completion of tasks; spawn entry points; this_fiber;
+// fiber-local storage; the unhandled-exception handler.
+//
+// Join protocol (task::state_ bits in fiber_impl.hpp; each is set once):
+//   1. The joiner reads state_ (acquire). DONE: the result is ready.
+//   2. A fiber joiner whose child is still in its worker's private_ list takes it out and
+//      runs it inline on its own stack (no switch), if enough stack is left.
+//   3. Otherwise it writes joiner_ and sets JOIN_WAIT with fetch_or(acq_rel). A fiber does
+//      this in a post-switch action, after its context is saved, so the completer can
+//      resume it at once. If that fetch_or sees DONE, the joiner wakes itself.
+//   4. The completer sets DONE with fetch_or(acq_rel): release publishes the result and
+//      error_; acquire makes joiner_ visible when JOIN_WAIT was already set, and then
+//      it wakes the joiner. Exactly one of the two fetch_ors sees the other's bit, so a
+//      joiner is woken exactly once and never before it can be resumed.
+//   5. detach() sets DETACHED the same way; whichever of detach/complete comes second
+//      reports a stored exception to the unhandled-exception handler (exactly once).
+#include "assert.hpp"
+#include "fiber_impl.hpp"
+#include "parker.hpp"
+#include "runtime.hpp"
+#include "worker.hpp"
+
+#include <weft/fiber.hpp>
+#include <weft/scheduler.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+namespace weft {
+namespace detail {
+
+void contract_violation(const char* what, const char* file, int line) noexcept {
+  std::fprintf(stderr, "weft: contract violation: %s (%s:%d)\n", what, file, line);
+  std::fflush(stderr);
+  std::abort();
+}
+
+namespace {
+
+// A plain thread blocked in join(). Lives on the joiner's stack.
+struct thread_waiter {
+  std::atomic<std::int32_t> flag{0};
+};
+constexpr std::uintptr_t thread_tag = 1;
+
+void wake_joiner(void* joiner) noexcept {
+  auto bits = reinterpret_cast<std::uintptr_t>(joiner);
+  if (bits & thread_tag) {
+    auto* tw = reinterpret_cast<thread_waiter*>(bits & ~thread_tag);
+    // release: publishes the completed task to the joiner; pairs with its acquire load.
+    tw->flag.store(1, std::memory_order_release);
+    // The joiner may already have returned (it saw the flag without sleeping); a wake on a
+    // stale address is harmless to the futex protocol (waiters re-check their word).
+    futex_wake(&tw->flag, 1);
+  } else {
+    auto* f = static_cast<fiber_impl*>(joiner);
+    f->rt->wake(f);
+  }
+}
+
+void default_unhandled(std::uint64_t id, std::exception_ptr e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "weft: detached fiber %llu threw: %s\n",
+                 static_cast<unsigned long long>(id), ex.what());
+  } catch (...) {
+    std::fprintf(stderr, "weft: detached fiber %llu threw a non-std exception\n",
+                 static_cast<unsigned long long>(id));
+  }
+  std::terminate();
+}
+
+std::atomic<unhandled_exception_handler> unhandled{nullptr};
+
+void report_unhandled(task* t) noexcept {
+  // acquire: pairs with the release exchange in set_unhandled_exception_handler().
+  unhandled_exception_handler h = unhandled.load(std::memory_order_acquire);
+  (h ? h : default_unhandled)(t->id_, t->error_);
+}
+
+void post_join_wait(fiber_impl* from, void* arg) noexcept {
+  auto* t = static_cast<task*>(arg);
+  // Step 3 (acq_rel): release publishes joiner_; acquire sees the result if DONE.
+  if (t->state_.fetch_or(task_join_wait, std::memory_order_acq_rel) & task_done)
+    current_worker()->wake_local(from);
+}
+
+void wait_as_thread(task* t) {
+  thread_waiter tw;
+  t->joiner_ = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(&tw) | thread_tag);
+  // Step 3 (acq_rel): as in post_join_wait.
+  if (t->state_.fetch_or(task_join_wait, std::memory_order_acq_rel) & task_done) return;
+  // acquire: pairs with the release store in wake_joiner().
+  while (tw.flag.load(std::memory_order_acquire) == 0) futex_wait(&tw.flag, 0);
+}
+
+struct fls_table {
+  std::vector<std::pair<void*, void (*)(void*)>> slots;
+};
+std::atomic<std::size_t> fls_keys{0};
+
+task* current_task_or_abort(const char* what) noexcept {
+  worker* w = current_worker();
+  fiber_impl* f = w ? w->current() : nullptr;
+  WEFT_ASSERT(f && f->current, what);
+  return f->current;
+}
+
+}  // namespace
+
+void task_release(task* t) noexcept {
+  // acq_rel: the last owner must see every other owner's writes before deleting.
+  if (t->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete t;
+}
+
+void task_complete(task* t) noexcept {
+  // Step 4.
+  std::uint32_t prev = t->state_.fetch_or(task_done, std::memory_order_acq_rel);
+  if (prev & task_join_wait) wake_joiner(t->joiner_);
+  if ((prev & task_detached) && t->error_) report_unhandled(t);
+}
+
+void task_wait(task* t) {
+  // acquire: pairs with the release of DONE in task_complete (step 1).
+  if (!(t->state_.load(std::memory_order_acquire) & task_done)) {
+    worker* w = current_worker();
+    fiber_impl* self = w ? w->current() : nullptr;
+    if (!self) {
+      wait_as_thread(t);
+    } else if (w->take_private(t)) {
+      // Step 2. The child never left this worker, so it needs no synchronisation.
+      auto* sp = static_cast<char*>(__builtin_frame_address(0));
+      if (sp - static_cast<char*>(self->stk.lo) > static_cast<std::ptrdiff_t>(w->rt().inline_reserve_)) {
+        w->run_task(self, t);
+      } else {
+        w->requeue_task(t);  // too deep to nest: it runs on a fiber of its own
+        t->joiner_ = self;
+        w->suspend(self, post_join_wait, t);
+      }
+    } else {
+      t->joiner_ = self;
+      w->suspend(self, post_join_wait, t);
+    }
+  }
+  // acquire: pairs with the release of DONE; makes error_ and the result visible.
+  std::uint32_t st = t->state_.load(std::memory_order_acquire);
+  WEFT_ASSERT(st & task_done, "join resumed before the fiber finished");
+  if (t->error_) std::rethrow_exception(t->error_);
+}
+
+void task_detach(task* t) noexcept {
+  // Step 5 (acq_rel): acquire sees error_ when DONE is already set.
+  std::uint32_t prev = t->state_.fetch_or(task_detached, std::memory_order_acq_rel);
+  if ((prev & task_done) && t->error_) report_unhandled(t);
+  task_release(t);
+}
+
+void spawn_here(task* t) {
+  worker* w = current_worker();
+  if (!w || !w->current())
+    throw std::logic_error(
+        "weft::spawn called outside a fiber; use scheduler::spawn from plain threads");
+  if (!w->reserve_fiber_slot())
+    throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
+                            "weft::spawn: the live-fiber cap (scheduler::options::max_fibers, "
+                            "or the vm.max_map_count-derived limit) is reached");
+  w->spawn_local(t);
+}
+
+void spawn_on(scheduler& sched, task* t) {
+  worker* w = current_worker();
+  if (w && w->current() && &w->rt() == &sched.runtime_()) {
+    spawn_here(t);
+    return;
+  }
+  sched.runtime_().spawn_external(t);
+}
+
+void fls_destroy(task* t) noexcept {
+  auto* table = static_cast<fls_table*>(t->fls_);
+  if (!table) return;
+  for (std::size_t i = table->slots.size(); i-- > 0;)
+    if (table->slots[i].first) table->slots[i].second(table->slots[i].first);
+  delete table;
+  t->fls_ = nullptr;
+}
+
+std::size_t fls_new_key() noexcept {
+  // relaxed: uniqueness only.
+  return fls_keys.fetch_add(1, std::memory_order_relaxed);
+}
+
+void* fls_get(std::size_t key, void* (*make)(), void (*destroy)(void*)) {
+  task* t = current_task_or_abort("weft::fiber_local used outside a fiber");
+  auto* table = static_cast<fls_table*>(t->fls_);
+  if (!table) t->fls_ = table = new fls_table;
+  if (table->slots.size() <= key) table->slots.resize(key + 1, {nullptr, nullptr});
+  auto& slot = table->slots[key];
+  if (!slot.first) slot = {make(), destroy};
+  return slot.first;
+}
+
+}  // namespace detail
+
+unhandled_exception_handler set_unhandled_exception_handler(unhandled_exception_handler h) noexcept {
+  // release: publishes whatever the handler relies on; pairs with report_unhandled().
+  return detail::unhandled.exchange(h, std::memory_order_acq_rel);
+}
+
+namespace this_fiber {
+void yield() noexcept {
+  detail::worker* w = detail::current_worker();
+  if (!w || !w->current()) {
+    std::this_thread::yield();
+    return;
+  }
+  w->yield(w->current());
+}
+
+std::uint64_t id() noexcept {
+  detail::worker* w = detail::current_worker();
+  detail::fiber_impl* f = w ? w->current() : nullptr;
+  return f && f->current ? f->current->id_ : 0;
+}
+
+bool in_fiber() noexcept {
+  detail::worker* w = detail::current_worker();
+  return w && w->current();
+}
+}  // namespace this_fiber
+
+namespace this_worker {
+int index() noexcept {
+  detail::worker* w = detail::current_worker();
+  return w ? static_cast<int>(w->index()) : -1;
+}
+}  // namespace this_worker
+
+}  // namespace weft

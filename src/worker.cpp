@@ -1,0 +1,430 @@
+// src/worker.cpp - the worker loop, the fiber loop and every context switch.
+//
+// Switch protocol (the one place fibers change hands; see also context.cpp):
+//   1. The switching code records a post action (post_) and the target in this worker,
+//      then calls switch_context. current_ names the fiber now running on this thread.
+//   2. Whatever context lands (a resumed fiber, a fresh fiber's entry, the scheduler
+//      context) immediately runs current_worker()->run_post(). The post action is what
+//      makes the suspended fiber visible to others (requeue, join registration, a sync
+//      primitive's waiter list, or returning a finished fiber to the pool). It runs after
+//      the fiber's context is saved, so nobody can resume a fiber that is still running.
+//   3. After a switch returns, `this` may name another thread's worker (the fiber
+//      migrated): code after a switch re-reads current_worker().
+#include "worker.hpp"
+
+#include "assert.hpp"
+#include "runtime.hpp"
+#include "sanitizers.hpp"
+#include "stack.hpp"
+#include "topology.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <new>
+#include <system_error>
+
+namespace weft::detail {
+
+namespace {
+thread_local worker* tls_worker = nullptr;
+
+// Searching workers spin this long before parking. A futex wake round trip between cores
+// costs ~45 µs on this VM kind (platform-facts.md), so a shorter spin turns every short gap
+// in the work into that latency; a longer one burns CPU in idle phases (W9 measures it).
+constexpr auto spin_for = std::chrono::microseconds(50);
+
+inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
+}  // namespace
+
+__attribute__((noinline)) worker* current_worker() noexcept {
+  return tls_worker;
+}
+
+bool current_fiber_guard(std::uintptr_t& guard_lo, std::uintptr_t& guard_hi, std::size_t& usable,
+                         std::uint64_t& fiber_id) noexcept {
+  worker* w = tls_worker;
+  if (!w || !w->current()) return false;
+  fiber_impl* f = w->current();
+  guard_lo = f->stk.guard_lo();
+  guard_hi = f->stk.guard_hi();
+  usable = f->stk.size;
+  fiber_id = f->current ? f->current->id_ : 0;
+  return true;
+}
+
+worker::worker(runtime& rt, unsigned index)
+    : rt_(rt), index_(index), rng_(0x9e3779b9u * (index + 1)), remote_(64) {
+  pool_.reserve(rt.opts_.stack_cache);
+}
+
+worker::~worker() = default;
+
+// ---------------------------------------------------------------- the worker thread
+
+void worker::thread_main(int os_cpu, std::vector<std::vector<unsigned>> steal_tiers) {
+  tls_worker = this;
+  tiers_ = std::move(steal_tiers);
+  if (os_cpu >= 0) {
+    if (int err = pin_this_thread(os_cpu); err != 0)
+      std::fprintf(stderr, "weft: worker %u: cannot pin to CPU %d (%s); running unpinned\n",
+                   index_, os_cpu, std::generic_category().message(err).c_str());
+  }
+  install_overflow_handler_for_this_thread();
+  context_init_thread(sched_ctx_);
+  while (item it = find_work()) dispatch(it);
+  for (fiber_impl* f : pool_) destroy_fiber(f);
+  pool_.clear();
+  remove_overflow_handler_for_this_thread();
+  tls_worker = nullptr;
+}
+
+void worker::dispatch(item it) noexcept {
+  fiber_impl* to = is_fiber(it) ? as_fiber(it) : fiber_for(as_task(it));
+  if (to) switch_to(nullptr, to, nullptr, nullptr);
+}
+
+item worker::find_work() noexcept {
+  for (;;) {
+    if (item it = next_local()) return it;
+    if (!searching_) searching_ = rt_.idle_.try_enter_searching();
+    if (searching_) {
+      const auto until = std::chrono::steady_clock::now() + spin_for;
+      do {
+        item it = try_steal();
+        if (!it) it = next_local();
+        if (it) {
+          searching_ = false;
+          // The last searcher to find work wakes another, so a burst ramps up (idle.hpp).
+          if (rt_.idle_.leave_searching()) rt_.notify_idle(-1);
+          return it;
+        }
+        for (int i = 0; i < 32; ++i) cpu_relax();
+      } while (std::chrono::steady_clock::now() < until);
+    }
+    // acquire: pairs with the release store in runtime::shutdown(); everything was done.
+    if (rt_.stop_.load(std::memory_order_acquire)) return 0;
+    park();
+  }
+}
+
+// idle.hpp steps C1-C4.
+void worker::park() noexcept {
+  rt_.idle_.announce_park(index_, searching_);
+  searching_ = false;
+  // C2: orders announce_park's update before the re-check below; the other side of this
+  // StoreLoad is the fence in idle::notify_one (P2).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (rt_.any_work_visible() || rt_.stop_.load(std::memory_order_acquire)) {
+    // Not on the list any more means a producer popped us and its unpark is pending.
+    if (!rt_.idle_.cancel_park(index_)) parker_.park();
+  } else {
+    parks_.add();
+    parker_.park();
+  }
+  searching_ = true;  // cancel_park, or the producer that popped us, counted us searching
+}
+
+item worker::next_local() noexcept {
+  if (++tick_ % fairness_interval == 0) {
+    if (item it = poll_inject(1)) return it;
+    if (item it = poll_remote()) return it;
+  }
+  if (private_n_) publish_private(private_n_);  // the running fiber stopped running
+  if (runnext_) {
+    item it = runnext_;
+    runnext_ = 0;
+    // Two fibers waking each other could monopolise runnext; after 3 in a row the woken
+    // one queues behind the ring like everybody else (Tokio's LIFO slot budget).
+    if (++runnext_streak_ <= 3 || ring_.empty()) return it;
+    push_ring(it);
+  }
+  runnext_streak_ = 0;
+  if (item it = ring_.pop()) return it;
+  if (item it = poll_remote()) return it;
+  return poll_inject(batch_.size());
+}
+
+item worker::poll_remote() noexcept {
+  // relaxed: a hint; C3 and the fairness tick make sure nothing is left behind.
+  if (remote_count_.load(std::memory_order_relaxed) <= 0) return 0;
+  std::size_t n = remote_.try_dequeue_bulk(batch_.data(), batch_.size());
+  if (n == 0) return 0;
+  // relaxed: the count only tells parkers to look again; the items are handed over by
+  // the queue itself (its release/acquire), not by the count.
+  remote_count_.fetch_sub(static_cast<std::int64_t>(n), std::memory_order_relaxed);
+  remote_wakes_.add(n);
+  for (std::size_t i = 1; i < n; ++i) push_ring(batch_[i]);
+  return batch_[0];
+}
+
+item worker::poll_inject(std::size_t max) noexcept {
+  // relaxed: as in poll_remote.
+  if (rt_.inject_count_.load(std::memory_order_relaxed) <= 0) return 0;
+  std::size_t n = rt_.inject_.try_dequeue_bulk(batch_.data(), std::min(max, batch_.size()));
+  if (n == 0) return 0;
+  rt_.inject_count_.fetch_sub(static_cast<std::int64_t>(n), std::memory_order_relaxed);
+  injected_.add(n);
+  for (std::size_t i = 1; i < n; ++i) push_ring(batch_[i]);
+  return batch_[0];
+}
+
+item worker::try_steal() noexcept {
+  for (const auto& tier : tiers_) {
+    const std::size_t k = tier.size();
+    const std::size_t start = rng_() % k;
+    for (std::size_t j = 0; j < k; ++j) {
+      worker& v = rt_.worker_at(tier[(start + j) % k]);
+      steal_attempts_.add();
+      std::size_t moved = 0;
+      if (item it = v.ring_.steal_into(ring_, moved)) {
+        steals_.add();
+        stolen_.add(moved);
+        return it;
+      }
+      // A busy victim's remote wakes are fair game too (moodycamel is MPMC).
+      if (v.remote_count_.load(std::memory_order_relaxed) > 0) {
+        std::size_t n = v.remote_.try_dequeue_bulk(batch_.data(), batch_.size());
+        if (n) {
+          v.remote_count_.fetch_sub(static_cast<std::int64_t>(n), std::memory_order_relaxed);
+          steals_.add();
+          stolen_.add(n);
+          for (std::size_t i = 1; i < n; ++i) push_ring(batch_[i]);
+          return batch_[0];
+        }
+      }
+    }
+  }
+  return poll_inject(batch_.size());
+}
+
+bool worker::has_visible_work() const noexcept {
+  // seq_cst loads: step C3 of the idle protocol, after the C2 fence.
+  return ring_.size() != 0 || remote_count_.load(std::memory_order_seq_cst) > 0;
+}
+
+// ---------------------------------------------------------------- queues
+
+void worker::push_ring(item it) noexcept {
+  if (std::size_t n = ring_.push(it, spill_.data())) rt_.inject(spill_.data(), n);
+}
+
+void worker::publish_private(std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n; ++i) push_ring(as_item(private_[i]));
+  for (std::size_t i = n; i < private_n_; ++i) private_[i - n] = private_[i];
+  private_n_ -= n;
+  rt_.notify_idle(-1);  // P2-P4: the ring may have gone from empty to non-empty
+}
+
+void worker::spawn_local(task* t) {
+  t->id_ = next_task_id();
+  spawned_.add_release();  // before publication: shutdown counts completions against it
+  if (private_n_ == private_cap) publish_private(private_cap / 2);
+  private_[private_n_++] = t;
+  // Somebody is idle: let them see it now rather than when this fiber stops running.
+  if (rt_.idle_.has_idle()) publish_private(private_n_);
+}
+
+void worker::requeue_task(task* t) noexcept {
+  push_ring(as_item(t));
+  rt_.notify_idle(-1);
+}
+
+bool worker::take_private(task* t) noexcept {
+  for (std::size_t i = private_n_; i-- > 0;) {
+    if (private_[i] != t) continue;
+    for (std::size_t j = i + 1; j < private_n_; ++j) private_[j - 1] = private_[j];
+    --private_n_;
+    return true;
+  }
+  return false;
+}
+
+void worker::wake_local(fiber_impl* f) noexcept {
+  if (runnext_) {
+    push_ring(runnext_);
+    rt_.notify_idle(-1);
+  }
+  runnext_ = as_item(f);
+}
+
+void worker::push_remote(item it) noexcept {
+  remote_.enqueue(it);  // may allocate; moodycamel reports failure only on OOM
+  // seq_cst: P1 of the idle protocol (paired with C3's seq_cst read in has_visible_work).
+  remote_count_.fetch_add(1, std::memory_order_seq_cst);
+  rt_.notify_idle(static_cast<int>(index_));
+}
+
+// ---------------------------------------------------------------- fibers
+
+void worker::switch_to(fiber_impl* from, fiber_impl* to, post_fn post, void* arg) noexcept {
+  post_ = post_action{post, arg, from};
+  context& from_ctx = from ? from->ctx : sched_ctx_;
+  context& to_ctx = to ? to->ctx : sched_ctx_;
+  current_ = to;
+  if (to) to->home = this;
+  switches_.add();
+  switch_context(from_ctx, to_ctx);
+  // Resumed, perhaps on another worker: `this` is stale from here on (protocol step 3).
+  current_worker()->run_post();
+}
+
+void worker::run_post() noexcept {
+  post_action p = post_;
+  post_ = post_action{};
+  if (p.fn) p.fn(p.from, p.arg);
+}
+
+void worker::suspend(fiber_impl* self, post_fn post, void* arg) noexcept {
+  item next = next_local();
+  fiber_impl* to = nullptr;
+  if (next) to = is_fiber(next) ? as_fiber(next) : fiber_for(as_task(next));
+  switch_to(self, to, post, arg);
+}
+
+void worker::yield(fiber_impl* self) noexcept {
+  item next = next_local();
+  if (!next) return;  // nothing else is runnable here
+  fiber_impl* to = is_fiber(next) ? as_fiber(next) : fiber_for(as_task(next));
+  switch_to(self, to, post_requeue, nullptr);
+}
+
+void worker::post_requeue(fiber_impl* from, void*) noexcept {
+  current_worker()->push_ring(as_item(from));
+}
+
+void worker::post_recycle(fiber_impl* from, void*) noexcept {
+  current_worker()->recycle(from);
+}
+
+void worker::fiber_main(transfer first) {
+  context_first_landing(first);
+  worker* w = current_worker();
+  fiber_impl* self = w->current_;
+  w->run_post();
+  for (;;) {
+    task* t = self->root;
+    self->root = nullptr;
+    w->run_task(self, t);
+    w = current_worker();  // the task may have migrated us
+    item next = w->next_local();
+    if (next && !is_fiber(next)) {
+      self->root = as_task(next);  // run it on this stack: no switch, no new fiber
+      continue;
+    }
+    w->switch_to(self, next ? as_fiber(next) : nullptr, post_recycle, nullptr);
+    w = current_worker();  // taken from a pool again, with root set
+  }
+}
+
+void worker::run_task(fiber_impl* self, task* t) noexcept {
+  task* outer = self->current;
+  self->current = t;
+  fibers_run_.add();
+  if (outer) inline_runs_.add();
+  try {
+    t->invoke();
+  } catch (...) {
+    t->error_ = std::current_exception();
+  }
+  fls_destroy(t);
+  self->current = outer;
+  worker* w = current_worker();  // invoke() may have migrated us
+  task_complete(t);
+  task_release(t);  // the queue's reference
+  w->release_fiber_slot();
+  w->completed_.add_release();  // last: shutdown may proceed once every spawn is matched
+}
+
+fiber_impl* worker::fiber_for(task* t) noexcept {
+  fiber_impl* f = nullptr;
+  if (!pool_.empty()) {
+    f = pool_.back();
+    pool_.pop_back();
+  } else {
+    try {
+      const std::size_t record = (sizeof(fiber_impl) + 63) & ~std::size_t{63};
+      stack s = stack_allocate(rt_.opts_.stack_size, rt_.opts_.guard_size);
+      f = ::new (static_cast<char*>(s.lo) + s.size - record) fiber_impl{};
+      f->stk = s;
+      f->rt = &rt_;
+      context_make(f->ctx, s.lo, s.size - record, &worker::fiber_main);
+    } catch (...) {
+      // No stack: the task fails to start; join() rethrows the std::system_error.
+      t->error_ = std::current_exception();
+      task_complete(t);
+      task_release(t);
+      release_fiber_slot();
+      completed_.add_release();
+      return nullptr;
+    }
+  }
+  f->root = t;
+  return f;
+}
+
+void worker::recycle(fiber_impl* f) noexcept {
+  if (pool_.size() < rt_.opts_.stack_cache)
+    pool_.push_back(f);  // LIFO: the stack freed hot is the next one reused
+  else
+    destroy_fiber(f);
+}
+
+void worker::destroy_fiber(fiber_impl* f) noexcept {
+  context_destroy(f->ctx);
+  stack s = f->stk;
+  f->~fiber_impl();
+  stack_release(s);
+}
+
+// ---------------------------------------------------------------- accounting
+
+bool worker::reserve_fiber_slot() noexcept {
+  if (rt_.unlimited_) return true;
+  if (budget_ > 0) {
+    --budget_;
+    return true;
+  }
+  // relaxed: the budget is a counter of slots; nothing is published through it.
+  std::int64_t avail = rt_.budget_.load(std::memory_order_relaxed);
+  while (avail > 0) {
+    std::int64_t take = std::min(avail, rt_.budget_batch_);
+    if (rt_.budget_.compare_exchange_weak(avail, avail - take, std::memory_order_relaxed)) {
+      budget_ = take - 1;
+      return true;
+    }
+  }
+  return false;
+}
+
+void worker::release_fiber_slot() noexcept {
+  if (rt_.unlimited_) return;
+  if (++budget_ > 2 * rt_.budget_batch_) {
+    rt_.budget_.fetch_add(rt_.budget_batch_, std::memory_order_relaxed);
+    budget_ -= rt_.budget_batch_;
+  }
+}
+
+std::uint64_t worker::next_task_id() noexcept {
+  if (id_next_ == id_end_) {
+    // relaxed: uniqueness only needs the atomicity of fetch_add.
+    id_next_ = rt_.id_source_.fetch_add(4096, std::memory_order_relaxed);
+    id_end_ = id_next_ + 4096;
+  }
+  return id_next_++;
+}
+
+worker_stats worker::stats() const noexcept {
+  worker_stats s;
+  s.fibers_run = fibers_run_.get();
+  s.inline_runs = inline_runs_.get();
+  s.switches = switches_.get();
+  s.steals = steals_.get();
+  s.stolen = stolen_.get();
+  s.steal_attempts = steal_attempts_.get();
+  s.parks = parks_.get();
+  s.injected = injected_.get();
+  s.remote_wakes = remote_wakes_.get();
+  return s;
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,181 @@
+// src/worker.hpp - one pinned worker thread: its queues, its fiber pool, its loop.
+//
+// Where a worker looks for its next item (next_local(), then find_work()):
+//   1. every 61st pick: the injection queue, then its remote queue (fairness: outside
+//      submissions and remote wakes are never starved by a busy local queue);
+//   2. private_: tasks spawned by the running fiber and not yet published (see below);
+//   3. runnext_: the fiber this worker woke last (Go's runnext, Tokio's LIFO slot), so a
+//      woken partner runs next on the waker's warm cache;
+//   4. ring_: the local run queue (FIFO; stealers take half of it);
+//   5. remote_: fibers woken from other threads, moved into ring_ in batches;
+//   6. the runtime's injection queue (outside spawns and ring spills), in batches;
+//   7. searching: steal half of a peer's ring, or take from its remote queue, visiting
+//      peers nearest first (topology tiers), from a random start in each tier;
+//   8. park (idle.hpp protocol).
+//
+// Private spawns (lazy publication): a spawn from a fiber goes to private_, a small
+// owner-only LIFO that stealers cannot see. A join of a child still in private_ removes
+// it and runs it inline on the joiner's stack, with no queue traffic, no new fiber and no
+// switch, which is what makes fork-join (fib, skynet) cheap. private_ is published to the
+// ring (oldest first) when it is full, whenever some worker is idle (searching or
+// parked), and whenever the running fiber stops running (suspends or finishes), so a
+// private task is never stranded.
+#pragma once
+
+#include "context.hpp"
+#include "fiber_impl.hpp"
+#include "parker.hpp"
+#include "run_queue.hpp"
+
+#include <weft/stats.hpp>
+
+#include <concurrentqueue/concurrentqueue.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace weft::detail {
+
+class runtime;
+class worker;
+
+// The worker running the calling thread, or nullptr. Not inlined and re-read after every
+// suspension point: a fiber may come back on another thread (see fiber.hpp's hazard note).
+worker* current_worker() noexcept;
+
+// Runs on the context switched to, right after the switch, with the fiber that switched
+// away (nullptr for the scheduler context). This is where a suspending fiber is published
+// to wakers: only after its context was saved (switch_context) may anyone resume it.
+using post_fn = void (*)(fiber_impl* from, void* arg) noexcept;
+
+// A counter written only by its worker (plain load+store, no RMW) and read by stats().
+struct counter {
+  std::atomic<std::uint64_t> v{0};
+  // relaxed: statistic only; single writer, so load+store cannot lose an increment.
+  void add(std::uint64_t n = 1) noexcept {
+    v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  // release: for the shutdown counts (spawned_, completed_); pairs with the acquire loads
+  // in spawned()/completed(), read by runtime::quiescent().
+  void add_release() noexcept {
+    v.store(v.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+  std::uint64_t get() const noexcept { return v.load(std::memory_order_relaxed); }
+};
+
+class alignas(64) worker {
+public:
+  static constexpr std::size_t private_cap = 16;
+  static constexpr unsigned fairness_interval = 61;  // Go's schedtick % 61
+
+  worker(runtime& rt, unsigned index);
+  ~worker();
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  // The worker thread's body: pins, installs the overflow handler, runs the loop.
+  void thread_main(int os_cpu, std::vector<std::vector<unsigned>> steal_tiers);
+
+  // ---- Fiber context only; the calling fiber runs on this worker.
+  void spawn_local(task* t);
+  // Removes t from private_ if it is still there (a join may then run it inline).
+  bool take_private(task* t) noexcept;
+  // Switches away from self to the next runnable item; post(self, arg) runs after the
+  // switch. Returns when self is resumed (perhaps on another worker).
+  void suspend(fiber_impl* self, post_fn post, void* arg) noexcept;
+  // Back of the local queue, unless nothing else is runnable here.
+  void yield(fiber_impl* self) noexcept;
+  // Puts a task taken from private_ back where any worker can run it.
+  void requeue_task(task* t) noexcept;
+  // Runs task t on the calling fiber (join of an unstarted child, or a fiber's loop).
+  void run_task(fiber_impl* self, task* t) noexcept;
+  // The fiber's loop: run root, then more local tasks, then return to the pool.
+  [[noreturn]] static void fiber_main(transfer first);
+
+  // ---- This worker's thread (fiber or scheduler context).
+  void wake_local(fiber_impl* f) noexcept;
+  // Reserves a live-fiber slot (max_fibers); false when the cap is reached.
+  bool reserve_fiber_slot() noexcept;
+  void release_fiber_slot() noexcept;
+  std::uint64_t next_task_id() noexcept;
+
+  // ---- Any thread.
+  void push_remote(item it) noexcept;
+  void unpark() noexcept { parker_.unpark(); }
+  bool has_visible_work() const noexcept;  // idle.hpp step C3, for this worker's queues
+  worker_stats stats() const noexcept;
+  std::uint64_t spawned() const noexcept { return spawned_.v.load(std::memory_order_acquire); }
+  std::uint64_t completed() const noexcept {
+    return completed_.v.load(std::memory_order_acquire);
+  }
+
+  fiber_impl* current() const noexcept { return current_; }
+  unsigned index() const noexcept { return index_; }
+  runtime& rt() const noexcept { return rt_; }
+  std::size_t ring_size() const noexcept { return ring_.size(); }
+
+private:
+  struct post_action {
+    post_fn fn = nullptr;
+    void* arg = nullptr;
+    fiber_impl* from = nullptr;
+  };
+
+  item next_local() noexcept;
+  item find_work() noexcept;
+  item try_steal() noexcept;
+  item poll_remote() noexcept;
+  item poll_inject(std::size_t max) noexcept;
+  void push_ring(item it) noexcept;
+  void publish_private(std::size_t n) noexcept;
+  void dispatch(item it) noexcept;
+  // Switches from `from` (nullptr: scheduler context) to `to` (nullptr: scheduler
+  // context); post runs on the other side. Returns when `from` is resumed.
+  void switch_to(fiber_impl* from, fiber_impl* to, post_fn post, void* arg) noexcept;
+  void run_post() noexcept;
+  fiber_impl* fiber_for(task* t) noexcept;  // pooled or new; nullptr when t failed
+  void recycle(fiber_impl* f) noexcept;
+  void destroy_fiber(fiber_impl* f) noexcept;
+  void park() noexcept;
+  static void post_recycle(fiber_impl* from, void* arg) noexcept;
+  static void post_requeue(fiber_impl* from, void* arg) noexcept;
+
+  runtime& rt_;
+  const unsigned index_;
+
+  // Owner-only state (this worker's thread).
+  context sched_ctx_;
+  fiber_impl* current_ = nullptr;
+  post_action post_;
+  std::array<task*, private_cap> private_{};
+  std::size_t private_n_ = 0;
+  item runnext_ = 0;
+  unsigned runnext_streak_ = 0;
+  unsigned tick_ = 0;
+  bool searching_ = false;
+  std::vector<fiber_impl*> pool_;
+  std::vector<std::vector<unsigned>> tiers_;
+  std::minstd_rand rng_;
+  std::int64_t budget_ = 0;
+  std::uint64_t id_next_ = 0, id_end_ = 0;
+  std::array<item, 64> batch_{};
+  std::array<item, 256 / 2 + 1> spill_{};
+
+  // Shared with stealers and wakers.
+  run_queue<256> ring_;
+  alignas(64) moodycamel::ConcurrentQueue<item> remote_;
+  // Items in remote_: incremented (seq_cst) after enqueue, decremented after dequeue;
+  // what the idle protocol's C3 reads (an empty try_dequeue proves nothing).
+  alignas(64) std::atomic<std::int64_t> remote_count_{0};
+  alignas(64) parker parker_;
+
+  // Statistics and shutdown accounting, written only by this worker.
+  alignas(64) counter spawned_, completed_;
+  counter fibers_run_, inline_runs_, switches_, steals_, stolen_, steal_attempts_, parks_,
+      injected_, remote_wakes_;
+};
+
+}  // namespace weft::detail
