@@ -82,6 +82,7 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
     budget_batch_ = std::clamp<std::int64_t>(static_cast<std::int64_t>(cap / (8 * opts_.workers)),
                                              1, 64);
   }
+  reactor_ = std::make_unique<reactor>(*this);
   workers_.reserve(opts_.workers);
   for (unsigned i = 0; i < opts_.workers; ++i) workers_.push_back(std::make_unique<worker>(*this, i));
   try {
@@ -97,7 +98,10 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
   }
 }
 
-runtime::~runtime() { shutdown(); }
+runtime::~runtime() {
+  shutdown();
+  reactor_.reset();  // after the workers: nothing can arm a timer any more
+}
 
 namespace {
 bool quiescent(const std::vector<std::unique_ptr<worker>>& ws,

@@ -17,7 +17,9 @@
 #include "assert.hpp"
 #include "fiber_impl.hpp"
 #include "parker.hpp"
+#include "reactor.hpp"
 #include "runtime.hpp"
+#include "suspend.hpp"
 #include "worker.hpp"
 
 #include <weft/fiber.hpp>
@@ -26,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace weft {
@@ -111,6 +114,17 @@ task* current_task_or_abort(const char* what) noexcept {
 
 }  // namespace
 
+void suspend_current(post_fn post, void* arg) noexcept {
+  worker* w = current_worker();
+  fiber_impl* self = w ? w->current() : nullptr;
+  WEFT_ASSERT(self, "a fiber-only wait was called outside a fiber");
+  w->suspend(self, post, arg);
+}
+
+void wake(fiber_impl* f) noexcept { f->rt->wake(f); }
+
+reactor& reactor_of(fiber_impl* f) noexcept { return *f->rt->reactor_; }
+
 void task_release(task* t) noexcept {
   // acq_rel: the last owner must see every other owner's writes before deleting.
   if (t->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete t;
@@ -148,7 +162,10 @@ void task_wait(task* t) {
   // acquire: pairs with the release of DONE; makes error_ and the result visible.
   std::uint32_t st = t->state_.load(std::memory_order_acquire);
   WEFT_ASSERT(st & task_done, "join resumed before the fiber finished");
-  if (t->error_) std::rethrow_exception(t->error_);
+  // Move the exception out: the joiner then holds its only reference, so the task's
+  // deletion (on whichever thread drops the last task reference) never races with the
+  // joiner's use of the exception through libstdc++'s uninstrumented refcount (TSan).
+  if (t->error_) std::rethrow_exception(std::exchange(t->error_, nullptr));
 }
 
 void task_detach(task* t) noexcept {
@@ -229,6 +246,34 @@ std::uint64_t id() noexcept {
 bool in_fiber() noexcept {
   detail::worker* w = detail::current_worker();
   return w && w->current();
+}
+
+namespace {
+struct sleeper : detail::timer_entry {
+  detail::fiber_impl* fiber;
+};
+}  // namespace
+
+void sleep_until(clock::time_point deadline) noexcept {
+  detail::fiber_impl* self = detail::current_fiber();
+  if (!self) {
+    if (deadline == clock::time_point::max())
+      for (;;) std::this_thread::sleep_for(std::chrono::hours(24));
+    std::this_thread::sleep_until(deadline);
+    return;
+  }
+  if (deadline <= clock::now()) return;
+  sleeper s;
+  s.deadline = deadline;
+  s.fiber = self;
+  s.fire = [](detail::timer_entry* e) noexcept { detail::wake(static_cast<sleeper*>(e)->fiber); };
+  // Armed after the switch (suspend.hpp rule 1): the timer cannot wake us before we sleep.
+  detail::suspend_current(
+      [](detail::fiber_impl*, void* arg) noexcept {
+        auto* sl = static_cast<sleeper*>(arg);
+        detail::reactor_of(sl->fiber).arm(sl);
+      },
+      &s);
 }
 }  // namespace this_fiber
 

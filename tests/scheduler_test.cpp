@@ -2,6 +2,8 @@
 #include "weft_test.hpp"
 
 #include <atomic>
+#include <chrono>
+#include <mutex>
 #include <stdexcept>
 #include <vector>
 
@@ -82,6 +84,60 @@ TEST_P(Scheduler, YieldInterleaves) {
     b.join();
   });
   EXPECT_EQ(turns.load(), 2000);
+}
+
+}  // namespace
+
+namespace {
+
+class Sleep : public weft_test {};
+WEFT_INSTANTIATE(Sleep);
+
+TEST_P(Sleep, SleepForWaitsAtLeastTheDuration) {
+  auto elapsed = sched().block_on([] {
+    auto t0 = std::chrono::steady_clock::now();
+    weft::this_fiber::sleep_for(std::chrono::milliseconds(20));
+    return std::chrono::steady_clock::now() - t0;
+  });
+  EXPECT_GE(elapsed, std::chrono::milliseconds(20));
+}
+
+TEST_P(Sleep, ZeroNegativeAndPastDeadlinesReturnAtOnce) {
+  sched().block_on([] {
+    weft::this_fiber::sleep_for(std::chrono::milliseconds(0));
+    weft::this_fiber::sleep_for(std::chrono::milliseconds(-5));
+    weft::this_fiber::sleep_until(std::chrono::steady_clock::now() - std::chrono::seconds(1));
+    weft::this_fiber::sleep_until(std::chrono::steady_clock::time_point::min());
+  });
+  SUCCEED();
+}
+
+TEST_P(Sleep, TimersFireInDeadlineOrder) {
+  std::vector<int> order;
+  std::mutex mu;
+  sched().block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int i = 9; i >= 0; --i)
+      hs.push_back(weft::spawn([&, i] {
+        weft::this_fiber::sleep_for(std::chrono::milliseconds(5 * i + 1));
+        std::lock_guard<std::mutex> g(mu);
+        order.push_back(i);
+      }));
+    for (auto& h : hs) h.join();
+  });
+  ASSERT_EQ(order.size(), 10u);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(order[i], i);
+}
+
+TEST_P(Sleep, SleepingFiberDoesNotBlockItsWorker) {
+  std::atomic<bool> other_ran{false};
+  sched().block_on([&] {
+    auto sleeper = weft::spawn([] { weft::this_fiber::sleep_for(std::chrono::milliseconds(50)); });
+    auto other = weft::spawn([&] { other_ran = true; });
+    other.join();
+    EXPECT_TRUE(other_ran.load());
+    sleeper.join();
+  });
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include <weft/detail/task.hpp>
 #include <weft/export.hpp>
+#include <weft/timer.hpp>
 
 #include <cstdint>
 #include <exception>
@@ -96,6 +97,21 @@ WEFT_API void yield() noexcept;
 WEFT_API std::uint64_t id() noexcept;
 // True when called from a fiber.
 WEFT_API bool in_fiber() noexcept;
+
+// Suspends the calling fiber until `deadline` (steady_clock); other fibers run meanwhile.
+// A deadline in the past returns at once; time_point::max() never returns (until the
+// scheduler is destroyed, which waits for it: avoid). On a plain thread: sleeps the thread.
+WEFT_API void sleep_until(clock::time_point deadline) noexcept;
+template <class Duration>
+void sleep_until(const std::chrono::time_point<clock, Duration>& tp) noexcept {
+  sleep_until(to_deadline(tp));
+}
+// Suspends the calling fiber for at least d (zero or negative: returns at once).
+template <class Rep, class Period>
+void sleep_for(const std::chrono::duration<Rep, Period>& d) noexcept {
+  if (d <= d.zero()) return;
+  sleep_until(deadline_after(d));
+}
 }  // namespace this_fiber
 
 namespace this_worker {
