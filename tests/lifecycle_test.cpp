@@ -1,0 +1,169 @@
+// tests/lifecycle_test.cpp - options, start/stop, shutdown with fibers still running,
+// spawn after shutdown, the live-fiber cap, detached fibers and their exceptions.
+#include "weft_test.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(Lifecycle, DefaultSchedulerUsesAllAllowedCores) {
+  weft::scheduler s;
+  EXPECT_GE(s.worker_count(), 1u);
+  EXPECT_LE(s.worker_count(), std::thread::hardware_concurrency());
+}
+
+TEST(Lifecycle, StartStopWithNoFibersAndShutdownTwice) {
+  weft::scheduler s({.workers = 2});
+  s.shutdown();
+  s.shutdown();  // idempotent; the destructor calls it a third time
+}
+
+TEST(Lifecycle, BadOptionsAreRejectedWithTheirName) {
+  auto expect_invalid = [](weft::scheduler::options o, const char* needle) {
+    try {
+      weft::scheduler s(o);
+      ADD_FAILURE() << "accepted bad options, expected a message with " << needle;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_invalid({.workers = 1, .stack_size = 8192}, "stack_size");
+  expect_invalid({.workers = 1, .stack_size = 0}, "minimum");
+  expect_invalid({.workers = 1, .stack_size = std::size_t{1} << 60}, "maximum");
+  expect_invalid({.workers = 100000}, "workers");
+  weft::scheduler::options o{.workers = 1};
+  o.guard_size = 0;
+  expect_invalid(o, "guard_size");
+}
+
+TEST(Lifecycle, NullCallableIsRejected) {
+  weft::scheduler s({.workers = 1});
+  int (*fp)() = nullptr;
+  EXPECT_THROW(s.spawn(fp), std::invalid_argument);
+  EXPECT_THROW(s.spawn(std::function<void()>{}), std::invalid_argument);
+}
+
+TEST(Lifecycle, SpawnOutsideAFiberThrows) {
+  EXPECT_THROW(weft::spawn([] {}), std::logic_error);
+}
+
+TEST(Lifecycle, ShutdownWaitsForDetachedFibers) {
+  std::atomic<int> finished{0};
+  {
+    weft::scheduler s({.workers = 2});
+    for (int i = 0; i < 100; ++i)
+      s.spawn([&] {
+         weft::this_fiber::sleep_for(2ms);
+         weft::this_fiber::yield();
+         finished.fetch_add(1);
+       }).detach();
+  }  // destructor waits
+  EXPECT_EQ(finished.load(), 100);
+}
+
+TEST(Lifecycle, FibersMaySpawnWhileShutdownDrains) {
+  std::atomic<int> children{0};
+  {
+    weft::scheduler s({.workers = 2});
+    s.spawn([&] {
+       weft::this_fiber::sleep_for(10ms);  // shutdown has begun by now
+       for (int i = 0; i < 50; ++i) weft::spawn([&] { children.fetch_add(1); }).detach();
+     }).detach();
+  }
+  EXPECT_EQ(children.load(), 50);
+}
+
+TEST(Lifecycle, SpawnAfterShutdownThrowsAndDestroysTheCallable) {
+  weft::scheduler s({.workers = 1});
+  s.shutdown();
+  auto token = std::make_shared<int>(1);
+  std::weak_ptr<int> watch = token;
+  try {
+    s.spawn([t = std::move(token)] { return *t; });
+    ADD_FAILURE() << "spawn after shutdown did not throw";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("shutting down"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(watch.expired()) << "the callable was not destroyed";
+}
+
+TEST(Lifecycle, LiveFiberCapIsReportedBySpawn) {
+  weft::scheduler s({.workers = 1, .max_fibers = 8});
+  std::atomic<bool> release{false};
+  std::vector<weft::join_handle<void>> held;
+  for (int i = 0; i < 8; ++i)
+    held.push_back(s.spawn([&] {
+      while (!release.load()) weft::this_fiber::sleep_for(1ms);
+    }));
+  try {
+    s.spawn([] {});
+    ADD_FAILURE() << "spawn beyond max_fibers did not throw";
+  } catch (const std::system_error& e) {
+    EXPECT_NE(std::string(e.what()).find("max_fibers"), std::string::npos) << e.what();
+  }
+  release = true;
+  for (auto& h : held) h.join();
+  s.spawn([] {}).join();  // slots come back once fibers finish
+}
+
+std::atomic<int> handled{0};
+std::atomic<std::uint64_t> handled_id{0};
+
+TEST(Lifecycle, DetachedExceptionGoesToTheHandler) {
+  auto prev = weft::set_unhandled_exception_handler(
+      [](std::uint64_t id, std::exception_ptr) noexcept {
+        handled_id = id;
+        handled.fetch_add(1);
+      });
+  {
+    weft::scheduler s({.workers = 2});
+    auto h = s.spawn([]() -> int { throw std::runtime_error("lost"); });
+    std::uint64_t id = h.id();
+    h.detach();
+    s.shutdown();
+    EXPECT_EQ(handled_id.load(), id);
+  }
+  EXPECT_EQ(handled.load(), 1);
+  weft::set_unhandled_exception_handler(prev);
+}
+
+TEST(LifecycleDeathTest, DetachedExceptionTerminatesByDefault) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        weft::scheduler s({.workers = 1});
+        s.spawn([] { throw std::runtime_error("escaped"); }).detach();
+        s.shutdown();
+      },
+      "detached fiber [0-9]+ threw: escaped");
+}
+
+TEST(LifecycleDeathTest, ShutdownFromOwnFiberAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        weft::scheduler s({.workers = 1});
+        s.block_on([&] { s.shutdown(); });
+      },
+      "called from one of its own fibers");
+}
+
+TEST(Lifecycle, JoinHandleMisuseThrows) {
+  weft::scheduler s({.workers = 1});
+  auto h = s.spawn([] { return 1; });
+  EXPECT_EQ(h.join(), 1);
+  EXPECT_FALSE(h.joinable());
+  EXPECT_THROW(h.join(), std::logic_error);
+  EXPECT_THROW(h.detach(), std::logic_error);
+}
+
+}  // namespace

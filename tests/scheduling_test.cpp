@@ -1,0 +1,165 @@
+// tests/scheduling_test.cpp - where fibers run: migration, stealing, outside spawns into
+// a parked scheduler, fairness of injected work, fiber-local storage, stats.
+#include "weft_test.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+class Scheduling : public weft_test {};
+WEFT_INSTANTIATE(Scheduling);
+
+// Keeps every worker busy for a while so that stealing has something to do.
+void spin_for(std::chrono::microseconds d) {
+  auto until = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < until) {
+  }
+}
+
+TEST_P(Scheduling, FibersMigrateAndStillComplete) {
+  if (workers() < 2) GTEST_SKIP() << "migration needs two workers";
+  // Each fiber yields and sleeps many times; across 64 fibers at least one must observe
+  // two different worker indices (wakes from the reactor go to any worker's queue, and
+  // idle workers steal).
+  std::atomic<int> migrated{0}, done{0};
+  sched().block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int f = 0; f < 64; ++f)
+      hs.push_back(weft::spawn([&] {
+        std::set<int> seen;
+        for (int i = 0; i < 50; ++i) {
+          seen.insert(weft::this_worker::index());
+          if (i % 5 == 0) weft::this_fiber::sleep_for(100us);
+          spin_for(20us);
+          weft::this_fiber::yield();
+        }
+        if (seen.size() > 1) migrated.fetch_add(1);
+        done.fetch_add(1);
+      }));
+    for (auto& h : hs) h.join();
+  });
+  EXPECT_EQ(done.load(), 64);
+  EXPECT_GT(migrated.load(), 0);
+}
+
+TEST_P(Scheduling, IdleWorkersStealAndStatsShowIt) {
+  if (workers() < 2) GTEST_SKIP() << "stealing needs two workers";
+  std::atomic<int> done{0};
+  sched().block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int i = 0; i < 2000; ++i)
+      hs.push_back(weft::spawn([&] {
+        spin_for(20us);
+        done.fetch_add(1);
+      }));
+    for (auto& h : hs) h.join();
+  });
+  EXPECT_EQ(done.load(), 2000);
+  auto total = sched().stats().total();
+  EXPECT_GT(total.steals, 0u);
+  EXPECT_GE(total.stolen, total.steals);
+  EXPECT_GE(total.steal_attempts, total.steals);
+  EXPECT_GE(total.fibers_run, 2001u);
+}
+
+TEST_P(Scheduling, OutsideSpawnsWakeParkedWorkers) {
+  // Let every worker park, then submit from several plain threads at random gaps; each
+  // fiber must run (a lost wakeup hangs here and the ctest timeout fails it).
+  for (int round = 0; round < 5; ++round) {
+    std::this_thread::sleep_for(5ms);
+    std::atomic<int> ran{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 3; ++t)
+      ts.emplace_back([&, t] {
+        for (int i = 0; i < 50; ++i) {
+          sched().spawn([&] { ran.fetch_add(1); }).join();
+          if ((i + t) % 7 == 0) std::this_thread::sleep_for(200us);
+        }
+      });
+    for (auto& t : ts) t.join();
+    EXPECT_EQ(ran.load(), 150);
+  }
+  EXPECT_GT(sched().stats().total().parks, 0u);
+}
+
+TEST_P(Scheduling, InjectedWorkIsNotStarvedByBusyLocalQueues) {
+  // Every worker is kept busy by fibers that yield forever (local queues never empty);
+  // an outside spawn must still run (workers poll the injection queue every 61 picks).
+  std::atomic<bool> stop{false};
+  std::vector<weft::join_handle<void>> busy;
+  for (unsigned i = 0; i < 2 * workers(); ++i)
+    busy.push_back(sched().spawn([&] {
+      while (!stop.load()) weft::this_fiber::yield();
+    }));
+  std::this_thread::sleep_for(5ms);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(sched().spawn([i] { return i; }).join(), i);
+  stop = true;
+  for (auto& h : busy) h.join();
+}
+
+TEST_P(Scheduling, RemoteWakeFromAPlainThreadResumesTheFiber) {
+  // join() of a fiber finished by... a fiber woken by a plain thread's spawn/join chain:
+  // the joiner is woken from a worker or from outside, whichever finishes it.
+  auto h = sched().spawn([] {
+    auto inner = weft::spawn([] {
+      weft::this_fiber::sleep_for(1ms);  // woken by the reactor thread (remote wake)
+      return 7;
+    });
+    return inner.join() * 6;
+  });
+  EXPECT_EQ(h.join(), 42);
+}
+
+weft::fiber_local<int> local_counter;
+
+TEST_P(Scheduling, FiberLocalStaysWithTheFiber) {
+  std::atomic<int> ok{0};
+  sched().block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int f = 0; f < 32; ++f)
+      hs.push_back(weft::spawn([&, f] {
+        EXPECT_EQ(*local_counter, 0);  // fresh per fiber
+        for (int i = 0; i < 20; ++i) {
+          *local_counter += f;
+          weft::this_fiber::yield();
+          if (i % 4 == 0) weft::this_fiber::sleep_for(50us);
+        }
+        if (*local_counter == 20 * f) ok.fetch_add(1);
+      }));
+    for (auto& h : hs) h.join();
+  });
+  EXPECT_EQ(ok.load(), 32);
+}
+
+TEST_P(Scheduling, CurrentSchedulerAndIds) {
+  EXPECT_EQ(weft::scheduler::current(), nullptr);
+  EXPECT_EQ(weft::this_fiber::id(), 0u);
+  auto [cur, id1, id2] = sched().block_on([] {
+    auto other = weft::spawn([] { return weft::this_fiber::id(); });
+    return std::tuple{weft::scheduler::current(), weft::this_fiber::id(), other.join()};
+  });
+  EXPECT_EQ(cur, &sched());
+  EXPECT_NE(id1, 0u);
+  EXPECT_NE(id2, 0u);
+  EXPECT_NE(id1, id2);
+}
+
+TEST_P(Scheduling, DeepForkJoinDoesNotOverflowWithInlineJoins) {
+  // A chain of 5,000 nested joins: inline execution must stop nesting when the stack
+  // runs low and hand the child to a fiber of its own instead.
+  struct chain {
+    static int run(int n) {
+      if (n == 0) return 0;
+      return weft::spawn(run, n - 1).join() + 1;
+    }
+  };
+  EXPECT_EQ(sched().block_on([] { return chain::run(5000); }), 5000);
+}
+
+}  // namespace
