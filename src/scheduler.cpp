@@ -163,12 +163,19 @@ void runtime::spawn_external(task* t) {
   }
   // relaxed: uniqueness only.
   t->id_ = id_source_.fetch_add(1, std::memory_order_relaxed);
-  item it = as_item(t);
-  inject(&it, 1);
+  if (!inject_.enqueue(as_item(t))) {  // moodycamel could not allocate: nothing published
+    if (!unlimited_) budget_.fetch_add(1, std::memory_order_relaxed);
+    external_spawned_.fetch_sub(1, std::memory_order_seq_cst);
+    throw std::bad_alloc();
+  }
+  inject_count_.fetch_add(1, std::memory_order_seq_cst);  // P1, as in inject()
+  notify_idle(-1);
 }
 
 void runtime::inject(const item* items, std::size_t n) noexcept {
-  inject_.enqueue_bulk(items, n);
+  // A runnable item that cannot be queued would be lost: an unrecoverable state.
+  const bool queued = inject_.enqueue_bulk(items, n);
+  WEFT_ASSERT(queued, "out of memory while queuing runnable fibers (injection queue)");
   // seq_cst: P1 of the idle protocol; C3 reads it after the C2 fence.
   inject_count_.fetch_add(static_cast<std::int64_t>(n), std::memory_order_seq_cst);
   notify_idle(-1);

@@ -81,9 +81,22 @@ std::size_t round_to_pages(std::size_t n) noexcept {
   return (n + p - 1) / p * p;
 }
 
+namespace {
+// relaxed: a test seam; tests set it before the allocations they want to fail.
+std::atomic<long> inject_countdown{-1};
+}  // namespace
+
+void stack_inject_failure_after(long n) noexcept {
+  inject_countdown.store(n, std::memory_order_relaxed);
+}
+
 stack stack_allocate(std::size_t usable, std::size_t guard) {
   stack s;
   s.map_size = usable + guard;
+  if (long c = inject_countdown.load(std::memory_order_relaxed); c >= 0) {
+    if (c == 0) throw_stack_error("mmap", ENOMEM);
+    inject_countdown.store(c - 1, std::memory_order_relaxed);
+  }
   void* p = mmap(nullptr, s.map_size, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (p == MAP_FAILED) throw_stack_error("mmap", errno);

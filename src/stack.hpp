@@ -37,6 +37,9 @@ std::size_t round_to_pages(std::size_t n) noexcept;
 // std::system_error whose message names the failing call and, when the mapping limit is
 // the likely cause, vm.max_map_count and the current map count.
 stack stack_allocate(std::size_t usable, std::size_t guard);
+// Test seam (fault injection): after `n` more successful allocations, the following ones
+// fail with ENOMEM as if mmap had failed; n < 0 turns it off. Any thread.
+void stack_inject_failure_after(long n) noexcept;
 // Unmaps it (unpoisons it first under ASan so reused addresses start clean). Any thread.
 void stack_release(const stack& s) noexcept;
 // True when guards are installed with MADV_GUARD_INSTALL (probed once).

@@ -83,9 +83,21 @@ void worker::dispatch(item it) noexcept {
   if (to) switch_to(nullptr, to, nullptr, nullptr);
 }
 
+void worker::stop_searching() noexcept {
+  if (!searching_) return;
+  searching_ = false;
+  // The last searcher to find work wakes another, so a burst ramps up (idle.hpp).
+  if (rt_.idle_.leave_searching()) rt_.notify_idle(-1);
+}
+
 item worker::find_work() noexcept {
   for (;;) {
-    if (item it = next_local()) return it;
+    // After park() we are counted as searching: every exit with work must uncount us, or
+    // producers would believe somebody is still searching and never wake a sleeper.
+    if (item it = next_local()) {
+      stop_searching();
+      return it;
+    }
     if (!searching_) searching_ = rt_.idle_.try_enter_searching();
     if (searching_) {
       const auto until = std::chrono::steady_clock::now() + spin_for;
@@ -93,9 +105,7 @@ item worker::find_work() noexcept {
         item it = try_steal();
         if (!it) it = next_local();
         if (it) {
-          searching_ = false;
-          // The last searcher to find work wakes another, so a burst ramps up (idle.hpp).
-          if (rt_.idle_.leave_searching()) rt_.notify_idle(-1);
+          stop_searching();
           return it;
         }
         for (int i = 0; i < 32; ++i) cpu_relax();
@@ -248,7 +258,9 @@ void worker::wake_local(fiber_impl* f) noexcept {
 }
 
 void worker::push_remote(item it) noexcept {
-  remote_.enqueue(it);  // may allocate; moodycamel reports failure only on OOM
+  // A woken fiber that cannot be queued would be lost: an unrecoverable state.
+  const bool queued = remote_.enqueue(it);
+  WEFT_ASSERT(queued, "out of memory while queuing a woken fiber (remote queue)");
   // seq_cst: P1 of the idle protocol (paired with C3's seq_cst read in has_visible_work).
   remote_count_.fetch_add(1, std::memory_order_seq_cst);
   rt_.notify_idle(static_cast<int>(index_));

@@ -140,6 +140,7 @@ private:
   void recycle(fiber_impl* f) noexcept;
   void destroy_fiber(fiber_impl* f) noexcept;
   void park() noexcept;
+  void stop_searching() noexcept;
   static void post_recycle(fiber_impl* from, void* arg) noexcept;
   static void post_requeue(fiber_impl* from, void* arg) noexcept;
 

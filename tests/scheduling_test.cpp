@@ -15,6 +15,11 @@ using namespace std::chrono_literals;
 class Scheduling : public weft_test {};
 WEFT_INSTANTIATE(Scheduling);
 
+// Behaviours that need more than one worker (stealing, migration).
+class MultiWorker : public weft_test {};
+INSTANTIATE_TEST_SUITE_P(workers, MultiWorker, ::testing::Values(2u, 4u),
+                         [](const auto& info) { return "w" + std::to_string(info.param); });
+
 // Keeps every worker busy for a while so that stealing has something to do.
 void spin_for(std::chrono::microseconds d) {
   auto until = std::chrono::steady_clock::now() + d;
@@ -22,13 +27,11 @@ void spin_for(std::chrono::microseconds d) {
   }
 }
 
-TEST_P(Scheduling, FibersMigrateAndStillComplete) {
-  if (workers() < 2) GTEST_SKIP() << "migration needs two workers";
-  // Each fiber yields and sleeps many times; across 64 fibers at least one must observe
-  // two different worker indices (wakes from the reactor go to any worker's queue, and
-  // idle workers steal).
+// One round: 64 fibers that yield, sleep and spin; returns how many of them observed
+// more than one worker index.
+int migration_round(weft::scheduler& s) {
   std::atomic<int> migrated{0}, done{0};
-  sched().block_on([&] {
+  s.block_on([&] {
     std::vector<weft::join_handle<void>> hs;
     for (int f = 0; f < 64; ++f)
       hs.push_back(weft::spawn([&] {
@@ -45,27 +48,37 @@ TEST_P(Scheduling, FibersMigrateAndStillComplete) {
     for (auto& h : hs) h.join();
   });
   EXPECT_EQ(done.load(), 64);
-  EXPECT_GT(migrated.load(), 0);
+  return migrated.load();
 }
 
-TEST_P(Scheduling, IdleWorkersStealAndStatsShowIt) {
-  if (workers() < 2) GTEST_SKIP() << "stealing needs two workers";
-  std::atomic<int> done{0};
-  sched().block_on([&] {
-    std::vector<weft::join_handle<void>> hs;
-    for (int i = 0; i < 2000; ++i)
-      hs.push_back(weft::spawn([&] {
-        spin_for(20us);
-        done.fetch_add(1);
-      }));
-    for (auto& h : hs) h.join();
-  });
-  EXPECT_EQ(done.load(), 2000);
+TEST_P(MultiWorker, FibersMigrateAndStillComplete) {
+  // Migration depends on timing (a suspended fiber must be stolen while its worker is
+  // busy); under TSan one round may not show it, so allow a few rounds.
+  int migrated = 0;
+  for (int round = 0; round < 20 && migrated == 0; ++round) migrated = migration_round(sched());
+  EXPECT_GT(migrated, 0);
+}
+
+TEST_P(MultiWorker, IdleWorkersStealAndStatsShowIt) {
+  // Fewer fibers than the local ring holds, so nothing spills to the injection queue:
+  // the only way the other workers get any of them is by stealing.
+  for (int round = 0; round < 20 && sched().stats().total().steals == 0; ++round) {
+    std::atomic<int> done{0};
+    sched().block_on([&] {
+      std::vector<weft::join_handle<void>> hs;
+      for (int i = 0; i < 200; ++i)
+        hs.push_back(weft::spawn([&] {
+          spin_for(100us);
+          done.fetch_add(1);
+        }));
+      for (auto& h : hs) h.join();
+    });
+    EXPECT_EQ(done.load(), 200);
+  }
   auto total = sched().stats().total();
   EXPECT_GT(total.steals, 0u);
   EXPECT_GE(total.stolen, total.steals);
   EXPECT_GE(total.steal_attempts, total.steals);
-  EXPECT_GE(total.fibers_run, 2001u);
 }
 
 TEST_P(Scheduling, OutsideSpawnsWakeParkedWorkers) {
