@@ -4,3 +4,4 @@
 #include <weft/fiber.hpp>
 #include <weft/scheduler.hpp>
 #include <weft/stats.hpp>
+#include <weft/sync.hpp>

@@ -1,0 +1,58 @@
+// weft/sync/wait_group.hpp - weft::wait_group: wait for a counted set of work to finish.
+//
+//   weft::wait_group wg;
+//   for (auto& job : jobs) {
+//     wg.add(1);
+//     weft::spawn([&] { run(job); wg.done(); }).detach();
+//   }
+//   wg.wait();                                           // suspends until the count is 0
+//
+// Memory ordering: every done() (and add() with a negative delta) happens-before the
+// return of a wait() that observes the count at zero.
+#pragma once
+
+#include <weft/export.hpp>
+#include <weft/sync/detail/wait_queue.hpp>
+#include <weft/timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+namespace weft {
+
+class wait_group {
+public:
+  explicit wait_group(std::int64_t initial = 0) noexcept : count_(initial) {}
+  // Aborts (contract violation) if fibers or threads still wait on it.
+  WEFT_API ~wait_group();
+  wait_group(const wait_group&) = delete;
+  wait_group& operator=(const wait_group&) = delete;
+
+  // Adds delta to the count; reaching zero releases every waiter. Any fiber or thread.
+  // Precondition (checked, aborts): the count never becomes negative.
+  WEFT_API void add(std::int64_t delta) noexcept;
+  // add(-1).
+  void done() noexcept { add(-1); }
+  // The count now (a snapshot). Any fiber or thread.
+  [[nodiscard]] std::int64_t count() const noexcept {
+    return count_.load(std::memory_order_relaxed);  // relaxed: a snapshot, no ordering
+  }
+  // Waits until the count is zero. Fiber: suspends; plain thread: blocks.
+  WEFT_API void wait();
+  // As wait(), giving up at the deadline; true when the count reached zero.
+  [[nodiscard]] WEFT_API bool wait_until(clock::time_point deadline);
+  template <class Rep, class Period>
+  [[nodiscard]] bool wait_for(const std::chrono::duration<Rep, Period>& d) {
+    return wait_until(deadline_after(d));
+  }
+
+private:
+  // The count: changed by add() with acq_rel RMWs (a release sequence, so the last
+  // done() carries every earlier one); read with acquire by wait().
+  std::atomic<std::int64_t> count_;
+  detail::spinlock lock_;
+  detail::wait_queue queue_;  // guarded by lock_
+};
+
+}  // namespace weft

@@ -1,0 +1,60 @@
+// src/sync/wait_group.cpp - weft::wait_group.
+//
+// Protocol: add() changes count_ without the lock; the add that reaches zero takes lock_
+// and releases every queued node. wait() checks count_ under lock_ before it links (a
+// zero reached before that check is seen; one reached after it finds the node). A count
+// that goes 0 -> n -> 0 again simply releases the waiters queued in between.
+#include <weft/sync/wait_group.hpp>
+
+#include "../assert.hpp"
+#include "../wait_list.hpp"
+
+namespace weft {
+
+using namespace detail;
+
+wait_group::~wait_group() {
+  lock_.lock();
+  const bool idle = queue_.empty();
+  lock_.unlock();
+  WEFT_ASSERT(idle, "weft::wait_group destroyed while fibers or threads wait on it");
+}
+
+void wait_group::add(std::int64_t delta) noexcept {
+  // acq_rel: release publishes this caller's work; acquire (for the add that reaches
+  // zero) collects every earlier add's work through the release sequence, and wake()
+  // hands it on to the waiters. Pairs with the acquire loads in wait_until().
+  const std::int64_t now = count_.fetch_add(delta, std::memory_order_acq_rel) + delta;
+  WEFT_ASSERT(now >= 0, "weft::wait_group: the count became negative (more done() than add())");
+  if (now != 0 || delta >= 0) return;
+  resume_chain chain;
+  lock_.lock();
+  while (wait_node* n = pop_front(queue_))
+    if (try_claim(n->owner, make_outcome(outcome_ok))) chain.add(n);
+  lock_.unlock();
+  chain.resume_all();
+}
+
+void wait_group::wait() { (void)wait_until(clock::time_point::max()); }
+
+bool wait_group::wait_until(clock::time_point deadline) {
+  // acquire: pairs with the acq_rel fetch_add in add().
+  if (count_.load(std::memory_order_acquire) == 0) return true;
+  if (deadline != clock::time_point::max() && deadline <= clock::now()) return false;
+  waiter w;
+  w.racy = deadline != clock::time_point::max();  // a timer may claim too
+  wait_node node;
+  node.owner = &w;
+  lock_.lock();
+  if (count_.load(std::memory_order_acquire) == 0) {  // acquire: as above
+    lock_.unlock();
+    return true;
+  }
+  push_back(queue_, &node);
+  const std::uint32_t out = block(w, lock_, deadline);
+  if (kind_of(out) != outcome_timeout) return true;
+  unlink_locked(lock_, queue_, node);
+  return false;
+}
+
+}  // namespace weft

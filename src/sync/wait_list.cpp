@@ -1,0 +1,121 @@
+// src/sync/wait_list.cpp - spinlock slow path and block(): wait_list.hpp's protocol step 1
+// for fibers (post-switch publication) and plain threads (futex).
+#include "../wait_list.hpp"
+
+#include "../assert.hpp"
+#include "../parker.hpp"
+
+#include <cerrno>
+#include <sched.h>
+
+namespace weft::detail {
+
+void spinlock::lock_slow() noexcept {
+  // Critical sections are a few dozen instructions, but a holder can be preempted (more
+  // workers than cores, or plain threads): after a short spin, give the CPU away.
+  for (unsigned spins = 0;; ++spins) {
+    // relaxed: a read-only wait for the line to look free; the exchange below decides.
+    while (locked_.load(std::memory_order_relaxed)) {
+      if (spins < 64) {
+        __builtin_ia32_pause();
+        ++spins;
+      } else {
+        sched_yield();
+      }
+    }
+    // acquire: pairs with unlock()'s release store.
+    if (!locked_.exchange(true, std::memory_order_acquire)) return;
+  }
+}
+
+namespace {
+
+struct block_args {
+  waiter* w;
+  spinlock* const* locks;
+  std::size_t n;
+  bool timed;
+};
+
+void fire_timeout(timer_entry* e) noexcept {
+  auto* w = static_cast<waiter*>(e);
+  if (try_claim(w, make_outcome(outcome_timeout))) resume(w);
+}
+
+// Step 1, fiber side: runs on the next context after the waiter's context is saved.
+void post_block(fiber_impl*, void* arg) noexcept {
+  // Copy everything out of the suspended fiber's frame first: once the first lock is
+  // released (or the timer armed) the fiber may be resumed and that frame reused.
+  auto* a = static_cast<block_args*>(arg);
+  if (a->n == 1 && !a->timed) {  // the common case: one lock, no timer
+    a->locks[0]->unlock();
+    return;
+  }
+  waiter* w = a->w;
+  const std::size_t n = a->n;
+  const bool timed = a->timed;
+  spinlock* locks[max_block_locks];
+  for (std::size_t i = 0; i < n; ++i) locks[i] = a->locks[i];
+  if (timed) reactor_of(w->fiber).arm(w);  // before unlocking: see protocol step 1
+  for (std::size_t i = 0; i < n; ++i) locks[i]->unlock();
+}
+
+std::uint32_t block_thread(waiter& w, spinlock* const* locks, std::size_t n,
+                           clock::time_point deadline) noexcept {
+  for (std::size_t i = 0; i < n; ++i) locks[i]->unlock();
+  const bool timed = deadline != clock::time_point::max();
+  for (;;) {
+    // acquire: pairs with resume()'s release store; the outcome and slot are visible.
+    if (w.flag.load(std::memory_order_acquire) != 0) break;
+    if (!timed) {
+      futex_wait(&w.flag, 0);
+      continue;
+    }
+    const auto left = deadline - clock::now();
+    if (left <= clock::duration::zero()) {
+      if (try_claim(&w, make_outcome(outcome_timeout))) break;
+      // A notifier won the race: its resume() is imminent; wait for it (untimed).
+      while (w.flag.load(std::memory_order_acquire) == 0) futex_wait(&w.flag, 0);
+      break;
+    }
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+    timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+    futex_wait(&w.flag, 0, &ts);
+  }
+  // acquire: the claim CAS (acq_rel) is ordered before the flag store we synchronised
+  // with, or it is our own timeout claim.
+  return w.state.load(std::memory_order_acquire);
+}
+
+}  // namespace
+
+std::uint32_t block(waiter& w, spinlock* const* locks, std::size_t n,
+                    clock::time_point deadline) noexcept {
+  WEFT_ASSERT(n <= max_block_locks, "weft: a wait may hold at most 32 locks (select cases)");
+  const bool timed = deadline != clock::time_point::max();
+  WEFT_DCHECK(!timed || w.racy, "a timed wait must be marked racy before it is linked");
+  if (!w.fiber) return block_thread(w, locks, n, deadline);
+  if (timed) {
+    w.deadline = deadline;
+    w.fire = fire_timeout;
+  }
+  block_args a{&w, locks, n, timed};
+  suspend_current(post_block, &a);
+  // Resumed exactly once (protocol step 2). Once cancel() returns, the reactor is done
+  // with the entry (reactor.hpp step 3): whether it was removed or fired and lost.
+  if (timed) (void)reactor_of(w.fiber).cancel(&w);
+  // acquire: pairs with the claim CAS; the wake's queue handover already orders it.
+  return w.state.load(std::memory_order_acquire);
+}
+
+namespace {
+thread_local char thread_token_anchor;
+}
+
+std::uintptr_t caller_token() noexcept {
+  if (fiber_impl* f = current_fiber(); f && f->current)
+    return reinterpret_cast<std::uintptr_t>(f->current);
+  return reinterpret_cast<std::uintptr_t>(&thread_token_anchor) | 1u;
+}
+
+}  // namespace weft::detail

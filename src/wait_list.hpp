@@ -1,0 +1,190 @@
+// src/wait_list.hpp - waiters and the blocking protocol that all of sync/ builds on.
+//
+// Vocabulary: a *waiter* is one blocking call (one fiber or one plain thread, on its own
+// stack); a *wait_node* is that call's membership in one primitive's wait_queue. A plain
+// wait has one node; a select has one node per case, all sharing one waiter.
+//
+// Wake-up protocol (suspend.hpp's rules, made concrete):
+//   1. The waiting side takes the primitive's spinlock, finds it must wait, links its
+//      node(s) and calls block() with the lock(s) still held. A fiber releases them in its
+//      post-switch action, after its context is saved (rule 1); a timed fiber wait arms
+//      its timer in that action *before* unlocking, so the timer exists before anybody
+//      can resume the fiber and a resumed fiber's reactor::cancel() always finds it
+//      armed or fired. A plain thread releases the locks and sleeps on waiter::flag.
+//   2. Every party that may end the wait (a notifier, a partner channel operation, close,
+//      the timer) first calls try_claim(): one CAS of waiter::state from `waiting` to an
+//      outcome. Exactly one CAS succeeds (rule 2); the winner may write the node's slot
+//      (a channel value) and then calls resume() exactly once; a loser does nothing.
+//   3. Notifiers pop nodes under the primitive's lock (node->linked = false). A waiter
+//      ended by its timer finds its node(s) still linked and unlinks them under the lock
+//      before returning, so nobody touches a node after its waiter returned: a popped
+//      node whose claim failed is never touched again, a claimed one is touched only
+//      before resume().
+//   4. resume() is the last touch of a waiter by the winner: for a fiber it calls wake()
+//      (reads w->fiber first); for a plain thread it stores flag = 1 (release) and
+//      futex-wakes the word (a wake on a stack slot already reused is harmless).
+// Lock order: a primitive's spinlock -> reactor::lock_ (arm in post) -> idle::lock_.
+// condition_variable additionally takes its own lock before its mutex's lock. select
+// takes channel locks in address order. Nothing takes a primitive lock while holding
+// reactor::lock_ (timer callbacks only CAS and wake).
+#pragma once
+
+#include "reactor.hpp"
+#include "suspend.hpp"
+
+#include <weft/sync/detail/wait_queue.hpp>
+#include <weft/timer.hpp>
+
+#include <atomic>
+#include <cstdint>
+
+namespace weft::detail {
+
+// Outcome word: 0 while waiting; otherwise (case index << 2) | kind, written once.
+enum outcome_kind : std::uint32_t {
+  outcome_waiting = 0,
+  outcome_ok = 1,       // notified / value transferred / permit or lock granted
+  outcome_closed = 2,   // channel closed, or mutex "retry" (see mutex.cpp)
+  outcome_timeout = 3,  // the timer won
+};
+constexpr std::uint32_t make_outcome(outcome_kind k, std::uint32_t index = 0) noexcept {
+  return (index << 2) | k;
+}
+constexpr outcome_kind kind_of(std::uint32_t o) noexcept { return outcome_kind(o & 3u); }
+constexpr std::uint32_t index_of(std::uint32_t o) noexcept { return o >> 2; }
+
+struct waiter : timer_entry {
+  waiter() noexcept : fiber(current_fiber()) {}
+  waiter(const waiter&) = delete;
+  waiter& operator=(const waiter&) = delete;
+
+  // Written once by the claim CAS (try_claim); read by the waiter after it is resumed.
+  std::atomic<std::uint32_t> state{outcome_waiting};
+  fiber_impl* const fiber;             // nullptr: a plain thread, which sleeps on flag
+  std::atomic<std::int32_t> flag{0};   // plain threads: 1 once resumed (futex word)
+  std::int64_t since = 0;              // mutex: when it first queued (steady ns)
+  // More than one party may try to end this wait (a timer, or several select nodes).
+  // Set by the waiting side before its first node is linked; read by claimers under the
+  // primitive's lock. When false, the one claimer is whoever pops the node under the
+  // lock, so try_claim() needs no CAS.
+  bool racy = false;
+
+  // Before waiting again with the same waiter (mutex retry). Waiting side only, before
+  // its node is linked again; the previous claimer finished with it in resume().
+  void rearm() noexcept {
+    state.store(outcome_waiting, std::memory_order_relaxed);  // relaxed: unpublished
+    flag.store(0, std::memory_order_relaxed);                 // relaxed: unpublished
+  }
+};
+
+struct wait_node {
+  wait_node* prev = nullptr;  // all four: guarded by the owning primitive's lock
+  wait_node* next = nullptr;
+  bool linked = false;
+  bool front = false;         // mutex: a woken waiter re-queues at the head
+  waiter* owner = nullptr;
+  void* slot = nullptr;       // channel: send source (T*) or receive target (raw storage)
+  std::uint32_t index = 0;    // select: case index reported in the outcome
+};
+
+// ---- queue operations; caller holds the primitive's lock.
+inline void push_back(wait_queue& q, wait_node* n) noexcept {
+  n->next = nullptr;
+  n->prev = q.tail;
+  if (q.tail) q.tail->next = n; else q.head = n;
+  q.tail = n;
+  n->linked = true;
+}
+inline void push_front(wait_queue& q, wait_node* n) noexcept {
+  n->prev = nullptr;
+  n->next = q.head;
+  if (q.head) q.head->prev = n; else q.tail = n;
+  q.head = n;
+  n->linked = true;
+}
+inline void unlink(wait_queue& q, wait_node* n) noexcept {
+  if (!n->linked) return;
+  if (n->prev) n->prev->next = n->next; else q.head = n->next;
+  if (n->next) n->next->prev = n->prev; else q.tail = n->prev;
+  n->prev = n->next = nullptr;
+  n->linked = false;
+}
+inline wait_node* pop_front(wait_queue& q) noexcept {
+  wait_node* n = q.head;
+  if (n) unlink(q, n);
+  return n;
+}
+
+// Step 2. Any thread. True when this caller ended the wait and must resume() it.
+[[nodiscard]] inline bool try_claim(waiter* w, std::uint32_t outcome) noexcept {
+  if (!w->racy) {
+    // relaxed: the only claimer (see waiter::racy); resume() publishes it.
+    w->state.store(outcome, std::memory_order_relaxed);
+    return true;
+  }
+  std::uint32_t expected = outcome_waiting;
+  // acq_rel: release orders the claimer's earlier writes before the outcome; acquire
+  // orders the claimer's slot write after the (unique) win. The waiter reads the outcome
+  // after resume(), whose wake/flag handover carries happens-before.
+  return w->state.compare_exchange_strong(expected, outcome, std::memory_order_acq_rel,
+                                          std::memory_order_relaxed);
+}
+
+// Step 4. Any thread; after a successful try_claim and after writing the slot.
+inline void resume(waiter* w) noexcept {
+  if (fiber_impl* f = w->fiber) {
+    wake(f);
+    return;
+  }
+  // release: publishes the outcome and slot; pairs with the acquire load in block().
+  w->flag.store(1, std::memory_order_release);
+  futex_wake(&w->flag, 1);
+}
+
+// Claimed nodes, chained through wait_node::next after they were popped (a claimed node
+// is ours until resume()), resumed after the primitive's lock is released.
+struct resume_chain {
+  wait_node* head = nullptr;
+  void add(wait_node* n) noexcept {
+    n->next = head;
+    head = n;
+  }
+  void resume_all() noexcept {
+    for (wait_node* n = head; n;) {
+      wait_node* next = n->next;  // read before resume(): the node dies with its waiter
+      resume(n->owner);
+      n = next;
+    }
+    head = nullptr;
+  }
+};
+
+// Step 1. Waits until w is claimed; returns the outcome. `locks[0..n)` are held on entry
+// and released by the time the waiter can be resumed (n <= max_block_locks). deadline:
+// time_point::max() = untimed. Fiber or plain thread.
+constexpr std::size_t max_block_locks = 32;
+std::uint32_t block(waiter& w, spinlock* const* locks, std::size_t n,
+                    clock::time_point deadline) noexcept;
+inline std::uint32_t block(waiter& w, spinlock& lock, clock::time_point deadline) noexcept {
+  spinlock* l = &lock;
+  return block(w, &l, 1, deadline);
+}
+
+// Releases every node of a finished wait that is still linked: the timeout path of
+// step 3 for one-node waits. Takes and releases `lock`.
+inline void unlink_locked(spinlock& lock, wait_queue& q, wait_node& n) noexcept {
+  lock.lock();
+  unlink(q, &n);
+  lock.unlock();
+}
+
+// An identifier of the calling fiber's logical task, or of the calling plain thread;
+// never 0. Stable across migration (mutex ownership).
+std::uintptr_t caller_token() noexcept;
+
+inline std::int64_t steady_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             clock::now().time_since_epoch()).count();
+}
+
+}  // namespace weft::detail
