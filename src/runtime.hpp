@@ -21,6 +21,7 @@
 namespace weft::detail {
 
 class worker;
+class blocking_pool_impl;
 
 class runtime {
 public:
@@ -67,6 +68,12 @@ private:
   std::vector<std::thread> threads_;
   std::mutex shutdown_mu_;
   std::atomic<bool> shut_down_{false};
+
+public:
+  // run_blocking's pool, created on first use (blocking_pool.cpp). Last member: destroyed
+  // (threads joined) first, before the workers and idle_ its completions wake fibers on.
+  std::once_flag blocking_once_;
+  std::unique_ptr<blocking_pool_impl> blocking_;
 };
 
 }  // namespace weft::detail

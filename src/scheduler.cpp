@@ -22,6 +22,7 @@
 #include "runtime.hpp"
 
 #include "assert.hpp"
+#include "blocking_pool.hpp"
 #include "sanitizers.hpp"
 #include "stack.hpp"
 #include "topology.hpp"
@@ -122,6 +123,7 @@ void runtime::shutdown() noexcept {
               "weft::scheduler::shutdown() (or its destructor) called from one of its own "
               "fibers: it would wait for itself");
   closing_.store(true, std::memory_order_seq_cst);  // step 1
+  reactor_->cancel_io();  // pending and later I/O waits end with operation_canceled
   auto pause = std::chrono::microseconds(20);
   auto next_report = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (!quiescent(workers_, external_spawned_)) {
@@ -190,7 +192,7 @@ void runtime::wake(fiber_impl* f) noexcept {
   worker* w = current_worker();
   if (w && &w->rt() == this)
     w->wake_local(f);  // runs next on the waker's worker (warm cache, no futex)
-  else
+  else if (!reactor::defer_wake(this, f))  // the reactor thread batches (reactor.hpp step 5)
     f->home->push_remote(as_item(f));
 }
 

@@ -5,3 +5,7 @@
 #include <weft/scheduler.hpp>
 #include <weft/stats.hpp>
 #include <weft/sync.hpp>
+#include <weft/io.hpp>
+#include <weft/net.hpp>
+#include <weft/blocking.hpp>
+#include <weft/result.hpp>

@@ -1,0 +1,122 @@
+// weft/net.hpp - a thin RAII TCP layer over weft/io.hpp: endpoint, tcp_listener, tcp_stream.
+//
+//   auto l = weft::tcp_listener::bind(*weft::endpoint::parse("127.0.0.1", 8080));
+//   while (auto s = l->accept())                  // suspends the fiber, not the worker
+//     weft::spawn([s = std::move(*s)]() mutable { char b[512];
+//       while (auto n = s.read(b, sizeof b)) { if (!*n || !s.write_all(b, *n)) break; } })
+//       .detach();
+//
+// IPv4 and IPv6; numeric addresses only (resolve names with run_blocking(getaddrinfo)).
+// Every call follows io.hpp: result<T>, steady_clock deadlines, from fibers and plain
+// threads alike. Destructors close the fd through io::close (waiters wake with
+// bad_file_descriptor). Objects are move-only; one reader and one writer at a time.
+#pragma once
+
+#include <weft/export.hpp>
+#include <weft/io.hpp>
+#include <weft/result.hpp>
+#include <weft/timer.hpp>
+
+#include <cstdint>
+#include <string>
+#include <sys/socket.h>
+#include <utility>
+
+namespace weft {
+
+// An IPv4 or IPv6 socket address.
+class WEFT_API endpoint {
+public:
+  endpoint() noexcept = default;
+  // "127.0.0.1", "::1", "0.0.0.0", "::" ... plus a port; invalid_argument otherwise.
+  static result<endpoint> parse(const std::string& address, std::uint16_t port);
+  // From a sockaddr of len bytes (AF_INET or AF_INET6).
+  endpoint(const sockaddr* sa, socklen_t len) noexcept;
+
+  const sockaddr* data() const noexcept { return reinterpret_cast<const sockaddr*>(&addr_); }
+  socklen_t size() const noexcept { return len_; }
+  int family() const noexcept { return addr_.ss_family; }
+  std::uint16_t port() const noexcept;
+  std::string to_string() const;  // "127.0.0.1:80", "[::1]:80"
+
+private:
+  sockaddr_storage addr_{};
+  socklen_t len_ = 0;
+};
+
+// A connected TCP socket (non-blocking, close-on-exec).
+class WEFT_API tcp_stream {
+public:
+  tcp_stream() noexcept = default;
+  explicit tcp_stream(int fd) noexcept : fd_(fd) {}  // adopts fd
+  tcp_stream(tcp_stream&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  tcp_stream& operator=(tcp_stream&& o) noexcept;
+  ~tcp_stream();
+
+  // Connects, waiting up to the deadline (timed_out, connection_refused ...).
+  static result<tcp_stream> connect(const endpoint& peer, clock::time_point deadline = io::forever);
+
+  result<std::size_t> read(void* buf, std::size_t n, clock::time_point deadline = io::forever) {
+    return io::read(fd_, buf, n, deadline);
+  }
+  result<std::size_t> write(const void* buf, std::size_t n, clock::time_point deadline = io::forever) {
+    return io::send(fd_, buf, n, 0, deadline);
+  }
+  result<std::size_t> write_all(const void* buf, std::size_t n,
+                                clock::time_point deadline = io::forever) {
+    return io::write_all(fd_, buf, n, deadline);
+  }
+  result<std::size_t> readv(const iovec* iov, int n, clock::time_point deadline = io::forever) {
+    return io::readv(fd_, iov, n, deadline);
+  }
+  result<std::size_t> writev(const iovec* iov, int n, clock::time_point deadline = io::forever) {
+    return io::writev(fd_, iov, n, deadline);
+  }
+  // TCP_NODELAY on or off.
+  result<void> set_nodelay(bool on = true);
+  // shutdown(SHUT_WR): the peer reads end of file; reading here still works.
+  result<void> shutdown_write();
+  result<endpoint> peer_endpoint() const;
+  result<endpoint> local_endpoint() const;
+  // Closes now (io::close); a closed stream's calls return bad_file_descriptor.
+  result<void> close();
+  bool is_open() const noexcept { return fd_ >= 0; }
+  int fd() const noexcept { return fd_; }
+  // Gives the fd up without closing it (the caller must close it with io::close).
+  int release() noexcept { return std::exchange(fd_, -1); }
+
+private:
+  int fd_ = -1;
+};
+
+struct listen_options {
+  int backlog = 1024;       // listen(2) backlog (the kernel caps it at net.core.somaxconn)
+  bool reuse_addr = true;   // SO_REUSEADDR: rebind while old connections sit in TIME_WAIT
+  bool reuse_port = false;  // SO_REUSEPORT: several listeners share the port
+  bool nodelay = true;      // TCP_NODELAY on accepted streams
+};
+
+// A listening TCP socket.
+class WEFT_API tcp_listener {
+public:
+  tcp_listener() noexcept = default;
+  tcp_listener(tcp_listener&& o) noexcept
+      : fd_(std::exchange(o.fd_, -1)), nodelay_(o.nodelay_) {}
+  tcp_listener& operator=(tcp_listener&& o) noexcept;
+  ~tcp_listener();
+
+  // socket + options + bind + listen. Port 0 picks a free port (see local_endpoint()).
+  static result<tcp_listener> bind(const endpoint& local, const listen_options& opts = {});
+  // Waits for a connection. peer, when given, receives the remote address.
+  result<tcp_stream> accept(clock::time_point deadline = io::forever, endpoint* peer = nullptr);
+  result<endpoint> local_endpoint() const;
+  result<void> close();
+  bool is_open() const noexcept { return fd_ >= 0; }
+  int fd() const noexcept { return fd_; }
+
+private:
+  int fd_ = -1;
+  bool nodelay_ = true;
+};
+
+}  // namespace weft

@@ -1,0 +1,143 @@
+// src/blocking_pool.cpp - see the protocol in blocking_pool.hpp.
+#include "blocking_pool.hpp"
+
+#include "runtime.hpp"
+#include "suspend.hpp"
+#include "worker.hpp"
+
+#include <pthread.h>
+#include <system_error>
+
+namespace weft {
+namespace detail {
+
+namespace {
+constexpr std::uint32_t job_done = 1;     // set by the pool thread after invoke()
+constexpr std::uint32_t job_waiting = 2;  // set by the fiber's post-switch action
+
+void complete(blocking_job* job) noexcept {
+  job->invoke();
+  void* fiber = job->fiber_;  // read before DONE: afterwards the job may be gone
+  // acq_rel: release publishes invoke()'s effects to the fiber; acquire pairs with the
+  // fiber's release of WAITING (its context is saved, it may be resumed now).
+  if (job->state_.fetch_or(job_done, std::memory_order_acq_rel) & job_waiting)
+    wake(static_cast<fiber_impl*>(fiber));
+}
+
+void post_wait(fiber_impl* from, void* arg) noexcept {
+  auto* job = static_cast<blocking_job*>(arg);
+  // acq_rel: release publishes the saved context; acquire sees the job's effects when
+  // DONE is already set, and then nobody else will wake us.
+  if (job->state_.fetch_or(job_waiting, std::memory_order_acq_rel) & job_done)
+    current_worker()->wake_local(from);
+}
+}  // namespace
+
+blocking_pool_impl::blocking_pool_impl(const blocking_options& opts) : opts_(opts) {
+  if (opts_.max_threads == 0 || opts_.min_threads > opts_.max_threads)
+    throw std::invalid_argument("weft::blocking_options: need 0 <= min_threads <= max_threads, "
+                                "max_threads >= 1");
+  std::lock_guard<std::mutex> g(mu_);
+  for (unsigned i = 0; i < opts_.min_threads; ++i) start_thread();
+}
+
+blocking_pool_impl::~blocking_pool_impl() {
+  std::unique_lock<std::mutex> lk(mu_);
+  stop_ = true;
+  cv_.notify_all();
+  exit_cv_.wait(lk, [&] { return threads_.empty(); });
+  join_finished(lk);
+}
+
+void blocking_pool_impl::start_thread() {
+  threads_.emplace_back();
+  auto it = std::prev(threads_.end());
+  try {
+    // The thread reads `it` only under mu_, which we hold until after this assignment.
+    *it = std::thread([this, it] { thread_main(it); });
+  } catch (...) {
+    threads_.erase(it);
+    throw;
+  }
+}
+
+void blocking_pool_impl::submit(blocking_job* job) {
+  std::unique_lock<std::mutex> lk(mu_);
+  queue_.push_back(job);
+  if (idle_ < queue_.size() && threads_.size() < opts_.max_threads) {
+    try {
+      start_thread();
+    } catch (const std::system_error&) {
+      if (threads_.empty()) {  // nobody would ever run it
+        queue_.pop_back();
+        throw;
+      }
+    }
+  } else {
+    cv_.notify_one();
+  }
+  join_finished(lk);
+}
+
+void blocking_pool_impl::join_finished(std::unique_lock<std::mutex>& lk) {
+  if (finished_.empty()) return;
+  std::vector<std::thread> done;
+  done.swap(finished_);
+  lk.unlock();
+  for (auto& t : done) t.join();
+  lk.lock();
+}
+
+void blocking_pool_impl::thread_main(thread_it self) noexcept {
+  pthread_setname_np(pthread_self(), "weft-blocking");
+  std::unique_lock<std::mutex> lk(mu_);
+  for (;;) {
+    if (!queue_.empty()) {
+      blocking_job* job = queue_.front();
+      queue_.pop_front();
+      lk.unlock();
+      complete(job);
+      lk.lock();
+      continue;
+    }
+    if (stop_) break;
+    ++idle_;
+    const bool woken = cv_.wait_for(lk, opts_.idle_timeout, [&] { return stop_ || !queue_.empty(); });
+    --idle_;
+    if (!woken && threads_.size() > opts_.min_threads) break;  // step 2: retire
+  }
+  finished_.push_back(std::move(*self));  // step 3
+  threads_.erase(self);
+  exit_cv_.notify_all();
+}
+
+unsigned blocking_pool_impl::threads() const noexcept {
+  std::lock_guard<std::mutex> g(mu_);
+  return static_cast<unsigned>(threads_.size());
+}
+
+blocking_pool_impl& default_blocking_pool(runtime& rt) {
+  std::call_once(rt.blocking_once_, [&] { rt.blocking_ = std::make_unique<blocking_pool_impl>(blocking_options{}); });
+  return *rt.blocking_;
+}
+
+void run_blocking_job(blocking_pool_impl* pool, blocking_job& job) {
+  fiber_impl* self = current_fiber();
+  if (!self) {  // a plain thread may block: run it here
+    job.invoke();
+    return;
+  }
+  if (!pool) pool = &default_blocking_pool(*self->rt);
+  job.fiber_ = self;
+  pool->submit(&job);
+  suspend_current(post_wait, &job);
+}
+
+}  // namespace detail
+
+blocking_pool::blocking_pool(const blocking_options& opts)
+    : impl_(std::make_unique<detail::blocking_pool_impl>(opts)) {}
+blocking_pool::~blocking_pool() = default;
+unsigned blocking_pool::threads() const noexcept { return impl_->threads(); }
+
+}  // namespace weft

@@ -1,0 +1,59 @@
+// src/blocking_pool.hpp - the elastic thread pool behind weft::run_blocking.
+//
+// Growth and retirement (all under mu_):
+//   1. submit() queues the job; if fewer threads are idle than jobs are queued and the
+//      pool is below max_threads, it starts a thread, else it notifies an idle one.
+//   2. A thread takes jobs FIFO; with none it waits on cv_ for idle_timeout, and retires
+//      when that wait timed out and more than min_threads threads exist.
+//   3. A retiring thread moves its own std::thread into finished_ (it cannot join
+//      itself); submit() and the destructor join finished_ outside mu_.
+//   4. The destructor sets stop_; threads drain the queue, retire, and are joined.
+// A job's completion wakes its fiber with the join protocol of blocking.hpp (state_
+// bits). The pool never runs fibers and never touches a job after completing it.
+#pragma once
+
+#include <weft/blocking.hpp>
+
+#include <condition_variable>
+#include <deque>
+#include <list>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace weft::detail {
+
+class runtime;
+
+class blocking_pool_impl {
+public:
+  explicit blocking_pool_impl(const blocking_options& opts);
+  ~blocking_pool_impl();  // step 4
+  blocking_pool_impl(const blocking_pool_impl&) = delete;
+  blocking_pool_impl& operator=(const blocking_pool_impl&) = delete;
+
+  // Any thread. Throws std::system_error when no thread exists and none can be started.
+  void submit(blocking_job* job);
+  unsigned threads() const noexcept;
+
+private:
+  using thread_it = std::list<std::thread>::iterator;
+  void start_thread();  // caller holds mu_
+  void thread_main(thread_it self) noexcept;
+  void join_finished(std::unique_lock<std::mutex>& lk);
+
+  const blocking_options opts_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;       // jobs queued or stop_
+  std::condition_variable exit_cv_;  // a thread retired
+  std::deque<blocking_job*> queue_;  // guarded by mu_
+  std::list<std::thread> threads_;   // guarded by mu_: live threads
+  std::vector<std::thread> finished_;  // guarded by mu_: retired, not yet joined
+  unsigned idle_ = 0;                // guarded by mu_
+  bool stop_ = false;                // guarded by mu_
+};
+
+// The runtime's default pool (run_blocking), created on first use.
+blocking_pool_impl& default_blocking_pool(runtime& rt);
+
+}  // namespace weft::detail

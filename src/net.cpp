@@ -1,0 +1,152 @@
+// src/net.cpp - endpoint, tcp_stream, tcp_listener: socket setup around weft::io calls.
+#include <weft/net.hpp>
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+namespace weft {
+
+namespace {
+std::error_code last_error() noexcept { return {errno, std::generic_category()}; }
+
+result<void> setopt(int fd, int level, int name, int value) {
+  if (::setsockopt(fd, level, name, &value, sizeof value) != 0) return last_error();
+  return {};
+}
+
+using name_fn = int (*)(int, sockaddr*, socklen_t*);
+result<endpoint> sock_name(int fd, name_fn fn) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (fn(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return last_error();
+  return endpoint(reinterpret_cast<sockaddr*>(&ss), len);
+}
+}  // namespace
+
+// ---------------------------------------------------------------- endpoint
+
+result<endpoint> endpoint::parse(const std::string& address, std::uint16_t port) {
+  sockaddr_in v4{};
+  if (::inet_pton(AF_INET, address.c_str(), &v4.sin_addr) == 1) {
+    v4.sin_family = AF_INET;
+    v4.sin_port = htons(port);
+    return endpoint(reinterpret_cast<sockaddr*>(&v4), sizeof v4);
+  }
+  sockaddr_in6 v6{};
+  std::string a = address;
+  if (a.size() > 2 && a.front() == '[' && a.back() == ']') a = a.substr(1, a.size() - 2);
+  if (::inet_pton(AF_INET6, a.c_str(), &v6.sin6_addr) == 1) {
+    v6.sin6_family = AF_INET6;
+    v6.sin6_port = htons(port);
+    return endpoint(reinterpret_cast<sockaddr*>(&v6), sizeof v6);
+  }
+  return std::make_error_code(std::errc::invalid_argument);
+}
+
+endpoint::endpoint(const sockaddr* sa, socklen_t len) noexcept {
+  len_ = std::min<socklen_t>(len, sizeof addr_);
+  std::memcpy(&addr_, sa, len_);
+}
+
+std::uint16_t endpoint::port() const noexcept {
+  if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&addr_)->sin_port);
+  if (family() == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&addr_)->sin6_port);
+  return 0;
+}
+
+std::string endpoint::to_string() const {
+  char buf[INET6_ADDRSTRLEN] = "?";
+  if (family() == AF_INET) {
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&addr_)->sin_addr, buf, sizeof buf);
+    return std::string(buf) + ":" + std::to_string(port());
+  }
+  if (family() == AF_INET6)
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&addr_)->sin6_addr, buf, sizeof buf);
+  return "[" + std::string(buf) + "]:" + std::to_string(port());
+}
+
+// ---------------------------------------------------------------- tcp_stream
+
+tcp_stream& tcp_stream::operator=(tcp_stream&& o) noexcept {
+  if (this != &o) {
+    (void)close();
+    fd_ = std::exchange(o.fd_, -1);
+  }
+  return *this;
+}
+
+tcp_stream::~tcp_stream() { (void)close(); }
+
+result<tcp_stream> tcp_stream::connect(const endpoint& peer, clock::time_point deadline) {
+  int fd = ::socket(peer.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return last_error();
+  tcp_stream s(fd);
+  if (result<void> r = io::connect(fd, peer.data(), peer.size(), deadline); !r) return r.error();
+  return s;
+}
+
+result<void> tcp_stream::set_nodelay(bool on) { return setopt(fd_, IPPROTO_TCP, TCP_NODELAY, on); }
+
+result<void> tcp_stream::shutdown_write() {
+  if (::shutdown(fd_, SHUT_WR) != 0) return last_error();
+  return {};
+}
+
+result<endpoint> tcp_stream::peer_endpoint() const { return sock_name(fd_, ::getpeername); }
+result<endpoint> tcp_stream::local_endpoint() const { return sock_name(fd_, ::getsockname); }
+
+result<void> tcp_stream::close() {
+  if (fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+  return io::close(std::exchange(fd_, -1));
+}
+
+// ---------------------------------------------------------------- tcp_listener
+
+tcp_listener& tcp_listener::operator=(tcp_listener&& o) noexcept {
+  if (this != &o) {
+    (void)close();
+    fd_ = std::exchange(o.fd_, -1);
+    nodelay_ = o.nodelay_;
+  }
+  return *this;
+}
+
+tcp_listener::~tcp_listener() { (void)close(); }
+
+result<tcp_listener> tcp_listener::bind(const endpoint& local, const listen_options& opts) {
+  tcp_listener l;
+  l.fd_ = ::socket(local.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (l.fd_ < 0) return last_error();
+  l.nodelay_ = opts.nodelay;
+  if (opts.reuse_addr)
+    if (auto r = setopt(l.fd_, SOL_SOCKET, SO_REUSEADDR, 1); !r) return r.error();
+  if (opts.reuse_port)
+    if (auto r = setopt(l.fd_, SOL_SOCKET, SO_REUSEPORT, 1); !r) return r.error();
+  if (::bind(l.fd_, local.data(), local.size()) != 0) return last_error();
+  if (::listen(l.fd_, opts.backlog) != 0) return last_error();
+  return l;
+}
+
+result<tcp_stream> tcp_listener::accept(clock::time_point deadline, endpoint* peer) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  result<int> c = io::accept(fd_, reinterpret_cast<sockaddr*>(&ss), &len, deadline);
+  if (!c) return c.error();
+  tcp_stream s(*c);
+  if (peer) *peer = endpoint(reinterpret_cast<sockaddr*>(&ss), len);
+  if (nodelay_) (void)s.set_nodelay(true);  // best effort: a failure leaves Nagle on
+  return s;
+}
+
+result<endpoint> tcp_listener::local_endpoint() const { return sock_name(fd_, ::getsockname); }
+
+result<void> tcp_listener::close() {
+  if (fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+  return io::close(std::exchange(fd_, -1));
+}
+
+}  // namespace weft

@@ -1,0 +1,406 @@
+// tests/io_test.cpp - fd-level I/O (weft/io.hpp) on pipes and socketpairs: data, EOF,
+// timeouts, close while waiting (U8), fd reuse (U9), bad fds (B4, B5), SIGPIPE, busy,
+// plain threads, and shutdown cancelling waits.
+#include "weft_test.hpp"
+
+#include <weft/io.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <string>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace io = weft::io;
+using weft::clock;
+
+int open_fds() {
+  int n = 0;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (readdir(d)) ++n;
+    closedir(d);
+  }
+  return n;
+}
+
+struct pair_fds {
+  int a = -1, b = -1;
+};
+pair_fds make_socketpair() {
+  int sv[2];
+  EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+  return {sv[0], sv[1]};
+}
+void close_pair(pair_fds p) {
+  if (p.a >= 0) {
+    EXPECT_TRUE(io::close(p.a));
+  }
+  if (p.b >= 0) {
+    EXPECT_TRUE(io::close(p.b));
+  }
+}
+
+class Io : public weft_test {
+protected:
+  void SetUp() override {
+    fds_ = open_fds();
+    weft_test::SetUp();
+  }
+  void TearDown() override {
+    weft_test::TearDown();
+    // Re-sampled for up to 200 ms: sanitizer runtimes open /proc files transiently.
+    int now = open_fds();
+    for (int i = 0; i < 20 && now != fds_; ++i) {
+      std::this_thread::sleep_for(10ms);
+      now = open_fds();
+    }
+    EXPECT_EQ(now, fds_) << "fd leak";
+  }
+  int fds_ = 0;
+};
+WEFT_INSTANTIATE(Io);
+
+std::error_code err(std::errc e) { return std::make_error_code(e); }
+
+// U7: a reader that hits EAGAIN many times, a writer, 1 MiB through a socketpair.
+TEST_P(Io, SocketpairTransfersDataIntact) {
+  pair_fds p = make_socketpair();
+  constexpr std::size_t total = 1 << 20;
+  sched().block_on([&] {
+    auto reader = weft::spawn([&] {
+      std::vector<unsigned char> got;
+      got.reserve(total);
+      unsigned char buf[4096];
+      for (;;) {
+        auto r = io::read(p.b, buf, sizeof buf);
+        EXPECT_TRUE(r) << r.error().message();
+        if (!r || *r == 0) break;
+        got.insert(got.end(), buf, buf + *r);
+      }
+      return got;
+    });
+    std::vector<unsigned char> data(total);
+    for (std::size_t i = 0; i < total; ++i) data[i] = static_cast<unsigned char>(i * 31 + 7);
+    for (std::size_t off = 0; off < total; off += 10007) {
+      auto w = io::write_all(p.a, data.data() + off, std::min<std::size_t>(10007, total - off));
+      ASSERT_TRUE(w) << w.error().message();
+      if (off % 100 == 0) weft::this_fiber::yield();
+    }
+    EXPECT_TRUE(io::close(p.a));  // peer close: the reader sees EOF (read returns 0)
+    p.a = -1;
+    EXPECT_EQ(reader.join(), data);
+  });
+  close_pair(p);
+}
+
+TEST_P(Io, PeerCloseGivesEof) {
+  pair_fds p = make_socketpair();
+  sched().block_on([&] {
+    auto reader = weft::spawn([&] {
+      char c;
+      return io::read(p.b, &c, 1);
+    });
+    weft::this_fiber::sleep_for(5ms);
+    EXPECT_TRUE(io::close(p.a));
+    p.a = -1;
+    auto r = reader.join();
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(*r, 0u);
+  });
+  close_pair(p);
+}
+
+TEST_P(Io, ReadTimesOut) {
+  pair_fds p = make_socketpair();
+  sched().block_on([&] {
+    char c;
+    auto t0 = clock::now();
+    auto r = io::read(p.b, &c, 1, weft::deadline_after(20ms));
+    EXPECT_GE(clock::now() - t0, 20ms);
+    EXPECT_LT(clock::now() - t0, 2s);
+    EXPECT_EQ(r.error(), err(std::errc::timed_out));
+    // The timeout left the descriptor usable: a later read gets the data.
+    EXPECT_TRUE(io::write_all(p.a, "x", 1));
+    auto r2 = io::read(p.b, &c, 1, weft::deadline_after(2s));
+    ASSERT_TRUE(r2);
+    EXPECT_EQ(c, 'x');
+    EXPECT_EQ(io::wait_readable(p.b, weft::deadline_after(1ms)).error(), err(std::errc::timed_out));
+  });
+  close_pair(p);
+}
+
+TEST_P(Io, PastDeadlineStillTriesOnce) {
+  pair_fds p = make_socketpair();
+  sched().block_on([&] {
+    EXPECT_TRUE(io::write_all(p.a, "y", 1));
+    char c = 0;
+    auto r = io::read(p.b, &c, 1, clock::time_point::min());
+    ASSERT_TRUE(r);
+    EXPECT_EQ(c, 'y');
+    EXPECT_EQ(io::read(p.b, &c, 1, clock::now()).error(), err(std::errc::timed_out));
+  });
+  close_pair(p);
+}
+
+// U8: close from another fiber while a fiber waits; the close(2) is deferred until the
+// waiter released the fd, so its number cannot be reused under it.
+TEST_P(Io, CloseFromFiberWakesWaiter) {
+  pair_fds p = make_socketpair();
+  sched().block_on([&] {
+    auto waiter = weft::spawn([&] {
+      char c;
+      auto t0 = clock::now();
+      auto r = io::read(p.b, &c, 1);
+      return std::make_pair(r.error(), clock::now() - t0);
+    });
+    weft::this_fiber::sleep_for(10ms);
+    EXPECT_TRUE(io::close(p.b));
+    if (workers() == 1) {  // the waiter cannot have run yet: the close is still deferred
+      EXPECT_NE(fcntl(p.b, F_GETFD), -1);
+    }
+    auto [e, waited] = waiter.join();
+    EXPECT_EQ(e, err(std::errc::bad_file_descriptor));
+    EXPECT_LT(waited, 10ms + 100ms);
+    EXPECT_EQ(fcntl(p.b, F_GETFD), -1);  // released by the waiter: now really closed
+    p.b = -1;
+  });
+  close_pair(p);
+}
+
+TEST_P(Io, CloseFromForeignThreadWakesWaiter) {
+  pair_fds p = make_socketpair();
+  std::atomic<bool> waiting{false};
+  auto h = sched().spawn([&] {
+    char c;
+    waiting.store(true);
+    return io::read(p.b, &c, 1).error();
+  });
+  while (!waiting.load()) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(10ms);
+  auto t0 = clock::now();
+  EXPECT_TRUE(io::close(p.b));
+  EXPECT_EQ(h.join(), err(std::errc::bad_file_descriptor));
+  EXPECT_LT(clock::now() - t0, 100ms);
+  p.b = -1;
+  close_pair(p);
+}
+
+// U9: a stale registration (old fd number, kept alive by a dup) never wakes the new owner.
+TEST_P(Io, FdReuseDoesNotWakeNewOwner) {
+  sched().block_on([&] {
+    pair_fds old = make_socketpair();
+    auto w1 = weft::spawn([&] {
+      char c;
+      return io::read(old.a, &c, 1).error();
+    });
+    weft::this_fiber::sleep_for(5ms);
+    const int old_number = old.a;
+    const int dup_fd = ::dup(old.a);  // keeps the old file alive under another number
+    ASSERT_GE(dup_fd, 0);
+    EXPECT_TRUE(io::close(old.a));
+    EXPECT_EQ(w1.join(), err(std::errc::bad_file_descriptor));
+    pair_fds fresh = make_socketpair();
+    ASSERT_EQ(fresh.a, old_number) << "the kernel did not reuse the number";
+    auto w2 = weft::spawn([&] {
+      char c;
+      auto first = io::read(fresh.a, &c, 1, weft::deadline_after(50ms)).error();
+      auto second = io::read(fresh.a, &c, 1, weft::deadline_after(2s));
+      return std::make_pair(first, second && c == 'n');
+    });
+    weft::this_fiber::sleep_for(5ms);
+    EXPECT_TRUE(io::write_all(old.b, "o", 1));  // the old object becomes readable
+    weft::this_fiber::sleep_for(60ms);
+    EXPECT_TRUE(io::write_all(fresh.b, "n", 1));
+    auto [first, second_ok] = w2.join();
+    EXPECT_EQ(first, err(std::errc::timed_out)) << "stale event reached the new owner";
+    EXPECT_TRUE(second_ok);
+    char c;
+    EXPECT_EQ(::read(dup_fd, &c, 1), 1);  // the old object did get its byte
+    ::close(dup_fd);                        // never used with weft: plain close is fine
+    close_pair(fresh);
+    EXPECT_TRUE(io::close(old.b));
+  });
+}
+
+// B4 / B5.
+TEST_P(Io, BadDescriptors) {
+  sched().block_on([&] {
+    char c;
+    EXPECT_EQ(io::read(-1, &c, 1).error(), err(std::errc::bad_file_descriptor));
+    EXPECT_EQ(io::wait_readable(-1).error(), err(std::errc::bad_file_descriptor));
+    EXPECT_EQ(io::close(-1).error(), err(std::errc::bad_file_descriptor));
+    pair_fds p = make_socketpair();
+    const int n = p.a;
+    EXPECT_TRUE(io::close(p.a));
+    EXPECT_EQ(io::read(n, &c, 1).error(), err(std::errc::bad_file_descriptor));  // after close
+    EXPECT_EQ(io::wait_writable(n).error(), err(std::errc::bad_file_descriptor));
+    EXPECT_EQ(io::close(n).error(), err(std::errc::bad_file_descriptor));  // double close
+    EXPECT_TRUE(io::close(p.b));
+    // Another epoll fd nests (only the reactor's own epoll fd, which users never see,
+    // would give EINVAL): the wait registers it and times out.
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    EXPECT_EQ(io::wait_readable(ep, weft::deadline_after(5ms)).error(), err(std::errc::timed_out));
+    EXPECT_TRUE(io::close(ep));
+    // A regular file never reports EAGAIN: reads complete without parking.
+    int f = ::open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(f, 0);
+    auto r = io::read(f, &c, 1);
+    EXPECT_TRUE(r && *r == 1);
+    EXPECT_TRUE(io::wait_readable(f));
+    EXPECT_TRUE(io::close(f));
+  });
+}
+
+TEST_P(Io, SecondWaiterSameDirectionIsBusy) {
+  pair_fds p = make_socketpair();
+  sched().block_on([&] {
+    auto first = weft::spawn([&] {
+      char c;
+      return io::read(p.b, &c, 1, weft::deadline_after(2s));
+    });
+    weft::this_fiber::sleep_for(10ms);
+    char c;
+    EXPECT_EQ(io::read(p.b, &c, 1).error(), err(std::errc::device_or_resource_busy));
+    // The writing direction is independent.
+    EXPECT_TRUE(io::write_all(p.b, "w", 1));
+    EXPECT_TRUE(io::write_all(p.a, "r", 1));
+    auto r = first.join();
+    EXPECT_TRUE(r && *r == 1);
+  });
+  close_pair(p);
+}
+
+TEST_P(Io, WriteToClosedPeerIsAnErrorNotSigpipe) {
+  sched().block_on([&] {
+    int pfd[2];
+    ASSERT_EQ(pipe2(pfd, O_CLOEXEC), 0);
+    EXPECT_TRUE(io::close(pfd[0]));
+    EXPECT_EQ(io::write(pfd[1], "x", 1).error(), err(std::errc::broken_pipe));
+    EXPECT_TRUE(io::close(pfd[1]));
+    pair_fds p = make_socketpair();
+    EXPECT_TRUE(io::close(p.a));
+    p.a = -1;
+    auto w = io::write(p.b, "x", 1);
+    EXPECT_FALSE(w);
+    EXPECT_TRUE(w.error() == err(std::errc::broken_pipe) ||
+                w.error() == err(std::errc::connection_reset));
+    close_pair(p);
+  });
+}
+
+TEST_P(Io, FillThenDrainWritable) {
+  pair_fds p = make_socketpair();
+  sched().block_on([&] {
+    std::vector<char> big(256 * 1024, 'z');
+    std::size_t written = 0;
+    for (;;) {  // fill the socket buffer until a write would wait
+      auto w = io::write(p.a, big.data(), big.size(), clock::now());
+      if (!w) {
+        EXPECT_EQ(w.error(), err(std::errc::timed_out));
+        break;
+      }
+      written += *w;
+    }
+    auto drainer = weft::spawn([&] {
+      weft::this_fiber::sleep_for(5ms);
+      std::size_t got = 0;
+      std::vector<char> buf(65536);  // not on the 64 KiB fiber stack
+      while (got < written) {
+        auto r = io::read(p.b, buf.data(), buf.size());
+        if (!r || *r == 0) break;
+        got += *r;
+      }
+      return got;
+    });
+    EXPECT_TRUE(io::wait_writable(p.a, weft::deadline_after(5s)));
+    EXPECT_EQ(drainer.join(), written);
+  });
+  close_pair(p);
+}
+
+TEST_P(Io, ManyFibersEachOnItsOwnPair) {
+  constexpr int n = 500;
+  std::vector<pair_fds> pairs(n);
+  for (auto& p : pairs) p = make_socketpair();
+  sched().block_on([&] {
+    std::vector<weft::join_handle<int>> readers;
+    for (int i = 0; i < n; ++i)
+      readers.push_back(weft::spawn([&, i] {
+        int v = -1;
+        auto r = io::read(pairs[i].b, &v, sizeof v);
+        return r && *r == sizeof v ? v : -1;
+      }));
+    weft::this_fiber::sleep_for(5ms);
+    for (int i = n - 1; i >= 0; --i) EXPECT_TRUE(io::write_all(pairs[i].a, &i, sizeof i));
+    for (int i = 0; i < n; ++i) EXPECT_EQ(readers[i].join(), i);
+  });
+  for (auto& p : pairs) close_pair(p);
+}
+
+// Called from a plain thread the calls block the thread (poll).
+TEST_P(Io, PlainThreadBlocksInPoll) {
+  pair_fds p = make_socketpair();
+  char c;
+  EXPECT_EQ(io::read(p.b, &c, 1, weft::deadline_after(10ms)).error(), err(std::errc::timed_out));
+  std::thread t([&] {
+    std::this_thread::sleep_for(10ms);
+    EXPECT_TRUE(io::write_all(p.a, "t", 1));
+  });
+  auto r = io::read(p.b, &c, 1, weft::deadline_after(5s));
+  t.join();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(c, 't');
+  // Close from a fiber while a plain thread waits: it notices within a poll slice.
+  std::thread waiter([&] {
+    char d;
+    EXPECT_EQ(io::read(p.b, &d, 1).error(), err(std::errc::bad_file_descriptor));
+  });
+  std::this_thread::sleep_for(10ms);
+  sched().block_on([&] { EXPECT_TRUE(io::close(p.b)); });
+  waiter.join();
+  p.b = -1;
+  close_pair(p);
+}
+
+// Shutdown cancels pending waits: the blocked fibers unwind with operation_canceled.
+TEST_P(Io, ShutdownCancelsWaits) {
+  constexpr int n = 200;
+  std::vector<pair_fds> pairs(n);
+  for (auto& p : pairs) p = make_socketpair();
+  std::atomic<int> canceled{0}, blocked{0};
+  {
+    weft::scheduler s({.workers = workers()});
+    for (int i = 0; i < n; ++i)
+      s.spawn([&, i] {
+         char c;
+         blocked.fetch_add(1);
+         auto r = io::read(pairs[i].b, &c, 1);
+         if (r.error() == err(std::errc::operation_canceled)) canceled.fetch_add(1);
+         // Later waits are cancelled at once, too.
+         if (io::read(pairs[i].b, &c, 1).error() == err(std::errc::operation_canceled))
+           canceled.fetch_add(1);
+       }).detach();
+    while (blocked.load() < n) std::this_thread::sleep_for(1ms);
+    std::this_thread::sleep_for(5ms);
+  }  // destructor: shutdown
+  EXPECT_EQ(canceled.load(), 2 * n);
+  for (auto& p : pairs) close_pair(p);
+  // A new scheduler can wait on the same fds' numbers again (unbound at reactor exit).
+  pair_fds p = make_socketpair();
+  sched().block_on([&] {
+    char c;
+    EXPECT_EQ(io::read(p.b, &c, 1, weft::deadline_after(5ms)).error(), err(std::errc::timed_out));
+  });
+  close_pair(p);
+}
+
+}  // namespace

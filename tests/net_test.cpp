@@ -1,0 +1,155 @@
+// tests/net_test.cpp - tcp_listener / tcp_stream on 127.0.0.1 and ::1: echo, accept and
+// connect errors and timeouts, shutdown cancelling a server's accept loop.
+#include "weft_test.hpp"
+
+#include <weft/net.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using weft::clock;
+
+class Net : public weft_test {};
+WEFT_INSTANTIATE(Net);
+
+std::error_code err(std::errc e) { return std::make_error_code(e); }
+
+weft::tcp_listener listen_any(const char* addr = "127.0.0.1") {
+  auto ep = weft::endpoint::parse(addr, 0);
+  EXPECT_TRUE(ep);
+  auto l = weft::tcp_listener::bind(*ep);
+  EXPECT_TRUE(l) << l.error().message();
+  return std::move(*l);
+}
+
+void echo_once(weft::tcp_stream s) {
+  char buf[1024];
+  for (;;) {
+    auto n = s.read(buf, sizeof buf);
+    if (!n || *n == 0 || !s.write_all(buf, *n)) return;
+  }
+}
+
+TEST_P(Net, EndpointParse) {
+  EXPECT_EQ(weft::endpoint::parse("127.0.0.1", 80)->to_string(), "127.0.0.1:80");
+  EXPECT_EQ(weft::endpoint::parse("::1", 8080)->to_string(), "[::1]:8080");
+  EXPECT_EQ(weft::endpoint::parse("[::1]", 1)->port(), 1);
+  EXPECT_EQ(weft::endpoint::parse("localhost", 1).error(), err(std::errc::invalid_argument));
+}
+
+void echo_round_trip(weft::scheduler& s, const char* addr) {
+  weft::tcp_listener l = listen_any(addr);
+  auto ep = l.local_endpoint();
+  ASSERT_TRUE(ep);
+  s.block_on([&] {
+    auto server = weft::spawn([&] {
+      weft::endpoint peer;
+      auto c = l.accept(weft::io::forever, &peer);
+      EXPECT_TRUE(c) << c.error().message();
+      EXPECT_NE(peer.port(), 0);
+      if (c) echo_once(std::move(*c));
+    });
+    auto c = weft::tcp_stream::connect(*ep, weft::deadline_after(5s));
+    ASSERT_TRUE(c) << c.error().message();
+    std::string msg(100000, 'q');
+    for (std::size_t i = 0; i < msg.size(); ++i) msg[i] = static_cast<char>('a' + i % 26);
+    auto writer = weft::spawn([&] { EXPECT_TRUE(c->write_all(msg.data(), msg.size())); });
+    std::string got;
+    std::vector<char> buf(8192);
+    while (got.size() < msg.size()) {
+      auto n = c->read(buf.data(), buf.size(), weft::deadline_after(5s));
+      ASSERT_TRUE(n) << n.error().message();
+      ASSERT_GT(*n, 0u);
+      got.append(buf.data(), *n);
+    }
+    writer.join();
+    EXPECT_EQ(got, msg);
+    EXPECT_TRUE(c->shutdown_write());
+    char x;
+    EXPECT_EQ(*c->read(&x, 1), 0u);  // the server saw EOF and closed
+    server.join();
+  });
+}
+
+TEST_P(Net, EchoIpv4) { echo_round_trip(sched(), "127.0.0.1"); }
+
+TEST_P(Net, EchoIpv6) {
+  auto ep = weft::endpoint::parse("::1", 0);
+  if (!weft::tcp_listener::bind(*ep)) GTEST_SKIP() << "no IPv6 loopback here";
+  echo_round_trip(sched(), "::1");
+}
+
+TEST_P(Net, AcceptTimesOut) {
+  weft::tcp_listener l = listen_any();
+  sched().block_on([&] {
+    auto t0 = clock::now();
+    EXPECT_EQ(l.accept(weft::deadline_after(20ms)).error(), err(std::errc::timed_out));
+    EXPECT_GE(clock::now() - t0, 20ms);
+  });
+}
+
+TEST_P(Net, ConnectRefused) {
+  weft::endpoint ep;
+  {
+    weft::tcp_listener l = listen_any();
+    ep = *l.local_endpoint();
+  }  // closed: nobody listens on that port now
+  sched().block_on([&] {
+    auto c = weft::tcp_stream::connect(ep, weft::deadline_after(2s));
+    EXPECT_EQ(c.error(), err(std::errc::connection_refused));
+  });
+}
+
+TEST_P(Net, ClosedStreamReportsBadDescriptor) {
+  weft::tcp_stream s;
+  char c;
+  EXPECT_EQ(s.read(&c, 1).error(), err(std::errc::bad_file_descriptor));
+  EXPECT_EQ(s.close().error(), err(std::errc::bad_file_descriptor));
+}
+
+// Shutdown cancels the accept loop and the connections' reads: the server unwinds.
+TEST_P(Net, ShutdownUnwindsServer) {
+  weft::tcp_listener l = listen_any();
+  auto ep = *l.local_endpoint();
+  std::atomic<int> handlers_done{0}, connected{0};
+  std::error_code accept_end;
+  std::vector<weft::tcp_stream> clients;
+  {
+    weft::scheduler s({.workers = workers()});
+    s.spawn([&] {
+       for (;;) {
+         auto c = l.accept();
+         if (!c) {
+           accept_end = c.error();
+           return;
+         }
+         weft::spawn([&, c = std::move(*c)]() mutable {
+           connected.fetch_add(1);
+           echo_once(std::move(c));
+           handlers_done.fetch_add(1);
+         }).detach();
+       }
+     }).detach();
+    for (int i = 0; i < 20; ++i) {  // plain-thread clients (blocking in poll)
+      auto c = weft::tcp_stream::connect(ep, weft::deadline_after(5s));
+      ASSERT_TRUE(c);
+      clients.push_back(std::move(*c));
+    }
+    while (connected.load() < 20) std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(accept_end, err(std::errc::operation_canceled));
+  EXPECT_EQ(handlers_done.load(), 20);
+  for (auto& c : clients) {  // the server side closed: clients read EOF
+    char x;
+    auto n = c.read(&x, 1, weft::deadline_after(2s));
+    EXPECT_TRUE(n && *n == 0);
+  }
+}
+
+}  // namespace
