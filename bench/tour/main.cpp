@@ -1,0 +1,323 @@
+// bench/tour/main.cpp - weft_tour: runs the spec workloads (bench-spec.md) on weft and
+// its peers in one process and prints RESULT lines, then a table with ratios to weft.
+//
+//   weft_tour [--reps N] [--only W1,W3] [--quick]
+//
+// Order: for each workload, for each worker count, for each peer: start the peer's
+// runtime, run the repetitions, stop it. Scaling workloads (W1, W2, W5) sweep worker
+// counts 1, 2, 4, ... up to all allowed CPUs (all always included); W3 runs on one worker,
+// W9 on all. Lines starting with '#' are context for humans; RESULT lines are the data.
+// Every RESULT ends with others_cpu=N%: the share of the CPUs that other processes used
+// while its repetitions ran (the figures are noise when that is more than a few percent).
+#include "tour.hpp"
+
+#include <sched.h>
+#include <unistd.h>
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#ifndef WEFT_TOUR_BUILD_TYPE
+#define WEFT_TOUR_BUILD_TYPE "unknown"
+#endif
+
+namespace tour {
+namespace {
+
+struct options {
+  int reps = 5;
+  bool quick = false;
+  std::set<std::string> only;  // spec ids ("W1"); empty: every workload
+};
+
+[[noreturn]] void usage(const char* why) {
+  std::fprintf(stderr,
+               "weft_tour: %s\n"
+               "usage: weft_tour [--reps N] [--only W1,W2,W3,W5,W9] [--quick]\n"
+               "  --reps N   repetitions per workload (default 5); median, min and max\n"
+               "  --only L   comma-separated workload ids to run\n"
+               "  --quick    problem sizes divided by 10 (smoke run)\n",
+               why);
+  std::exit(2);
+}
+
+options parse(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") {
+      o.quick = true;
+    } else if (a == "--reps" && i + 1 < argc) {
+      o.reps = std::atoi(argv[++i]);
+      if (o.reps < 1) usage("--reps needs a positive number");
+    } else if (a == "--only" && i + 1 < argc) {
+      std::stringstream list(argv[++i]);
+      for (std::string id; std::getline(list, id, ',');) {
+        for (auto& c : id) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        bool known = false;
+        for (auto w : {workload::spawn_join, workload::skynet, workload::yield_pingpong,
+                       workload::fib, workload::idle}) {
+          known = known || id == info(w).spec_id;
+        }
+        if (!known) usage(("unknown workload id " + id).c_str());
+        o.only.insert(id);
+      }
+    } else if (a == "--help" || a == "-h") {
+      usage("benchmark tour");
+    } else {
+      usage(("unknown argument " + a).c_str());
+    }
+  }
+  return o;
+}
+
+unsigned allowed_cpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return static_cast<unsigned>(CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  }
+  return "unknown";
+}
+
+std::string first_line(const char* path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+void print_header(const options& o, unsigned cpus, const std::vector<std::unique_ptr<peer>>& peers,
+                  const std::vector<std::string>& missing) {
+  utsname u{};
+  uname(&u);
+  std::printf("# weft_tour\n");
+  std::printf("# machine: nproc=%u (hardware_concurrency=%u) cpu=\"%s\" kernel=\"%s %s %s\"\n",
+              cpus, std::thread::hardware_concurrency(), cpu_model().c_str(), u.sysname,
+              u.release, u.machine);
+  std::printf("# load: %s\n", first_line("/proc/loadavg").c_str());
+#ifdef NDEBUG
+  const char* asserts = "off";
+#else
+  const char* asserts = "on";
+#endif
+  std::printf("# build: type=%s compiler=\"%s\" assertions=%s\n", WEFT_TOUR_BUILD_TYPE,
+              __VERSION__, asserts);
+  std::printf("# run: reps=%d quick=%s\n", o.reps, o.quick ? "yes" : "no");
+  for (const auto& p : peers) std::printf("# peer %s\n", p->describe().c_str());
+  for (const auto& m : missing) std::printf("# peer %s\n", m.c_str());
+  std::fflush(stdout);
+}
+
+// CPU used by everything but this process over an interval, as a share of all CPUs: busy
+// time of all CPUs from /proc/stat (everything but idle and iowait; steal, time the
+// hypervisor gave to another guest, counts) minus this process's own (getrusage).
+// Figures taken next to other CPU-hungry processes are noise; every RESULT says how much.
+class others_meter {
+public:
+  others_meter() : busy0_(all_cpus_busy_ms()), self0_(process_cpu_ms()), t0_(clock::now()) {}
+  double share(unsigned cpus) const {
+    const double wall = ms_since(t0_) * cpus;
+    const double others = (all_cpus_busy_ms() - busy0_) - (process_cpu_ms() - self0_);
+    return wall > 0 ? std::max(0.0, others / wall) : 0.0;
+  }
+
+private:
+  static double all_cpus_busy_ms() {
+    std::ifstream in("/proc/stat");
+    std::string cpu;
+    double ticks[8] = {};  // user nice system idle iowait irq softirq steal
+    in >> cpu;
+    for (double& t : ticks) in >> t;
+    double busy = 0;
+    for (int i = 0; i < 8; ++i) busy += (i == 3 || i == 4) ? 0 : ticks[i];
+    return busy * 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  double busy0_, self0_;
+  clock::time_point t0_;
+};
+
+// Above this share of the CPUs used by others, figures are flagged.
+constexpr double kQuiet = 0.05;
+
+// One RESULT line's data, kept for the final table.
+struct record {
+  std::string peer;
+  workload w;
+  unsigned workers;
+  summary s;
+  double work_factor;  // peer::work_factor(): > 1 when the peer ran a smaller problem
+  double others;       // others_meter share over the repetitions
+};
+
+std::string fmt(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, v >= 100 ? "%.1f" : v >= 1 ? "%.2f" : "%.3f", v);
+  return buf;
+}
+
+std::string param(unsigned workers) { return "workers=" + std::to_string(workers); }
+
+double run_once(peer& p, workload w, const sizes& sz) {
+  switch (w) {
+    case workload::spawn_join: return p.spawn_join(sz.spawn_join_n);
+    case workload::skynet: return p.skynet(sz.skynet_leaves);
+    case workload::yield_pingpong: return p.yield_pingpong(sz.yields_per_fiber);
+    case workload::fib: return p.fib(sz.fib_n);
+    case workload::idle: return p.idle(sz.idle_for);
+  }
+  fail("run_once: unknown workload");
+}
+
+record run(peer& p, workload w, unsigned workers, const sizes& sz, int reps, unsigned cpus) {
+  // W9 counts the CPU time of the whole process: let threads of the previous peer (TBB's
+  // workers spin a little before they sleep) go quiet first.
+  if (w == workload::idle) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  p.start(workers);
+  std::vector<double> samples;
+  const others_meter meter;
+  for (int r = 0; r < reps; ++r) samples.push_back(run_once(p, w, sz));
+  const double others = meter.share(cpus);
+  p.stop();
+  record rec{p.name(), w, workers, summarize(std::move(samples)), p.work_factor(w, sz), others};
+  std::string extra = p.extra(w, sz);
+  extra += (extra.empty() ? "" : " ") + std::string("others_cpu=") +
+           std::to_string(static_cast<int>(100 * others + 0.5)) + "%";
+  std::printf("RESULT %s %s %s %.3f %s min=%.3f max=%.3f reps=%d %s\n", p.name(), info(w).name,
+              param(workers).c_str(), rec.s.median, info(w).unit, rec.s.min, rec.s.max,
+              rec.s.reps, extra.c_str());
+  std::fflush(stdout);
+  return rec;
+}
+
+std::vector<unsigned> worker_counts(workload w, unsigned cpus) {
+  if (w == workload::yield_pingpong) return {1};
+  if (!info(w).scales) return {cpus};
+  std::vector<unsigned> counts;
+  for (unsigned n = 1; n < cpus; n *= 2) counts.push_back(n);
+  counts.push_back(cpus);
+  return counts;
+}
+
+const record* find(const std::vector<record>& recs, const std::string& peer, workload w,
+                   unsigned workers) {
+  for (const auto& r : recs) {
+    if (r.peer == peer && r.w == w && r.workers == workers) return &r;
+  }
+  return nullptr;
+}
+
+// "peer/weft" column: the ratio of medians, "~" marked when the peer ran a smaller problem
+// and its time was scaled up by peer::work_factor().
+std::string ratio_to_weft(const record& r, const std::vector<record>& recs) {
+  const record* base = find(recs, "weft", r.w, r.workers);
+  if (!base || base->s.median <= 0) return "-";
+  const std::string ratio = fmt(r.s.median * r.work_factor / base->s.median);
+  return r.work_factor != 1.0 ? "~" + ratio : ratio;
+}
+
+std::string label(workload w) { return std::string(info(w).spec_id) + " " + info(w).name; }
+
+void print_table(const std::vector<record>& recs) {
+  std::printf("\n# %-18s %-10s %-12s %12s %-10s %-23s %9s  %s\n", "workload", "param", "peer",
+              "median", "unit", "spread (min-max)", "peer/weft", "others_cpu");
+  bool scaled = false;
+  for (const auto& r : recs) {
+    const std::string spread = fmt(r.s.min) + "-" + fmt(r.s.max);
+    const std::string ratio = ratio_to_weft(r, recs);
+    scaled = scaled || ratio[0] == '~';
+    std::printf("  %-18s %-10s %-12s %12s %-10s %-23s %9s  %3.0f%%%s\n", label(r.w).c_str(),
+                param(r.workers).c_str(), r.peer.c_str(), fmt(r.s.median).c_str(),
+                info(r.w).unit, spread.c_str(), ratio.c_str(), 100 * r.others,
+                r.others > kQuiet ? " (noisy)" : "");
+  }
+  if (scaled) {
+    std::printf("# ~: the peer ran a smaller problem (see its RESULT extra field); its time was\n"
+                "#    scaled up by the ratio of spawn counts before dividing by weft's.\n");
+  }
+}
+
+// Speedup of each scaling workload from 1 worker to all: median at 1 / median at all.
+void print_speedups(const std::vector<record>& recs, unsigned cpus) {
+  if (cpus < 2) return;
+  std::printf("\n# speedup, 1 -> %u workers (median at 1 / median at %u)\n", cpus, cpus);
+  for (const auto& r : recs) {
+    if (!info(r.w).scales || r.workers != 1) continue;
+    const record* all = find(recs, r.peer, r.w, cpus);
+    if (!all || all->s.median <= 0) continue;
+    std::printf("  %-18s %-12s %6.2fx\n", label(r.w).c_str(), r.peer.c_str(),
+                r.s.median / all->s.median);
+  }
+}
+
+void report_quiet(const char* when, unsigned cpus) {
+  const others_meter meter;
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const double others = meter.share(cpus);
+  std::printf("# %s: other processes kept %.0f%% of the CPUs busy (/proc/stat, 0.5 s)\n", when,
+              100 * others);
+  if (others > kQuiet) std::printf("# WARNING: the machine is not quiet; figures are unreliable\n");
+  std::fflush(stdout);
+}
+
+int tour_main(int argc, char** argv) {
+  const options opts = parse(argc, argv);
+  const unsigned cpus = allowed_cpus();
+  const sizes sz = opts.quick ? quick(sizes{}) : sizes{};
+
+  std::vector<std::unique_ptr<peer>> peers;
+  std::vector<std::string> missing;
+  if (auto p = make_weft_peer()) peers.push_back(std::move(p));
+#ifdef WEFT_TOUR_HAVE_BOOST_FIBER
+  peers.push_back(make_boost_fiber_peer(cpus));
+#else
+  missing.push_back("boost_fiber: not built (Boost.Fiber not found at configure time)");
+#endif
+#ifdef WEFT_TOUR_HAVE_TBB
+  peers.push_back(make_tbb_peer());
+#else
+  missing.push_back("tbb: not built (oneTBB not found at configure time)");
+#endif
+  peers.push_back(make_fcontext_floor());
+  print_header(opts, cpus, peers, missing);
+  report_quiet("start", cpus);
+
+  std::vector<record> recs;
+  for (auto w : {workload::spawn_join, workload::skynet, workload::yield_pingpong, workload::fib,
+                 workload::idle}) {
+    if (!opts.only.empty() && !opts.only.count(info(w).spec_id)) continue;
+    for (unsigned workers : worker_counts(w, cpus)) {
+      for (auto& p : peers) {
+        if (p->supports(w)) recs.push_back(run(*p, w, workers, sz, opts.reps, cpus));
+      }
+    }
+  }
+  print_table(recs);
+  print_speedups(recs, cpus);
+  std::printf("\n");
+  report_quiet("end", cpus);
+  return 0;
+}
+
+}  // namespace
+}  // namespace tour
+
+int main(int argc, char** argv) { return tour::tour_main(argc, argv); }
