@@ -79,6 +79,15 @@ class alignas(cache_line_size) run_queue {
   // Owner thread only. Removes and returns the oldest item, or 0 when empty.
   item pop() noexcept;
 
+  // Owner thread only. The oldest item without removing it, or 0; may be stale (a stealer
+  // may take it at any moment): a hint for prefetching, never for running.
+  item peek() const noexcept {
+    // relaxed: a hint; see above.
+    const index h = head_.load(std::memory_order_relaxed);
+    if (h == tail_.load(std::memory_order_relaxed)) return 0;
+    return slots_[h & mask_].load(std::memory_order_relaxed);
+  }
+
   // Any thread except the owner of *this; dst must be the caller's own queue. Takes
   // ceil(half) of this queue's items, but no more than dst's free space + 1. Returns the
   // oldest taken item, to run now; the others go to dst in order. `moved` receives the

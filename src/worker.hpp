@@ -68,7 +68,7 @@ struct counter {
 
 class alignas(64) worker {
 public:
-  static constexpr std::size_t private_cap = 16;
+  static constexpr std::size_t private_cap = 64;
   static constexpr unsigned fairness_interval = 61;  // Go's schedtick % 61
 
   worker(runtime& rt, unsigned index);
@@ -157,6 +157,7 @@ private:
   unsigned runnext_streak_ = 0;
   unsigned tick_ = 0;
   bool searching_ = false;
+  bool had_work_ = false;  // see find_work()
   std::vector<fiber_impl*> pool_;
   std::vector<std::vector<unsigned>> tiers_;
   std::minstd_rand rng_;

@@ -133,8 +133,9 @@ TEST_P(Sleep, TimersFireInDeadlineOrderAndNeverEarly) {
   });
   EXPECT_EQ(early.load(), 0);
   ASSERT_EQ(order.size(), 10u);
-  if (workers() == 1)
+  if (workers() == 1) {
     for (int i = 0; i < 10; ++i) EXPECT_EQ(order[i], i);
+  }
 }
 
 TEST_P(Sleep, SleepingFiberDoesNotBlockItsWorker) {
