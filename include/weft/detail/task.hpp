@@ -13,6 +13,7 @@
 #include <weft/export.hpp>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <new>
@@ -25,8 +26,16 @@ namespace weft {
 class scheduler;
 namespace detail {
 
+// Small-block allocation for tasks (src/task_alloc.cpp): per-thread free lists, no lock
+// on the common path. Any thread.
+WEFT_API void* task_alloc(std::size_t n);
+WEFT_API void task_free(void* p, std::size_t n) noexcept;
+
 class task {
 public:
+  static void* operator new(std::size_t n) { return task_alloc(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { task_free(p, n); }
+
   task() = default;
   task(const task&) = delete;
   task& operator=(const task&) = delete;
