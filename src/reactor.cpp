@@ -130,6 +130,26 @@ std::int64_t reactor::fire_expired() noexcept {
   return next;
 }
 
+// epoll_pwait2 (Linux 5.11+) takes a nanosecond timeout; without it (older kernels, or
+// valgrind, which answers ENOSYS) fall back to epoll_wait with the timeout rounded *up*
+// to whole milliseconds, so timers are never early and an unsupported call never turns
+// the loop into a busy spin.
+int reactor::wait_events(epoll_event* events, int max_events, const timespec* tsp) noexcept {
+  static std::atomic<bool> no_pwait2{false};  // relaxed: a sticky capability bit
+  if (!no_pwait2.load(std::memory_order_relaxed)) {
+    int n = epoll_pwait2(epfd_, events, max_events, tsp, nullptr);
+    if (n >= 0 || errno != ENOSYS) return n;
+    no_pwait2.store(true, std::memory_order_relaxed);
+  }
+  int ms = -1;
+  if (tsp) {
+    const long long ns = static_cast<long long>(tsp->tv_sec) * 1000000000LL + tsp->tv_nsec;
+    const long long m = (ns + 999999) / 1000000;
+    ms = m > INT32_MAX ? INT32_MAX : static_cast<int>(m);
+  }
+  return epoll_wait(epfd_, events, max_events, ms);
+}
+
 void reactor::run() noexcept {
   constexpr int max_events = 256;
   epoll_event events[max_events];
@@ -150,7 +170,7 @@ void reactor::run() noexcept {
       ts.tv_nsec = static_cast<long>(delta % 1000000000);
       tsp = &ts;
     }
-    int n = epoll_pwait2(epfd_, events, max_events, tsp, nullptr);  // EINTR: n = -1, loop
+    int n = wait_events(events, max_events, tsp);  // EINTR: n = -1, loop
     sleeping_until_.store(INT64_MIN, std::memory_order_seq_cst);  // awake: arms need not wake us
     tl_wakes = &wakes_;
     for (int i = 0; i < n; ++i) {

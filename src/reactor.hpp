@@ -45,6 +45,9 @@
 #include <thread>
 #include <vector>
 
+#include <sys/epoll.h>
+#include <time.h>
+
 namespace weft::detail {
 
 class runtime;
@@ -95,6 +98,7 @@ public:
 
 private:
   void run() noexcept;
+  int wait_events(epoll_event* events, int max_events, const timespec* tsp) noexcept;
   void dispatch_io(std::uint64_t tag, std::uint32_t events) noexcept;
   void wake_fiber(fiber_impl* f) noexcept;
   std::int64_t fire_expired() noexcept;  // pops and fires due timers; next deadline

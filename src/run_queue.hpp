@@ -79,6 +79,18 @@ class alignas(cache_line_size) run_queue {
   // Owner thread only. Removes and returns the oldest item, or 0 when empty.
   item pop() noexcept;
 
+  // Owner thread only, and only while no stealer exists (a scheduler with one worker):
+  // pop() without the CAS, which nothing can race with then.
+  item pop_unshared() noexcept {
+    // relaxed: the owner is the only writer of tail_ and, with no stealers, of head_.
+    const index h = head_.load(std::memory_order_relaxed);
+    if (h == tail_.load(std::memory_order_relaxed)) return 0;
+    const item x = slots_[h & mask_].load(std::memory_order_relaxed);
+    // release: as pop()'s CAS; keeps size() readers (the idle re-check) consistent.
+    head_.store(h + 1, std::memory_order_release);
+    return x;
+  }
+
   // Owner thread only. The oldest item without removing it, or 0; may be stale (a stealer
   // may take it at any moment): a hint for prefetching, never for running.
   item peek() const noexcept {

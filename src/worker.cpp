@@ -57,7 +57,8 @@ bool current_fiber_guard(std::uintptr_t& guard_lo, std::uintptr_t& guard_hi, std
 }
 
 worker::worker(runtime& rt, unsigned index)
-    : rt_(rt), index_(index), rng_(0x9e3779b9u * (index + 1)), remote_(64) {
+    : rt_(rt), index_(index), solo_(rt.opts_.workers == 1), rng_(0x9e3779b9u * (index + 1)),
+      remote_(64) {
   pool_.reserve(rt.opts_.stack_cache);
 }
 
@@ -156,7 +157,8 @@ item worker::next_local() noexcept {
     push_ring(it);
   }
   runnext_streak_ = 0;
-  if (item it = ring_.pop()) {
+  // With one worker nobody steals, so the owner's pop needs no CAS (W3: ~5 ns a switch).
+  if (item it = solo_ ? ring_.pop_unshared() : ring_.pop()) {
     // Queued tasks were usually created long before they run (cold in cache): start
     // loading the next one's header now, while this one runs. A stale hint costs nothing.
     if (item next = ring_.peek()) __builtin_prefetch(reinterpret_cast<void*>(next & ~item{1}));
@@ -295,7 +297,10 @@ void worker::switch_to(fiber_impl* from, fiber_impl* to, post_fn post, void* arg
 void worker::run_post() noexcept {
   post_action p = post_;
   post_ = post_action{};
-  if (p.fn) p.fn(p.from, p.arg);
+  if (p.fn == &worker::post_requeue)
+    push_ring(as_item(p.from));  // yield's action, without the indirect call
+  else if (p.fn)
+    p.fn(p.from, p.arg);
 }
 
 void worker::suspend(fiber_impl* self, post_fn post, void* arg) noexcept {

@@ -146,6 +146,7 @@ private:
 
   runtime& rt_;
   const unsigned index_;
+  const bool solo_;  // the only worker: nobody steals from ring_
 
   // Owner-only state (this worker's thread).
   context sched_ctx_;
