@@ -46,6 +46,12 @@ public:
   worker& worker_at(unsigned i) noexcept { return *workers_[i]; }
   scheduler_stats stats() const;
 
+  // Second-level fiber pool shared by the workers: a worker whose own pool is full gives
+  // its surplus here, one whose pool is empty takes from here before mapping a new stack.
+  // Only these slow paths take spare_mu_. Any worker thread.
+  bool give_spare_fiber(fiber_impl* f) noexcept;
+  fiber_impl* take_spare_fiber() noexcept;
+
   scheduler& owner_;
   const scheduler::options opts_;  // normalised: stack sizes rounded, workers resolved
   std::size_t inline_reserve_;     // a join runs a child inline only with this much stack left
@@ -67,6 +73,9 @@ private:
   std::vector<std::unique_ptr<worker>> workers_;
   std::vector<std::thread> threads_;
   std::mutex shutdown_mu_;
+  std::mutex spare_mu_;
+  std::vector<fiber_impl*> spare_;  // guarded by spare_mu_; at most spare_cap_
+  std::size_t spare_cap_ = 0;
   std::atomic<bool> shut_down_{false};
 
 public:

@@ -18,7 +18,8 @@
 // prints how many fibers it is waiting for, so the hang is diagnosable, not silent.
 //
 // Lock order: runtime::shutdown_mu_ is held only by shutdown(), which may take idle::lock_
-// under it; nothing else is taken under idle::lock_.
+// under it; nothing else is taken under idle::lock_. runtime::spare_mu_ is a leaf (taken
+// alone, on the fiber-pool slow paths). reactor::lock_ -> idle::lock_ (see reactor.hpp).
 #include "runtime.hpp"
 
 #include "assert.hpp"
@@ -83,6 +84,8 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
     budget_batch_ = std::clamp<std::int64_t>(static_cast<std::int64_t>(cap / (8 * opts_.workers)),
                                              1, 64);
   }
+  spare_cap_ = opts_.stack_cache * opts_.workers * 4;
+  spare_.reserve(spare_cap_);  // give_spare_fiber() runs in noexcept post actions
   reactor_ = std::make_unique<reactor>(*this);
   workers_.reserve(opts_.workers);
   for (unsigned i = 0; i < opts_.workers; ++i) workers_.push_back(std::make_unique<worker>(*this, i));
@@ -99,8 +102,25 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
   }
 }
 
+bool runtime::give_spare_fiber(fiber_impl* f) noexcept {
+  std::lock_guard<std::mutex> g(spare_mu_);
+  if (spare_.size() >= spare_cap_) return false;
+  spare_.push_back(f);
+  return true;
+}
+
+fiber_impl* runtime::take_spare_fiber() noexcept {
+  std::lock_guard<std::mutex> g(spare_mu_);
+  if (spare_.empty()) return nullptr;
+  fiber_impl* f = spare_.back();
+  spare_.pop_back();
+  return f;
+}
+
 runtime::~runtime() {
   shutdown();
+  for (fiber_impl* f : spare_) destroy_fiber(f);  // workers are joined: no other user
+  spare_.clear();
   reactor_.reset();  // after the workers: nothing can arm a timer any more
 }
 

@@ -369,6 +369,8 @@ fiber_impl* worker::fiber_for(task* t) noexcept {
   if (!pool_.empty()) {
     f = pool_.back();
     pool_.pop_back();
+  } else if ((f = rt_.take_spare_fiber()) != nullptr) {
+    // another worker's surplus (fibers finish where they were stolen to)
   } else {
     try {
       const std::size_t record = (sizeof(fiber_impl) + 63) & ~std::size_t{63};
@@ -394,11 +396,11 @@ fiber_impl* worker::fiber_for(task* t) noexcept {
 void worker::recycle(fiber_impl* f) noexcept {
   if (pool_.size() < rt_.opts_.stack_cache)
     pool_.push_back(f);  // LIFO: the stack freed hot is the next one reused
-  else
+  else if (!rt_.give_spare_fiber(f))
     destroy_fiber(f);
 }
 
-void worker::destroy_fiber(fiber_impl* f) noexcept {
+void destroy_fiber(fiber_impl* f) noexcept {
   context_destroy(f->ctx);
   stack s = f->stk;
   f->~fiber_impl();

@@ -51,6 +51,9 @@ worker* current_worker() noexcept;
 // to wakers: only after its context was saved (switch_context) may anyone resume it.
 using post_fn = void (*)(fiber_impl* from, void* arg) noexcept;
 
+// Unmaps an idle fiber (never the running one). Any thread.
+void destroy_fiber(fiber_impl* f) noexcept;
+
 // A counter written only by its worker (plain load+store, no RMW) and read by stats().
 struct counter {
   std::atomic<std::uint64_t> v{0};
@@ -138,7 +141,6 @@ private:
   void run_post() noexcept;
   fiber_impl* fiber_for(task* t) noexcept;  // pooled or new; nullptr when t failed
   void recycle(fiber_impl* f) noexcept;
-  void destroy_fiber(fiber_impl* f) noexcept;
   void park() noexcept;
   void stop_searching() noexcept;
   static void post_recycle(fiber_impl* from, void* arg) noexcept;
