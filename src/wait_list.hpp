@@ -182,6 +182,31 @@ inline void unlink_locked(spinlock& lock, wait_queue& q, wait_node& n) noexcept 
 // never 0. Stable across migration (mutex ownership).
 std::uintptr_t caller_token() noexcept;
 
+// The wait every "until a condition holds" primitive (event, semaphore, wait_group)
+// shares: `ready()` is tried first without the lock, then again under `lock` (so a
+// release between the two cannot be missed), and only then does the caller queue and
+// block. `ready()` must consume what it found (take the permit, clear an auto-reset
+// event) when it returns true. True when woken or ready, false at the deadline.
+template <class Ready>
+bool wait_until_ready(spinlock& lock, wait_queue& q, clock::time_point deadline, Ready&& ready) {
+  if (ready()) return true;
+  if (deadline != clock::time_point::max() && deadline <= clock::now()) return false;
+  waiter w;
+  w.racy = deadline != clock::time_point::max();  // a timer may claim too
+  wait_node node;
+  node.owner = &w;
+  lock.lock();
+  if (ready()) {
+    lock.unlock();
+    return true;
+  }
+  push_back(q, &node);
+  const std::uint32_t out = block(w, lock, deadline);
+  if (kind_of(out) != outcome_timeout) return true;
+  unlink_locked(lock, q, node);
+  return false;
+}
+
 inline std::int64_t steady_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              clock::now().time_since_epoch()).count();

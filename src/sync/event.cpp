@@ -72,22 +72,7 @@ bool event::is_set() const noexcept {
 void event::wait() { (void)wait_until(clock::time_point::max()); }
 
 bool event::wait_until(clock::time_point deadline) {
-  if (try_consume()) return true;
-  if (deadline != clock::time_point::max() && deadline <= clock::now()) return false;
-  waiter w;
-  w.racy = deadline != clock::time_point::max();  // a timer may claim too
-  wait_node node;
-  node.owner = &w;
-  lock_.lock();
-  if (try_consume()) {
-    lock_.unlock();
-    return true;
-  }
-  push_back(queue_, &node);
-  const std::uint32_t out = block(w, lock_, deadline);
-  if (kind_of(out) != outcome_timeout) return true;
-  unlink_locked(lock_, queue_, node);
-  return false;
+  return wait_until_ready(lock_, queue_, deadline, [this] { return try_consume(); });
 }
 
 }  // namespace weft

@@ -57,22 +57,7 @@ void counting_semaphore::release(std::ptrdiff_t n) noexcept {
 void counting_semaphore::acquire() { (void)try_acquire_until(clock::time_point::max()); }
 
 bool counting_semaphore::try_acquire_until(clock::time_point deadline) {
-  if (try_acquire()) return true;
-  if (deadline != clock::time_point::max() && deadline <= clock::now()) return false;
-  waiter w;
-  w.racy = deadline != clock::time_point::max();  // a timer may claim too
-  wait_node node;
-  node.owner = &w;
-  lock_.lock();
-  if (try_acquire()) {
-    lock_.unlock();
-    return true;
-  }
-  push_back(queue_, &node);
-  const std::uint32_t out = block(w, lock_, deadline);
-  if (kind_of(out) != outcome_timeout) return true;
-  unlink_locked(lock_, queue_, node);
-  return false;
+  return wait_until_ready(lock_, queue_, deadline, [this] { return try_acquire(); });
 }
 
 }  // namespace weft

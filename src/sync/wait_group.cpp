@@ -39,22 +39,8 @@ void wait_group::wait() { (void)wait_until(clock::time_point::max()); }
 
 bool wait_group::wait_until(clock::time_point deadline) {
   // acquire: pairs with the acq_rel fetch_add in add().
-  if (count_.load(std::memory_order_acquire) == 0) return true;
-  if (deadline != clock::time_point::max() && deadline <= clock::now()) return false;
-  waiter w;
-  w.racy = deadline != clock::time_point::max();  // a timer may claim too
-  wait_node node;
-  node.owner = &w;
-  lock_.lock();
-  if (count_.load(std::memory_order_acquire) == 0) {  // acquire: as above
-    lock_.unlock();
-    return true;
-  }
-  push_back(queue_, &node);
-  const std::uint32_t out = block(w, lock_, deadline);
-  if (kind_of(out) != outcome_timeout) return true;
-  unlink_locked(lock_, queue_, node);
-  return false;
+  return wait_until_ready(lock_, queue_, deadline,
+                          [this] { return count_.load(std::memory_order_acquire) == 0; });
 }
 
 }  // namespace weft
