@@ -116,11 +116,12 @@ void* task_alloc(std::size_t n) {
 
 void task_free(void* p, std::size_t n) noexcept {
 #if defined(WEFT_ASAN) || defined(WEFT_TSAN)
-  ::operator delete(p, n);
+  (void)n;
+  ::operator delete(p);  // unsized: clang does not declare sized delete by default
 #else
   const std::size_t c = (n + class_size - 1) / class_size - 1;
   if (c >= class_count) {
-    ::operator delete(p, n);
+    ::operator delete(p);  // unsized: clang does not declare sized delete by default
     return;
   }
   batch_list& l = cache.lists[c];

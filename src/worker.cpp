@@ -177,7 +177,7 @@ item worker::poll_remote() noexcept {
   // the queue itself (its release/acquire), not by the count.
   remote_count_.fetch_sub(static_cast<std::int64_t>(n), std::memory_order_relaxed);
   remote_wakes_.add(n);
-  for (std::size_t i = 1; i < n; ++i) push_ring(batch_[i]);
+  spread_batch(n);
   return batch_[0];
 }
 
@@ -188,7 +188,7 @@ item worker::poll_inject(std::size_t max) noexcept {
   if (n == 0) return 0;
   rt_.inject_count_.fetch_sub(static_cast<std::int64_t>(n), std::memory_order_relaxed);
   injected_.add(n);
-  for (std::size_t i = 1; i < n; ++i) push_ring(batch_[i]);
+  spread_batch(n);
   return batch_[0];
 }
 
@@ -212,7 +212,7 @@ item worker::try_steal() noexcept {
           v.remote_count_.fetch_sub(static_cast<std::int64_t>(n), std::memory_order_relaxed);
           steals_.add();
           stolen_.add(n);
-          for (std::size_t i = 1; i < n; ++i) push_ring(batch_[i]);
+          spread_batch(n);
           return batch_[0];
         }
       }
@@ -227,6 +227,15 @@ bool worker::has_visible_work() const noexcept {
 }
 
 // ---------------------------------------------------------------- queues
+
+// batch_[1..n) go to the ring; batch_[0] is run now. The ring just became non-empty while
+// this worker is about to run something that may not yield for a long time: other
+// workers must hear of it (P2-P4 of idle.hpp), or a parked one would sleep next to work.
+void worker::spread_batch(std::size_t n) noexcept {
+  if (n < 2) return;
+  for (std::size_t i = 1; i < n; ++i) push_ring(batch_[i]);
+  rt_.notify_idle(-1);
+}
 
 void worker::push_ring(item it) noexcept {
   if (std::size_t n = ring_.push(it, spill_.data())) rt_.inject(spill_.data(), n);

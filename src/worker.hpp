@@ -133,6 +133,7 @@ private:
   item poll_remote() noexcept;
   item poll_inject(std::size_t max) noexcept;
   void push_ring(item it) noexcept;
+  void spread_batch(std::size_t n) noexcept;
   void publish_private(std::size_t n) noexcept;
   void dispatch(item it) noexcept;
   // Switches from `from` (nullptr: scheduler context) to `to` (nullptr: scheduler

@@ -21,8 +21,17 @@ int main(int argc, char** argv) {
     std::atomic<int> arrived{0};
     auto body = [&] {
       arrived.fetch_add(1);
-      while (arrived.load() < 2) weft::this_fiber::yield();  // both running at once
-      for (int i = 0; i < 1000; ++i) ++shared_value;
+      // Spin without yielding: this fiber keeps its worker, so the other fiber can only
+      // run on the other worker, at the same time (a yield could let both share one
+      // worker, where fiber switches order them and there is no race to report).
+      while (arrived.load() < 2) {
+      }
+      // Many separate load/store pairs (the barrier keeps -O1 from folding the loop into
+      // one add), so the two fibers' accesses overlap in time for certain.
+      for (int i = 0; i < 100000; ++i) {
+        ++shared_value;
+        asm volatile("" ::: "memory");
+      }
     };
     auto a = sched.spawn(body);
     auto b = sched.spawn(body);
