@@ -32,7 +32,7 @@ int open_fds() {
   int n = 0;
   if (DIR* d = opendir("/proc/self/fd")) {
     while (dirent* e = readdir(d)) {
-      char path[64], target[256];
+      char path[300], target[256];
       std::snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
       ssize_t len = readlink(path, target, sizeof target - 1);
       if (len <= 0) continue;
