@@ -51,6 +51,9 @@ public:
   // Only these slow paths take spare_mu_. Any worker thread.
   bool give_spare_fiber(fiber_impl* f) noexcept;
   fiber_impl* take_spare_fiber() noexcept;
+  // Called by a worker about to park: unmaps the spare fibers when the list was not used for a
+  // second, so a burst's stacks are reused by the next burst but not kept forever.
+  void trim_spare_fibers() noexcept;
 
   scheduler& owner_;
   const scheduler::options opts_;  // normalised: stack sizes rounded, workers resolved
@@ -76,6 +79,8 @@ private:
   std::mutex spare_mu_;
   std::vector<fiber_impl*> spare_;  // guarded by spare_mu_; at most spare_cap_
   std::size_t spare_cap_ = 0;
+  // steady_clock ns of the last give or take (relaxed: a trimming heuristic).
+  std::atomic<std::int64_t> spare_used_ns_{0};
   std::atomic<bool> shut_down_{false};
 
 public:

@@ -137,6 +137,7 @@ void worker::park() noexcept {
     if (!rt_.idle_.cancel_park(index_)) parker_.park();
   } else {
     parks_.add();
+    rt_.trim_spare_fibers();  // idle anyway: return a long-unused burst's stacks
     parker_.park();
   }
   searching_ = true;  // cancel_park, or the producer that popped us, counted us searching
