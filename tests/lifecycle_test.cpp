@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include <sched.h>
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -164,6 +166,35 @@ TEST(Lifecycle, JoinHandleMisuseThrows) {
   EXPECT_FALSE(h.joinable());
   EXPECT_THROW(h.join(), std::logic_error);
   EXPECT_THROW(h.detach(), std::logic_error);
+}
+
+}  // namespace
+
+namespace {
+
+// U10: a process restricted to one CPU (as `taskset -c N` does) gets a default scheduler
+// with exactly one worker, pinned to that CPU. Runs in a child so the restriction does not
+// leak into other tests.
+TEST(LifecycleDeathTest, DefaultSchedulerRespectsTheProcessCpuBinding) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  cpu_set_t all;
+  ASSERT_EQ(sched_getaffinity(0, sizeof all, &all), 0);
+  int last = -1;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &all)) last = c;
+  ASSERT_GE(last, 0);
+  EXPECT_EXIT(
+      {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(last, &one);
+        if (sched_setaffinity(0, sizeof one, &one) != 0) std::exit(10);
+        weft::scheduler s;
+        if (s.worker_count() != 1) std::exit(11);
+        int cpu = s.block_on([] { return sched_getcpu(); });
+        std::exit(cpu == last ? 0 : 12);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace
