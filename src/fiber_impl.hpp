@@ -28,7 +28,8 @@ class runtime;
 enum task_state : std::uint32_t {
   task_done = 1,       // finished; result or error_ is written (release) before it is set
   task_join_wait = 2,  // a joiner registered in joiner_ and is suspended/blocked
-  task_detached = 4,   // the handle was given up; a stored error goes to the handler
+  task_detached = task_detached_bit,  // no handle (given up, or never made); a stored
+                                      // error goes to the unhandled-exception handler
 };
 
 struct fiber_impl {

@@ -198,3 +198,26 @@ TEST(LifecycleDeathTest, DefaultSchedulerRespectsTheProcessCpuBinding) {
 }
 
 }  // namespace
+
+namespace {
+
+std::atomic<int> detached_errors{0};
+
+TEST(Lifecycle, SpawnDetachedRunsEachOnceAndReportsExceptions) {
+  auto prev = weft::set_unhandled_exception_handler(
+      [](std::uint64_t, std::exception_ptr) noexcept { detached_errors.fetch_add(1); });
+  std::atomic<int> ran{0};
+  {
+    weft::scheduler s({.workers = 2});
+    for (int i = 0; i < 100; ++i) s.spawn_detached([&] { ran.fetch_add(1); });  // outside
+    s.block_on([&] {
+      for (int i = 0; i < 100; ++i) weft::spawn_detached([&](int k) { ran.fetch_add(k); }, 1);
+      weft::spawn_detached([] { throw std::runtime_error("detached"); });
+    });
+  }  // shutdown waits for all of them
+  EXPECT_EQ(ran.load(), 200);
+  EXPECT_EQ(detached_errors.load(), 1);
+  weft::set_unhandled_exception_handler(prev);
+}
+
+}  // namespace

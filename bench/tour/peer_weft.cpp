@@ -67,7 +67,7 @@ public:
       // wait_group); the root waits for all of them. add(n) up front: one RMW, not n.
       weft::wait_group wg(static_cast<std::int64_t>(n));
       const auto t0 = clock::now();
-      for (std::size_t i = 0; i < n; ++i) weft::spawn([&wg] { wg.done(); }).detach();
+      for (std::size_t i = 0; i < n; ++i) weft::spawn_detached([&wg] { wg.done(); });
       wg.wait();
       return ns_since(t0) / static_cast<double>(n);
     });

@@ -81,6 +81,22 @@ join_handle<detail::spawn_result_t<F, Args...>> spawn(F&& f, Args&&... args) {
   return join_handle<detail::spawn_result_t<F, Args...>>(t);
 }
 
+// spawn(f, args...).detach() in one step, for fire-and-forget fibers: no join_handle is
+// made, so the spawner never touches the task again after publishing it (detach() would,
+// possibly while another worker is already running it: a cache line bouncing between
+// cores on every spawn). Fiber context only, like spawn.
+template <class F, class... Args>
+void spawn_detached(F&& f, Args&&... args) {
+  auto* t = detail::make_task(std::forward<F>(f), std::forward<Args>(args)...);
+  detail::make_detached(t);
+  try {
+    detail::spawn_here(t);
+  } catch (...) {
+    detail::task_release(t);  // never published: ours alone
+    throw;
+  }
+}
+
 // Called with the exception of a detached fiber that threw. Must not return normally
 // into the runtime by throwing. The default prints the fiber id and what() on stderr and
 // calls std::terminate, as an exception escaping a std::thread does.

@@ -55,6 +55,10 @@ public:
   template <class F, class... Args>
   join_handle<detail::spawn_result_t<F, Args...>> spawn(F&& f, Args&&... args);
 
+  // spawn(f, args...).detach() in one step (see weft::spawn_detached). Any thread.
+  template <class F, class... Args>
+  void spawn_detached(F&& f, Args&&... args);
+
   // Runs f as a fiber and returns its result (or rethrows its exception). From a plain
   // thread it blocks the thread; from a fiber of this scheduler it suspends the fiber.
   template <class F>
@@ -95,6 +99,18 @@ join_handle<detail::spawn_result_t<F, Args...>> scheduler::spawn(F&& f, Args&&..
     throw;
   }
   return join_handle<detail::spawn_result_t<F, Args...>>(t);
+}
+
+template <class F, class... Args>
+void scheduler::spawn_detached(F&& f, Args&&... args) {
+  auto* t = detail::make_task(std::forward<F>(f), std::forward<Args>(args)...);
+  detail::make_detached(t);
+  try {
+    detail::spawn_on(*this, t);
+  } catch (...) {
+    detail::task_release(t);  // never published: ours alone
+    throw;
+  }
 }
 
 template <class F>

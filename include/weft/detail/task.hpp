@@ -31,6 +31,9 @@ namespace detail {
 WEFT_API void* task_alloc(std::size_t n);
 WEFT_API void task_free(void* p, std::size_t n) noexcept;
 
+// task::state_ bit set when no join_handle exists (see src/fiber_impl.hpp task_state).
+inline constexpr std::uint32_t task_detached_bit = 4;
+
 class task {
 public:
   static void* operator new(std::size_t n) { return task_alloc(n); }
@@ -131,6 +134,13 @@ private:
   F fn_;
   std::tuple<Args...> args_;
 };
+
+// Marks a task made by make_task() as born detached: one reference (the run queue's),
+// no handle. Before it is published only.
+inline void make_detached(task* t) noexcept {
+  t->refs_.store(1, std::memory_order_relaxed);                   // relaxed: unpublished
+  t->state_.store(task_detached_bit, std::memory_order_relaxed);  // relaxed: unpublished
+}
 
 template <class T, class = void>
 struct has_explicit_bool : std::false_type {};
