@@ -9,7 +9,7 @@
 
 #include <weft/scheduler.hpp>
 
-#include <concurrentqueue/concurrentqueue.h>
+#include "peer_queue.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -59,7 +59,7 @@ public:
   const scheduler::options opts_;  // normalised: stack sizes rounded, workers resolved
   std::size_t inline_reserve_;     // a join runs a child inline only with this much stack left
   idle idle_;
-  moodycamel::ConcurrentQueue<item> inject_;
+  peer_queue<item> inject_;
   // Items in inject_; see worker::remote_count_ for why a count is kept.
   alignas(64) std::atomic<std::int64_t> inject_count_{0};
   alignas(64) std::atomic<bool> closing_{false};  // set once by shutdown(); spawns check it

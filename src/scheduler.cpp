@@ -29,6 +29,7 @@
 #include "topology.hpp"
 #include "worker.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <mutex>

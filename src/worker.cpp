@@ -18,6 +18,7 @@
 #include "stack.hpp"
 #include "topology.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <new>

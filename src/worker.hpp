@@ -25,11 +25,11 @@
 #include "context.hpp"
 #include "fiber_impl.hpp"
 #include "parker.hpp"
+#include "peer_queue.hpp"
 #include "run_queue.hpp"
 
 #include <weft/stats.hpp>
 
-#include <concurrentqueue/concurrentqueue.h>
 
 #include <array>
 #include <atomic>
@@ -172,7 +172,7 @@ private:
 
   // Shared with stealers and wakers.
   run_queue<256> ring_;
-  alignas(64) moodycamel::ConcurrentQueue<item> remote_;
+  alignas(64) peer_queue<item> remote_;
   // Items in remote_: incremented (seq_cst) after enqueue, decremented after dequeue;
   // what the idle protocol's C3 reads (an empty try_dequeue proves nothing).
   alignas(64) std::atomic<std::int64_t> remote_count_{0};
