@@ -29,6 +29,8 @@
 // reactor::lock_ (timer callbacks only CAS and wake).
 #pragma once
 
+#include "assert.hpp"
+
 #include "reactor.hpp"
 #include "suspend.hpp"
 
@@ -181,6 +183,15 @@ inline void unlink_locked(spinlock& lock, wait_queue& q, wait_node& n) noexcept 
 // An identifier of the calling fiber's logical task, or of the calling plain thread;
 // never 0. Stable across migration (mutex ownership).
 std::uintptr_t caller_token() noexcept;
+
+// The destructor check every primitive makes: destroying it while fibers or threads wait
+// on it is a contract violation (they would never be woken). `what` names it.
+inline void assert_no_waiters(spinlock& lock, wait_queue& q, const char* what) noexcept {
+  lock.lock();
+  const bool idle = q.empty();
+  lock.unlock();
+  WEFT_ASSERT(idle, what);
+}
 
 // The wait every "until a condition holds" primitive (event, semaphore, wait_group)
 // shares: `ready()` is tried first without the lock, then again under `lock` (so a

@@ -330,35 +330,28 @@ void run_boost() {
       for (int kind = 0; kind < 2; ++kind) {
         std::vector<double> v;
         for (int r = 0; r < g_reps; ++r) {
+          // One round-trip loop for both channel kinds (they share the push/pop API).
+          auto pingpong = [&](auto& ping, auto& pong) {
+            auto t0 = steady::now();
+            bf::fiber peer([&] {
+              long x;
+              while (ping.pop(x) == bf::channel_op_status::success) pong.push(x + 1);
+            });
+            for (long i = 0; i < n4; ++i) {
+              ping.push(i);
+              (void)pong.value_pop();
+            }
+            ping.close();
+            peer.join();
+            return seconds_since(t0) * 1e9 / double(n4);
+          };
           double ns = 0;
           if (kind == 0) {
             bf::buffered_channel<long> ping(2), pong(2);  // capacity: power of two >= 2
-            auto t0 = steady::now();
-            bf::fiber peer([&] {
-              long x;
-              while (ping.pop(x) == bf::channel_op_status::success) pong.push(x + 1);
-            });
-            for (long i = 0; i < n4; ++i) {
-              ping.push(i);
-              (void)pong.value_pop();
-            }
-            ping.close();
-            peer.join();
-            ns = seconds_since(t0) * 1e9 / double(n4);
+            ns = pingpong(ping, pong);
           } else {
             bf::unbuffered_channel<long> ping, pong;
-            auto t0 = steady::now();
-            bf::fiber peer([&] {
-              long x;
-              while (ping.pop(x) == bf::channel_op_status::success) pong.push(x + 1);
-            });
-            for (long i = 0; i < n4; ++i) {
-              ping.push(i);
-              (void)pong.value_pop();
-            }
-            ping.close();
-            peer.join();
-            ns = seconds_since(t0) * 1e9 / double(n4);
+            ns = pingpong(ping, pong);
           }
           v.push_back(ns);
         }

@@ -20,10 +20,8 @@ namespace weft {
 using namespace detail;
 
 condition_variable::~condition_variable() {
-  lock_.lock();
-  const bool idle = queue_.empty();
-  lock_.unlock();
-  WEFT_ASSERT(idle, "weft::condition_variable destroyed while fibers or threads wait on it");
+  assert_no_waiters(lock_, queue_,
+                    "weft::condition_variable destroyed while fibers or threads wait on it");
 }
 
 void condition_variable::wait(std::unique_lock<mutex>& lk) {

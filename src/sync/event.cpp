@@ -17,10 +17,7 @@ namespace weft {
 using namespace detail;
 
 event::~event() {
-  lock_.lock();
-  const bool idle = queue_.empty();
-  lock_.unlock();
-  WEFT_ASSERT(idle, "weft::event destroyed while fibers or threads wait on it");
+  assert_no_waiters(lock_, queue_, "weft::event destroyed while fibers or threads wait on it");
 }
 
 bool event::try_consume() noexcept {

@@ -33,10 +33,7 @@ constexpr std::int64_t starve_ns = 1'000'000;  // 1 ms, as Go's starvationThresh
 }  // namespace
 
 mutex::~mutex() {
-  lock_.lock();
-  const bool idle = queue_.empty();
-  lock_.unlock();
-  WEFT_ASSERT(idle, "weft::mutex destroyed while fibers or threads wait for it");
+  assert_no_waiters(lock_, queue_, "weft::mutex destroyed while fibers or threads wait for it");
 }
 
 void mutex::set_owner() noexcept {

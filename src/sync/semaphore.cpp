@@ -18,10 +18,8 @@ counting_semaphore::counting_semaphore(std::ptrdiff_t initial) : count_(initial)
 }
 
 counting_semaphore::~counting_semaphore() {
-  lock_.lock();
-  const bool idle = queue_.empty();
-  lock_.unlock();
-  WEFT_ASSERT(idle, "weft::counting_semaphore destroyed while fibers or threads wait on it");
+  assert_no_waiters(lock_, queue_,
+                    "weft::counting_semaphore destroyed while fibers or threads wait on it");
 }
 
 bool counting_semaphore::try_acquire() noexcept {

@@ -14,10 +14,7 @@ namespace weft {
 using namespace detail;
 
 wait_group::~wait_group() {
-  lock_.lock();
-  const bool idle = queue_.empty();
-  lock_.unlock();
-  WEFT_ASSERT(idle, "weft::wait_group destroyed while fibers or threads wait on it");
+  assert_no_waiters(lock_, queue_, "weft::wait_group destroyed while fibers or threads wait on it");
 }
 
 void wait_group::add(std::int64_t delta) noexcept {
