@@ -59,7 +59,7 @@ bool current_fiber_guard(std::uintptr_t& guard_lo, std::uintptr_t& guard_hi, std
 
 worker::worker(runtime& rt, unsigned index)
     : rt_(rt), index_(index), solo_(rt.opts_.workers == 1), rng_(0x9e3779b9u * (index + 1)),
-      remote_(64) {
+      inject_tok_(rt.inject_), remote_(64) {
   pool_.reserve(rt.opts_.stack_cache);
 }
 
@@ -186,7 +186,7 @@ item worker::poll_remote() noexcept {
 item worker::poll_inject(std::size_t max) noexcept {
   // relaxed: as in poll_remote.
   if (rt_.inject_count_.load(std::memory_order_relaxed) <= 0) return 0;
-  std::size_t n = rt_.inject_.try_dequeue_bulk(batch_.data(), std::min(max, batch_.size()));
+  std::size_t n = rt_.inject_.try_dequeue_bulk(inject_tok_, batch_.data(), std::min(max, batch_.size()));
   if (n == 0) return 0;
   rt_.inject_count_.fetch_sub(static_cast<std::int64_t>(n), std::memory_order_relaxed);
   injected_.add(n);

@@ -169,6 +169,9 @@ private:
   std::uint64_t id_next_ = 0, id_end_ = 0;
   std::array<item, 64> batch_{};
   std::array<item, 256 / 2 + 1> spill_{};
+  // This worker's turn-taking over the injection queue's producers (peer_queue.hpp): an
+  // outside spawn or a ring spill is never starved by a busy reactor, nor the reverse.
+  peer_queue<item>::consumer inject_tok_;
 
   // Shared with stealers and wakers.
   run_queue<256> ring_;
