@@ -150,11 +150,11 @@ std::error_code wait_fiber(io_desc& d, io_dir dir, clock::time_point deadline, f
     t.deadline = deadline;
     t.fire = fire_io_timer;
     t.slot = &slot;
-    r.arm(&t);  // may fire before the commit: the commit then fails (step 3)
+    arm_timer(&t);  // may fire before the commit: the commit then fails (step 3)
   }
   suspend_current(post_commit, &slot);
   const std::uintptr_t old = slot.exchange(io_desc::slot_nil, std::memory_order_seq_cst);
-  if (timed) (void)r.cancel(&t);  // after this the reactor no longer touches t
+  if (timed) (void)cancel_timer(&t);  // after this no worker touches t (timers.hpp step 5)
   if (d.closing()) return errc(std::errc::bad_file_descriptor);
   if (r.io_cancelled()) return errc(std::errc::operation_canceled);
   if (old == io_desc::slot_ready) return {};

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <ctime>
 #include <linux/futex.h>
@@ -46,6 +47,36 @@ public:
       if (state_.compare_exchange_strong(n, empty, std::memory_order_acquire,
                                          std::memory_order_relaxed))
         return;
+    }
+  }
+
+  // Owner thread only. Like park(), but gives up at deadline_ns (CLOCK_MONOTONIC, i.e.
+  // steady_clock, absolute): true after an unpark, false when the deadline passed first
+  // (no token consumed; a later unpark leaves one for the next park).
+  bool park_until(std::int64_t deadline_ns) noexcept {
+    // acquire: as in park().
+    if (state_.fetch_sub(1, std::memory_order_acquire) == notified) return true;
+    const timespec abs{static_cast<time_t>(deadline_ns / 1000000000),
+                       static_cast<long>(deadline_ns % 1000000000)};
+    for (;;) {
+      // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time: EINTR and spurious
+      // returns retry without recomputing anything.
+      const long r = syscall(SYS_futex, reinterpret_cast<std::int32_t*>(&state_),
+                             FUTEX_WAIT_BITSET_PRIVATE, parked, &abs, nullptr,
+                             FUTEX_BITSET_MATCH_ANY);
+      const bool timed_out = r != 0 && errno == ETIMEDOUT;
+      std::int32_t n = notified;
+      // acquire: pairs with the release exchange in unpark().
+      if (state_.compare_exchange_strong(n, empty, std::memory_order_acquire,
+                                         std::memory_order_relaxed))
+        return true;
+      std::int32_t p = parked;
+      // relaxed: taking back our own PARKED mark publishes nothing. Fails only when an
+      // unpark() landed just now: the next round consumes its token (futex_wait returns
+      // at once, the word is no longer PARKED).
+      if (timed_out && state_.compare_exchange_strong(p, empty, std::memory_order_relaxed,
+                                                      std::memory_order_relaxed))
+        return false;
     }
   }
 

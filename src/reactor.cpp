@@ -4,7 +4,10 @@
 #include "io_desc.hpp"
 #include "fiber_impl.hpp"
 #include "runtime.hpp"
+#include "timers.hpp"
+#include "worker.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -67,38 +70,8 @@ void reactor::wake() noexcept {
   (void)r;
 }
 
-void reactor::arm(timer_entry* e) noexcept {
-  bool earliest;
-  // Copied under the lock: once lock_ is released the timer may fire and its owner free
-  // the entry (it often lives on a fiber's stack), so *e must not be read after that.
-  const std::int64_t deadline = e->deadline.time_since_epoch().count();
-  {
-    std::lock_guard<std::mutex> g(lock_);
-    e->seq = seq_++;
-    heap_.push_back({});
-    heap_up(heap_.size() - 1, heap_node{deadline, e->seq, e});
-    earliest = e->heap_index == 0;
-  }
-  // seq_cst: pairs with the reactor's seq_cst store of sleeping_until_ before it sleeps
-  // and its re-check of the heap after that store; either it sees our entry or we see
-  // its (later) sleep deadline and wake it.
-  if (earliest && deadline < sleeping_until_.load(std::memory_order_seq_cst)) wake();
-}
-
-bool reactor::cancel(timer_entry* e) noexcept {
-  std::lock_guard<std::mutex> g(lock_);
-  if (e->heap_index == timer_entry::npos) return false;  // fired (fire has returned)
-  heap_remove(e->heap_index);
-  return true;
-}
-
-std::size_t reactor::pending() const noexcept {
-  std::lock_guard<std::mutex> g(lock_);
-  return heap_.size();
-}
-
 namespace {
-// Step 5: the batch of the reactor thread currently firing/dispatching, else nullptr.
+// The batch of the reactor thread currently dispatching, else nullptr.
 thread_local std::vector<std::uintptr_t>* tl_wakes = nullptr;
 thread_local const runtime* tl_wakes_rt = nullptr;
 }  // namespace
@@ -116,40 +89,6 @@ void reactor::flush_wakes() noexcept {
   wakes_.clear();
 }
 
-std::int64_t reactor::fire_expired() noexcept {
-  std::lock_guard<std::mutex> g(lock_);
-  const std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
-  while (!heap_.empty() && heap_.front().when <= now) {
-    timer_entry* e = heap_.front().e;
-    heap_remove(0);
-    e->fire(e);  // under lock_: protocol step 3
-  }
-  const std::int64_t next = heap_.empty() ? INT64_MAX : heap_.front().when;
-  // seq_cst: see arm().
-  sleeping_until_.store(next, std::memory_order_seq_cst);
-  return next;
-}
-
-// epoll_pwait2 (Linux 5.11+) takes a nanosecond timeout; without it (older kernels, or
-// valgrind, which answers ENOSYS) fall back to epoll_wait with the timeout rounded *up*
-// to whole milliseconds, so timers are never early and an unsupported call never turns
-// the loop into a busy spin.
-int reactor::wait_events(epoll_event* events, int max_events, const timespec* tsp) noexcept {
-  static std::atomic<bool> no_pwait2{false};  // relaxed: a sticky capability bit
-  if (!no_pwait2.load(std::memory_order_relaxed)) {
-    int n = epoll_pwait2(epfd_, events, max_events, tsp, nullptr);
-    if (n >= 0 || errno != ENOSYS) return n;
-    no_pwait2.store(true, std::memory_order_relaxed);
-  }
-  int ms = -1;
-  if (tsp) {
-    const long long ns = static_cast<long long>(tsp->tv_sec) * 1000000000LL + tsp->tv_nsec;
-    const long long m = (ns + 999999) / 1000000;
-    ms = m > INT32_MAX ? INT32_MAX : static_cast<int>(m);
-  }
-  return epoll_wait(epfd_, events, max_events, ms);
-}
-
 void reactor::run() noexcept {
   constexpr int max_events = 256;
   epoll_event events[max_events];
@@ -157,22 +96,9 @@ void reactor::run() noexcept {
   tl_wakes_rt = &rt_;
   // acquire: pairs with the release store in ~reactor().
   while (!stop_.load(std::memory_order_acquire)) {
+    int n = epoll_wait(epfd_, events, max_events, watch_timeout());  // EINTR: n = -1
     tl_wakes = &wakes_;
-    const std::int64_t next = fire_expired();
-    tl_wakes = nullptr;
-    flush_wakes();  // after lock_ is released (step 5)
-    timespec ts{};
-    timespec* tsp = nullptr;
-    if (next != INT64_MAX) {
-      auto delta = next - std::chrono::steady_clock::now().time_since_epoch().count();
-      if (delta < 0) delta = 0;
-      ts.tv_sec = static_cast<time_t>(delta / 1000000000);
-      ts.tv_nsec = static_cast<long>(delta % 1000000000);
-      tsp = &ts;
-    }
-    int n = wait_events(events, max_events, tsp);  // EINTR: n = -1, loop
-    sleeping_until_.store(INT64_MIN, std::memory_order_seq_cst);  // awake: arms need not wake us
-    tl_wakes = &wakes_;
+    fire_overdue();
     for (int i = 0; i < n; ++i) {
       if (events[i].data.u64 == 0) {
         std::uint64_t v;
@@ -184,6 +110,42 @@ void reactor::run() noexcept {
     }
     tl_wakes = nullptr;
     flush_wakes();
+  }
+}
+
+// ---------------------------------------------------------------- timer watchdog
+
+namespace {
+constexpr std::int64_t watch_grace_ns = 1'000'000;    // timers.hpp step 7
+constexpr std::int64_t watch_period_ns = 10'000'000;  // step 7: longest sleep with timers
+}  // namespace
+
+int reactor::watch_timeout() noexcept {
+  auto earliest = [this] {
+    std::int64_t t = timer_shard::none;
+    for (unsigned i = 0, n = rt_.worker_count(); i < n; ++i)
+      t = std::min(t, rt_.worker_at(i).timers().next());
+    return t;
+  };
+  std::int64_t t = earliest();
+  if (t == timer_shard::none) {
+    unwatched_.store(true, std::memory_order_relaxed);
+    // seq_cst: step 7's other fence; orders the flag store before the next_ reads.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    t = earliest();
+    if (t == timer_shard::none) return -1;  // an arm from now on sees the flag
+    unwatched_.store(false, std::memory_order_relaxed);
+  }
+  const std::int64_t now = steady_ns();
+  const std::int64_t wait = std::clamp(t + watch_grace_ns - now, std::int64_t{0}, watch_period_ns);
+  return static_cast<int>((wait + 999'999) / 1'000'000);  // round up: never early
+}
+
+void reactor::fire_overdue() noexcept {
+  const std::int64_t now = steady_ns();
+  for (unsigned i = 0, n = rt_.worker_count(); i < n; ++i) {
+    timer_shard& s = rt_.worker_at(i).timers();
+    if (s.next() <= now - watch_grace_ns) (void)s.fire_due(now, true);  // wakes: tl_wakes
   }
 }
 
@@ -241,41 +203,5 @@ void reactor::dispatch_io(std::uint64_t tag, std::uint32_t events) noexcept {
 }
 
 void reactor::wake_fiber(fiber_impl* f) noexcept { rt_.wake(f); }
-
-// ---------------------------------------------------------------- binary heap
-
-void reactor::heap_up(std::size_t i, heap_node n) noexcept {
-  while (i > 0) {
-    std::size_t p = (i - 1) / 2;
-    if (!(n < heap_[p])) break;
-    place(i, heap_[p]);
-    i = p;
-  }
-  place(i, n);
-}
-
-void reactor::heap_down(std::size_t i, heap_node n) noexcept {
-  const std::size_t size = heap_.size();
-  for (;;) {
-    std::size_t c = 2 * i + 1;
-    if (c >= size) break;
-    if (c + 1 < size && heap_[c + 1] < heap_[c]) ++c;
-    if (!(heap_[c] < n)) break;
-    place(i, heap_[c]);
-    i = c;
-  }
-  place(i, n);
-}
-
-void reactor::heap_remove(std::size_t i) noexcept {
-  heap_[i].e->heap_index = timer_entry::npos;
-  heap_node last = heap_.back();
-  heap_.pop_back();
-  if (i == heap_.size()) return;  // it was the last node
-  if (i > 0 && last < heap_[(i - 1) / 2])
-    heap_up(i, last);
-  else
-    heap_down(i, last);
-}
 
 }  // namespace weft::detail

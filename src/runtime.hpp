@@ -68,7 +68,7 @@ public:
   std::atomic<std::uint64_t> id_source_{1};
   // Live-fiber slots not held by any worker (max_fibers); unused when unlimited_.
   alignas(64) std::atomic<std::int64_t> budget_{0};
-  std::unique_ptr<reactor> reactor_;  // timers (and I/O readiness); outlives the workers
+  std::unique_ptr<reactor> reactor_;  // I/O readiness; outlives the workers
   bool unlimited_ = true;
   std::int64_t budget_batch_ = 64;
 

@@ -19,7 +19,7 @@
 //
 // Lock order: runtime::shutdown_mu_ is held only by shutdown(), which may take idle::lock_
 // under it; nothing else is taken under idle::lock_. runtime::spare_mu_ is a leaf (taken
-// alone, on the fiber-pool slow paths). reactor::lock_ -> idle::lock_ (see reactor.hpp).
+// alone, on the fiber-pool slow paths). timer_shard::lock_ -> idle::lock_ (see timers.hpp).
 #include "runtime.hpp"
 
 #include "assert.hpp"
@@ -89,11 +89,21 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
   // burst's stacks instead of mapping and unmapping them (mmap + guard + first touch +
   // munmap ~9 µs each here; W8 went 217 -> 38 ms with room for all of them). Guards that
   // cost a VMA (mprotect fallback) keep the list small: VMAs are capped by max_map_count.
-  spare_cap_ = opts_.stack_cache * opts_.workers * (guard_without_vma() ? 64 : 4);
+  // Otherwise the list may hold up to 1 GiB of stack address space (15,420 default stacks;
+  // RSS is only the pages the burst touched) or 64 x stack_cache per worker, whichever is
+  // more: with 64 x 64 x 2 workers = 8,192 a 10,000-fiber burst still mapped ~1,700 stacks
+  // each time (W8 54 ms; 21 ms with room for all). The list is unmapped after a second of
+  // disuse (trim_spare_fibers), so the peak is not kept forever.
+  const std::size_t per_stack = opts_.stack_size + opts_.guard_size;
+  spare_cap_ = guard_without_vma()
+                   ? std::max(opts_.stack_cache * opts_.workers * 64, (std::size_t{1} << 30) / per_stack)
+                   : opts_.stack_cache * opts_.workers * 4;
   spare_.reserve(spare_cap_);  // give_spare_fiber() runs in noexcept post actions
-  reactor_ = std::make_unique<reactor>(*this);
   workers_.reserve(opts_.workers);
   for (unsigned i = 0; i < opts_.workers; ++i) workers_.push_back(std::make_unique<worker>(*this, i));
+  // After the workers: its thread reads their timer shards (timers.hpp step 7) at once.
+  reactor_ = std::make_unique<reactor>(*this);
+  for (auto& w : workers_) w->timers().set_watchdog(reactor_.get());
   try {
     threads_.reserve(opts_.workers);
     for (unsigned i = 0; i < opts_.workers; ++i)
@@ -149,7 +159,7 @@ runtime::~runtime() {
   shutdown();
   for (fiber_impl* f : spare_) destroy_fiber(f);  // workers are joined: no other user
   spare_.clear();
-  reactor_.reset();  // after the workers: nothing can arm a timer any more
+  reactor_.reset();  // after the workers: no fiber waits on an fd any more
 }
 
 namespace {
@@ -240,7 +250,7 @@ void runtime::wake(fiber_impl* f) noexcept {
   worker* w = current_worker();
   if (w && &w->rt() == this)
     w->wake_local(f);  // runs next on the waker's worker (warm cache, no futex)
-  else if (!reactor::defer_wake(this, f))  // the reactor thread batches (reactor.hpp step 5)
+  else if (!reactor::defer_wake(this, f))  // the reactor thread batches its dispatch (reactor.hpp)
     f->home->push_remote(as_item(f));
 }
 

@@ -38,7 +38,7 @@ void suspend_current(post_fn post, void* arg) noexcept;
 // Any thread. Makes a suspended fiber runnable again (rule 2: once per suspension).
 void wake(fiber_impl* f) noexcept;
 
-// The reactor (timers) of the runtime that owns fiber f.
+// The reactor (fd readiness) of the runtime that owns fiber f.
 reactor& reactor_of(fiber_impl* f) noexcept;
 
 }  // namespace weft::detail

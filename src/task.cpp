@@ -271,7 +271,7 @@ void sleep_until(clock::time_point deadline) noexcept {
   detail::suspend_current(
       [](detail::fiber_impl*, void* arg) noexcept {
         auto* sl = static_cast<sleeper*>(arg);
-        detail::reactor_of(sl->fiber).arm(sl);
+        detail::arm_timer(sl);
       },
       &s);
 }

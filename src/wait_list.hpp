@@ -9,7 +9,7 @@
 //      node(s) and calls block() with the lock(s) still held. A fiber releases them in its
 //      post-switch action, after its context is saved (rule 1); a timed fiber wait arms
 //      its timer in that action *before* unlocking, so the timer exists before anybody
-//      can resume the fiber and a resumed fiber's reactor::cancel() always finds it
+//      can resume the fiber and a resumed fiber's cancel_timer() always finds it
 //      armed or fired. A plain thread releases the locks and sleeps on waiter::flag.
 //   2. Every party that may end the wait (a notifier, a partner channel operation, close,
 //      the timer) first calls try_claim(): one CAS of waiter::state from `waiting` to an
@@ -23,15 +23,15 @@
 //   4. resume() is the last touch of a waiter by the winner: for a fiber it calls wake()
 //      (reads w->fiber first); for a plain thread it stores flag = 1 (release) and
 //      futex-wakes the word (a wake on a stack slot already reused is harmless).
-// Lock order: a primitive's spinlock -> reactor::lock_ (arm in post) -> idle::lock_.
+// Lock order: a primitive's spinlock -> timer_shard::lock_ (arm in post) -> idle::lock_.
 // condition_variable additionally takes its own lock before its mutex's lock. select
 // takes channel locks in address order. Nothing takes a primitive lock while holding
-// reactor::lock_ (timer callbacks only CAS and wake).
+// a timer shard's lock (timer callbacks only CAS and wake).
 #pragma once
 
 #include "assert.hpp"
 
-#include "reactor.hpp"
+#include "timers.hpp"
 #include "suspend.hpp"
 
 #include <weft/sync/detail/wait_queue.hpp>
@@ -216,11 +216,6 @@ bool wait_until_ready(spinlock& lock, wait_queue& q, clock::time_point deadline,
   if (kind_of(out) != outcome_timeout) return true;
   unlink_locked(lock, q, node);
   return false;
-}
-
-inline std::int64_t steady_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             clock::now().time_since_epoch()).count();
 }
 
 }  // namespace weft::detail

@@ -36,7 +36,7 @@ __attribute__((tls_model("initial-exec"))) thread_local worker* tls_worker = nul
 // Searching workers spin this long before parking. A futex wake round trip between cores
 // costs ~45 µs on this VM kind (platform-facts.md), so a shorter spin turns every short gap
 // in the work into that latency; a longer one burns CPU in idle phases (W9 measures it).
-constexpr auto spin_for = std::chrono::microseconds(50);
+constexpr std::int64_t spin_for_ns = 50'000;
 
 inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
 }  // namespace
@@ -109,16 +109,24 @@ item worker::find_work() noexcept {
     // idle costs no spinning at all (W9). After the first item it spins before parking.
     if (!searching_ && had_work_) searching_ = rt_.idle_.try_enter_searching();
     if (searching_) {
-      const auto until = std::chrono::steady_clock::now() + spin_for;
+      const std::int64_t until = steady_ns() + spin_for_ns;
+      std::int64_t now;
       do {
         item it = try_steal();
-        if (!it) it = next_local();
+        if (!it) it = next_local();  // fires this worker's due timers too
         if (it) {
           stop_searching();
           return it;
         }
         for (int i = 0; i < 32; ++i) cpu_relax();
-      } while (std::chrono::steady_clock::now() < until);
+        now = steady_ns();
+        if (steal_timers(now)) {  // timers.hpp step 4: the fired fibers are in our ring
+          if (item fired = next_local()) {
+            stop_searching();
+            return fired;
+          }
+        }
+      } while (now < until);
     }
     // acquire: pairs with the release store in runtime::shutdown(); everything was done.
     if (rt_.stop_.load(std::memory_order_acquire)) return 0;
@@ -133,20 +141,36 @@ void worker::park() noexcept {
   // C2: orders announce_park's update before the re-check below; the other side of this
   // StoreLoad is the fence in idle::notify_one (P2).
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (rt_.any_work_visible() || rt_.stop_.load(std::memory_order_acquire)) {
+  // timers.hpp step 3: read after this worker's own last arm (program order).
+  const std::int64_t deadline = earliest_timer();
+  if (rt_.any_work_visible() || rt_.stop_.load(std::memory_order_acquire) ||
+      (deadline != timer_shard::none && deadline <= steady_ns())) {
     // Not on the list any more means a producer popped us and its unpark is pending.
     if (!rt_.idle_.cancel_park(index_)) parker_.park();
   } else {
     parks_.add();
     rt_.trim_spare_fibers();  // idle anyway: return a long-unused burst's stacks
-    parker_.park();
+    if (deadline == timer_shard::none) {
+      parker_.park();
+    } else if (!parker_.park_until(deadline)) {
+      // Timed out with no unpark: leave the sleeper list like C3's cancel_park; if a
+      // producer popped us meanwhile, its unpark is pending (consume it).
+      if (!rt_.idle_.cancel_park(index_)) parker_.park();
+    }
   }
   searching_ = true;  // cancel_park, or the producer that popped us, counted us searching
 }
 
 item worker::next_local() noexcept {
   if (++tick_ % fairness_interval == 0) {
-    if (item it = poll_inject(1)) return it;
+    // A batch, not one item: the injection queue holds ring spills (a burst of spawns)
+    // and outside spawns, older than what the ring holds. One item per tick let a ring
+    // kept full by timer wakes starve them (W8: the last new fiber started 55 ms late).
+    // Only what the ring has room for, taken before the timers fire into it.
+    const std::size_t room = decltype(ring_)::capacity - ring_.size();
+    const item injected = poll_inject(std::max<std::size_t>(1, std::min(room, batch_.size())));
+    poll_timers();  // into the ring's back (or the injection queue's): FIFO
+    if (injected) return injected;
     if (item it = poll_remote()) return it;
   }
   if (private_n_) publish_private(private_n_);  // the running fiber stopped running
@@ -166,8 +190,43 @@ item worker::next_local() noexcept {
     if (item next = ring_.peek()) __builtin_prefetch(reinterpret_cast<void*>(next & ~item{1}));
     return it;
   }
+  if (poll_timers()) return solo_ ? ring_.pop_unshared() : ring_.pop();
   if (item it = poll_remote()) return it;
   return poll_inject(batch_.size());
+}
+
+bool worker::poll_timers() noexcept {
+  const std::int64_t next = timers_.next();
+  if (next == timer_shard::none) return false;  // no clock read when nothing is armed
+  const std::int64_t now = steady_ns();
+  return next <= now && fire_timers(timers_, now, false);
+}
+
+bool worker::steal_timers(std::int64_t now) noexcept {
+  bool fired = false;
+  for (unsigned i = 0, n = rt_.worker_count(); i < n; ++i) {
+    worker& v = rt_.worker_at(i);
+    if (&v != this && v.timers_.next() <= now) fired |= fire_timers(v.timers_, now, true);
+  }
+  return fired;
+}
+
+bool worker::fire_timers(timer_shard& s, std::int64_t now, bool try_only) noexcept {
+  firing_ = true;
+  const std::size_t n = s.fire_due(now, try_only);
+  firing_ = false;
+  flush_fired();
+  if (n == 0) return false;
+  timers_fired_.add(n);
+  rt_.notify_idle(-1);  // P2-P4 of idle.hpp, once per batch: the ring may have been empty
+  return true;
+}
+
+std::int64_t worker::earliest_timer() noexcept {
+  std::int64_t t = timer_shard::none;
+  for (unsigned i = 0, n = rt_.worker_count(); i < n; ++i)
+    t = std::min(t, rt_.worker_at(i).timers_.next());
+  return t;
 }
 
 item worker::poll_remote() noexcept {
@@ -239,6 +298,11 @@ void worker::spread_batch(std::size_t n) noexcept {
   rt_.notify_idle(-1);
 }
 
+void worker::flush_fired() noexcept {
+  if (fired_n_) rt_.inject(fired_spill_.data(), fired_n_);
+  fired_n_ = 0;
+}
+
 void worker::push_ring(item it) noexcept {
   if (std::size_t n = ring_.push(it, spill_.data())) rt_.inject(spill_.data(), n);
 }
@@ -275,6 +339,17 @@ bool worker::take_private(task* t) noexcept {
 }
 
 void worker::wake_local(fiber_impl* f) noexcept {
+  if (firing_) {  // timers.hpp step 6: FIFO; fire_timers notifies once for the batch
+    // A full ring would spill its oldest half behind the injection queue; the fibers
+    // that just woke go there instead, behind everything queued before them.
+    if (ring_.size() < decltype(ring_)::capacity) {
+      push_ring(as_item(f));
+    } else {
+      fired_spill_[fired_n_++] = as_item(f);
+      if (fired_n_ == fired_spill_.size()) flush_fired();
+    }
+    return;
+  }
   if (runnext_) {
     push_ring(runnext_);
     rt_.notify_idle(-1);
@@ -466,6 +541,7 @@ worker_stats worker::stats() const noexcept {
   s.parks = parks_.get();
   s.injected = injected_.get();
   s.remote_wakes = remote_wakes_.get();
+  s.timers_fired = timers_fired_.get();
   return s;
 }
 

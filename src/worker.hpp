@@ -11,7 +11,9 @@
 //   6. the runtime's injection queue (outside spawns and ring spills), in batches;
 //   7. searching: steal half of a peer's ring, or take from its remote queue, visiting
 //      peers nearest first (topology tiers), from a random start in each tier;
-//   8. park (idle.hpp protocol).
+//   8. park (idle.hpp protocol), with a timeout at the earliest timer of any worker.
+// Timers (timers.hpp) are fired into ring_ at every fairness tick, when the queues above
+// are empty, and while searching (a peer's due timers too).
 //
 // Private spawns (lazy publication): a spawn from a fiber goes to private_, a small
 // owner-only LIFO that stealers cannot see. A join of a child still in private_ removes
@@ -27,6 +29,7 @@
 #include "parker.hpp"
 #include "peer_queue.hpp"
 #include "run_queue.hpp"
+#include "timers.hpp"
 
 #include <weft/stats.hpp>
 
@@ -119,6 +122,7 @@ public:
   unsigned index() const noexcept { return index_; }
   runtime& rt() const noexcept { return rt_; }
   std::size_t ring_size() const noexcept { return ring_.size(); }
+  timer_shard& timers() noexcept { return timers_; }
 
 private:
   struct post_action {
@@ -143,6 +147,13 @@ private:
   fiber_impl* fiber_for(task* t) noexcept;  // pooled or new; nullptr when t failed
   void recycle(fiber_impl* f) noexcept;
   void park() noexcept;
+  // timers.hpp step 2: fires this worker's due timers; true when any fired.
+  bool poll_timers() noexcept;
+  // Step 4: fires peers' due timers (try_lock); true when any fired.
+  bool steal_timers(std::int64_t now) noexcept;
+  bool fire_timers(timer_shard& s, std::int64_t now, bool try_only) noexcept;
+  void flush_fired() noexcept;  // fired_spill_ -> injection queue
+  std::int64_t earliest_timer() noexcept;  // step 3: over every worker's shard
   void stop_searching() noexcept;
   static void post_recycle(fiber_impl* from, void* arg) noexcept;
   static void post_requeue(fiber_impl* from, void* arg) noexcept;
@@ -162,6 +173,7 @@ private:
   unsigned tick_ = 0;
   bool searching_ = false;
   bool had_work_ = false;  // see find_work()
+  bool firing_ = false;    // inside fire_timers: wake_local queues FIFO (timers.hpp step 6)
   std::vector<fiber_impl*> pool_;
   std::vector<std::vector<unsigned>> tiers_;
   std::minstd_rand rng_;
@@ -169,6 +181,8 @@ private:
   std::uint64_t id_next_ = 0, id_end_ = 0;
   std::array<item, 64> batch_{};
   std::array<item, 256 / 2 + 1> spill_{};
+  std::array<item, 64> fired_spill_{};  // timers fired while the ring was full
+  std::size_t fired_n_ = 0;
   // This worker's turn-taking over the injection queue's producers (peer_queue.hpp): an
   // outside spawn or a ring spill is never starved by a busy reactor, nor the reverse.
   peer_queue<item>::consumer inject_tok_;
@@ -180,11 +194,14 @@ private:
   // what the idle protocol's C3 reads (an empty try_dequeue proves nothing).
   alignas(64) std::atomic<std::int64_t> remote_count_{0};
   alignas(64) parker parker_;
+  // Timers armed by fibers running here (timers.hpp). Locked by the owner to arm and fire,
+  // by any thread to cancel, by searching peers (try_lock) to fire.
+  alignas(64) timer_shard timers_;
 
   // Statistics and shutdown accounting, written only by this worker.
   alignas(64) counter spawned_, completed_;
   counter fibers_run_, inline_runs_, switches_, steals_, stolen_, steal_attempts_, parks_,
-      injected_, remote_wakes_;
+      injected_, remote_wakes_, timers_fired_;
 };
 
 }  // namespace weft::detail

@@ -1,5 +1,5 @@
 // tests/scheduling_test.cpp - where fibers run: migration, stealing, outside spawns into
-// a parked scheduler, fairness of injected work, fiber-local storage, stats.
+// a parked scheduler, fairness of injected work, fiber-local storage, stats, timers.
 #include "weft_test.hpp"
 
 #include <atomic>
@@ -173,6 +173,68 @@ TEST_P(Scheduling, DeepForkJoinDoesNotOverflowWithInlineJoins) {
     }
   };
   EXPECT_EQ(sched().block_on([] { return chain::run(5000); }), 5000);
+}
+
+// timers.hpp step 7: a sleep armed on a worker that then runs a fiber that never yields
+// must still end, on another worker, although the other workers parked (with no timer
+// deadline to wake them) before the sleep was armed: only the reactor's watchdog can
+// notice it. The hog reaches the sleeper's worker through runnext (set by the event's
+// wake just before the sleep), which peers cannot steal; rounds where it still ran
+// elsewhere are inconclusive and retried. The hog gives up after 20 s (a failure, not a
+// hang).
+TEST_P(MultiWorker, TimersFireWhileTheirWorkerRunsAFiberThatNeverYields) {
+  int conclusive = 0;
+  for (int round = 0; round < 20 && conclusive < 3; ++round) {
+    std::atomic<int> sleeper_worker{-1}, hog_worker{-2};
+    std::atomic<bool> woke{false}, hog_gave_up{false};
+    weft::event go;
+    sched().block_on([&] {
+      auto hog = weft::spawn([&] {
+        go.wait();
+        hog_worker = weft::this_worker::index();
+        if (hog_worker.load() != sleeper_worker.load()) return;
+        const auto give_up = std::chrono::steady_clock::now() + 20s;
+        while (!woke.load() && std::chrono::steady_clock::now() < give_up) {
+        }
+        hog_gave_up = !woke.load();
+      });
+      auto sleeper = weft::spawn([&] {
+        spin_for(5000us);  // the other workers give up searching and park, no deadline
+        sleeper_worker = weft::this_worker::index();
+        go.set();                          // the hog becomes this worker's runnext
+        weft::this_fiber::sleep_for(2ms);  // armed here; then this worker runs the hog
+        woke = true;
+      });
+      sleeper.join();
+      hog.join();
+    });
+    if (hog_worker.load() == sleeper_worker.load()) {
+      ++conclusive;
+      EXPECT_FALSE(hog_gave_up.load()) << "round " << round;
+    }
+  }
+  EXPECT_GT(conclusive, 0);
+}
+
+TEST_P(Scheduling, ManySleepersAllWakeAndNoneEarly) {
+  // Timers armed on every worker, fired by owners, peers or the watchdog: every sleep
+  // ends, and never before its deadline.
+  std::atomic<int> early{0}, done{0};
+  sched().block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int f = 0; f < 2000; ++f)
+      hs.push_back(weft::spawn([&, f] {
+        for (int k = 0; k < 3; ++k) {
+          const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(50 + (f * 37 + k * 101) % 900);
+          weft::this_fiber::sleep_until(deadline);
+          if (std::chrono::steady_clock::now() < deadline) early.fetch_add(1);
+        }
+        done.fetch_add(1);
+      }));
+    for (auto& h : hs) h.join();
+  });
+  EXPECT_EQ(done.load(), 2000);
+  EXPECT_EQ(early.load(), 0);
 }
 
 }  // namespace

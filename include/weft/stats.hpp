@@ -17,6 +17,7 @@ struct worker_stats {
   std::uint64_t parks = 0;           // times the worker thread parked
   std::uint64_t injected = 0;        // items taken from the outside injection queue
   std::uint64_t remote_wakes = 0;    // fibers received through this worker's remote queue
+  std::uint64_t timers_fired = 0;    // timers (sleeps, timeouts) this worker fired
 };
 
 struct scheduler_stats {
@@ -33,6 +34,7 @@ struct scheduler_stats {
       s.parks += w.parks;
       s.injected += w.injected;
       s.remote_wakes += w.remote_wakes;
+      s.timers_fired += w.timers_fired;
     }
     return s;
   }

@@ -56,7 +56,7 @@ void post_block(fiber_impl*, void* arg) noexcept {
   const bool timed = a->timed;
   spinlock* locks[max_block_locks];
   for (std::size_t i = 0; i < n; ++i) locks[i] = a->locks[i];
-  if (timed) reactor_of(w->fiber).arm(w);  // before unlocking: see protocol step 1
+  if (timed) arm_timer(w);  // before unlocking: see protocol step 1
   for (std::size_t i = 0; i < n; ++i) locks[i]->unlock();
 }
 
@@ -101,9 +101,9 @@ std::uint32_t block(waiter& w, spinlock* const* locks, std::size_t n,
   }
   block_args a{&w, locks, n, timed};
   suspend_current(post_block, &a);
-  // Resumed exactly once (protocol step 2). Once cancel() returns, the reactor is done
-  // with the entry (reactor.hpp step 3): whether it was removed or fired and lost.
-  if (timed) (void)reactor_of(w.fiber).cancel(&w);
+  // Resumed exactly once (protocol step 2). Once cancel_timer() returns, no worker
+  // touches the entry (timers.hpp step 5): whether it was removed or fired and lost.
+  if (timed) (void)cancel_timer(&w);
   // acquire: pairs with the claim CAS; the wake's queue handover already orders it.
   return w.state.load(std::memory_order_acquire);
 }

@@ -1,0 +1,132 @@
+// src/timers.hpp - per-worker timer shards: sleep_for/until and every timed wait (sync/,
+// io). Each worker owns one shard (a binary min-heap under a small lock) and fires its
+// own timers from its scheduling loop, so a sleeping fiber is woken by the worker it
+// slept on, straight into that worker's run queue: no reactor thread, no cross-thread
+// queue, no futex in the common case (Go's per-P timers).
+//
+// Timer protocol:
+//   1. A timer_entry lives inside its waiter (often on a suspended fiber's stack).
+//      arm_timer() runs only on a worker thread (in a fiber, or in a post-switch action)
+//      and inserts the entry into *that worker's* shard under the shard's lock, then
+//      lowers the shard's next_ (earliest deadline). Only the owner arms into a shard.
+//   2. The owner fires its due timers (pops every entry whose deadline has passed and
+//      calls entry->fire under the lock) from its loop: every fairness tick, whenever its
+//      queues are empty, and on every round of its search spin.
+//   3. Before parking, a worker reads next_ of every shard *after* its own last arm
+//      (program order on the owner: an owner can never miss its own timer) and parks
+//      with a futex timeout at the earliest of them (parker::park_until). On timeout it
+//      leaves the sleeper list (idle.hpp cancel_park) and searches again, which fires.
+//   4. A searching worker also fires a peer's due timers (try_lock only), so a worker
+//      stuck in one long-running fiber does not hold its timers hostage while another
+//      worker idles. The fired fibers then run on the searching worker.
+//   5. cancel_timer() takes the entry's shard lock: the entry is either still in the
+//      heap (removed; returns true: fire will never run) or fire has already returned
+//      (false). Once cancel returns the shard no longer touches the entry, and its owner
+//      may free it.
+//   6. fire must be short and must not call arm/cancel (the shard lock is held): it
+//      decides a race with a CAS on its waiter's state and calls wake(), which, on the
+//      firing worker, queues the fiber on that worker's ring (worker::fire_timers
+//      batches the idle notification: one per firing, not one per fiber).
+//   7. Watchdog: a worker stuck in one fiber that never yields cannot fire its shard,
+//      and a parked peer only knows the deadlines it read when it parked (step 3). So the
+//      reactor thread sleeps at most watch_period (10 ms), or until the earliest deadline
+//      of any shard plus watch_grace (1 ms), and fires every timer overdue by more than
+//      watch_grace (try_lock); its wakes go to the injection queue, where any worker
+//      takes them. With no timer anywhere it sleeps without a timeout: it first sets
+//      unwatched_ (seq_cst fence), then looks at every shard's next_ again; an arm that
+//      takes a shard from empty to non-empty stores next_, fences (seq_cst) and reads
+//      unwatched_. One of the two sees the other (store-buffer pattern), so a first timer
+//      is never left without a watchdog. Arms into a non-empty shard need no check: the
+//      reactor saw that shard non-empty, or the arm that filled it saw the flag.
+// So a timer fires late by more than ~1 ms only while every worker is busy; a
+// cooperative scheduler cannot preempt the fiber that holds its worker anyway.
+//
+// Cost: arm O(log n) (O(1) when deadlines are armed in increasing order, as sleeps
+// mostly are), cancel O(log n) via the stored heap index, an uncontended lock each. The
+// heap nodes carry their key inline so sifting never reads the entries, which live on
+// many different fiber stacks.
+//
+// Lock order: a sync primitive's spinlock -> timer_shard::lock_ (arm in post) ->
+// idle::lock_ (a fire's wake may unpark a worker). Nothing takes a shard lock while
+// holding idle::lock_ or a primitive's lock taken after it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+namespace weft::detail {
+
+class timer_shard;
+class reactor;
+
+struct timer_entry {
+  std::chrono::steady_clock::time_point deadline{};
+  void (*fire)(timer_entry*) noexcept = nullptr;  // firing worker, under the shard lock
+  timer_shard* shard = nullptr;                    // set by arm_timer
+  std::size_t heap_index = npos;                   // guarded by shard->lock_
+  std::uint64_t seq = 0;                           // ties fire in arm order
+  static constexpr std::size_t npos = ~std::size_t{0};
+};
+
+// Protocol step 1. Worker thread only (asserts): arms e on the calling worker's shard.
+// e->deadline and e->fire must be set. A deadline already passed fires at the worker's
+// next scheduling point (never inline in the caller).
+void arm_timer(timer_entry* e) noexcept;
+// Step 5. Any thread. True when the timer was removed before firing.
+bool cancel_timer(timer_entry* e) noexcept;
+
+// steady_clock now, in ns (its tick on libstdc++; spelled out so it stays ns anyway).
+inline std::int64_t steady_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+class timer_shard {
+public:
+  static constexpr std::int64_t none = INT64_MAX;
+
+  // Before the worker threads start (they are the only readers): step 7's reactor.
+  void set_watchdog(reactor* r) noexcept { watchdog_ = r; }
+
+  void arm(timer_entry* e) noexcept;     // owner thread (step 1)
+  bool cancel(timer_entry* e) noexcept;  // any thread (step 5)
+  // Step 2/4: fires every entry due at `now`; returns how many fired. With try_only the
+  // call gives up (returns 0) when the lock is busy.
+  std::size_t fire_due(std::int64_t now, bool try_only) noexcept;
+  // Earliest deadline (steady ns) or none. relaxed: exact for the owner (it wrote it, or
+  // a firer/canceller only made it later); a hint for peers (step 3's limits).
+  std::int64_t next() const noexcept { return next_.load(std::memory_order_relaxed); }
+  std::size_t size() const noexcept;
+
+private:
+  struct node {
+    std::int64_t when;  // deadline, steady_clock ticks (ns)
+    std::uint64_t seq;  // arm order: ties fire first-armed first
+    timer_entry* e;
+    bool operator<(const node& o) const noexcept {
+      return when < o.when || (when == o.when && seq < o.seq);
+    }
+  };
+  void place(std::size_t i, const node& n) noexcept {
+    heap_[i] = n;
+    n.e->heap_index = i;
+  }
+  void up(std::size_t i, node n) noexcept;
+  void down(std::size_t i, node n) noexcept;
+  void remove(std::size_t i) noexcept;  // and recomputes next_
+  void publish_next() noexcept {
+    next_.store(heap_.empty() ? none : heap_.front().when, std::memory_order_relaxed);
+  }
+
+  reactor* watchdog_ = nullptr;  // step 7: told when this shard goes from empty to non-empty
+  mutable std::mutex lock_;
+  std::vector<node> heap_;  // guarded by lock_
+  std::uint64_t seq_ = 0;   // guarded by lock_
+  std::atomic<std::int64_t> next_{none};  // written under lock_
+};
+
+}  // namespace weft::detail
