@@ -72,6 +72,11 @@ public:
   bool has_idle() const noexcept {
     return state_.load(std::memory_order_relaxed) != (std::uint64_t{workers_} << 32);
   }
+  // Workers parked or about to park (announced, C1). seq_cst: reactor.hpp step 4 reads it
+  // after its own seq_cst store and relies on seeing any C1 ordered before that.
+  unsigned parked() const noexcept {
+    return workers_ - static_cast<unsigned>(state_.load(std::memory_order_seq_cst) >> 32);
+  }
   unsigned searching() const noexcept {
     return static_cast<unsigned>(state_.load(std::memory_order_relaxed) & 0xffffffffu);
   }

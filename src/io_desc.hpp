@@ -21,12 +21,12 @@
 //      action (suspend.hpp rule 1) commit() CASes WAIT -> fiber. If the CAS fails the slot
 //      became READY or NIL meanwhile (readiness, timeout, close or cancel ran between the
 //      publish and the commit): the fiber wakes itself; nobody else will.
-//   4. unblock(ready) - the reactor on an edge, the timer on expiry, close and shutdown
-//      with ready=false - swaps the slot: ->READY (an edge) or ->NIL (others). Whoever
+//   4. unblock(ready) - a poller on an edge (a worker or the reactor thread, reactor.hpp),
+//      the timer on expiry, close and shutdown with ready=false - swaps the slot: ->READY (an edge) or ->NIL (others). Whoever
 //      swaps a fiber pointer out is the one waker of that suspension (suspend.hpp rule 2):
 //      the CAS on the slot is the per-wait state word.
 //   5. Resumed, the fiber exchanges the slot to NIL, cancels its timer (after which the
-//      reactor no longer touches it, reactor.hpp timer step 3) and decides by priority:
+//      no worker touches it any more, timers.hpp step 5) and decides by priority:
 //      closing -> bad_file_descriptor, cancelled -> operation_canceled, old READY -> retry
 //      the syscall, deadline passed -> timed_out, else retry.
 //   6. The closing/cancelled flags and the slot form a Dekker pair: the waiter writes the
@@ -44,7 +44,7 @@
 //      party sees (CLOSING, 0 refs). So the fd number is not released while an operation
 //      still uses it, and cannot be reused under it (test-catalogue U8).
 //   c. finish: EPOLL_CTL_DEL (before close(2): a dup of the fd would keep the
-//      registration alive), gen_ += 1 (stale events already read by the reactor are
+//      registration alive), gen_ += 1 (stale events already read by a poller are
 //      dropped: their tag no longer matches, U9), slots and flags reset, refs_ = 0, and
 //      only then close(2), so a new fd with the same number finds a clean descriptor.
 //
@@ -140,7 +140,7 @@ struct io_desc {
   }
 
   // Fields. fd_ is constant (the table index). gen_: written under lock_ by finish
-  // (release), read by the reactor (acquire) to filter stale events; never 0 (0 tags the
+  // (release), read by pollers (acquire) to filter stale events; never 0 (0 tags the
   // reactor's eventfd). owner_: the reactor whose epoll set holds the fd, written under
   // lock_, read lock-free by the registration fast path (acquire; pairs with the release
   // store after EPOLL_CTL_ADD). nonblock_: O_NONBLOCK was ensured (0 unknown, 1 set);
@@ -157,7 +157,7 @@ struct io_desc {
 
 // Process-wide table fd -> io_desc (fd numbers are process-wide). Chunks are allocated on
 // first use and never freed, so an io_desc* stays valid for the process lifetime: the
-// reactor may look a descriptor up after the fd was closed and only the generation
+// poller may look a descriptor up after the fd was closed and only the generation
 // decides whether the event is stale.
 class desc_table {
 public:

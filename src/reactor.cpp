@@ -25,25 +25,27 @@ namespace {
 }  // namespace
 
 reactor::reactor(runtime& rt) : rt_(rt) {
-  epfd_ = epoll_create1(EPOLL_CLOEXEC);
-  if (epfd_ < 0) throw_errno("epoll_create1");
-  evfd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (evfd_ < 0) {
-    int e = errno;
-    close(epfd_);
+  auto fail = [this](const char* what) {
+    const int e = errno;
+    for (int fd : {evfd_, watch_fd_, epfd_})
+      if (fd >= 0) close(fd);
     errno = e;
-    throw_errno("eventfd");
-  }
+    throw_errno(what);
+  };
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) fail("epoll_create1");
+  watch_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (watch_fd_ < 0) fail("epoll_create1");
+  evfd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (evfd_ < 0) fail("eventfd");
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = 0;  // 0 = the wake eventfd
-  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, evfd_, &ev) != 0) {
-    int e = errno;
-    close(evfd_);
-    close(epfd_);
-    errno = e;
-    throw_errno("epoll_ctl(eventfd)");
-  }
+  if (epoll_ctl(watch_fd_, EPOLL_CTL_ADD, evfd_, &ev) != 0) fail("epoll_ctl(eventfd)");
+  // Step 1: added disarmed (no event bits); the first parking worker arms it (step 3).
+  ev.events = EPOLLONESHOT;
+  ev.data.u64 = 1;  // 1 = io_ep_ has ready fds
+  if (epoll_ctl(watch_fd_, EPOLL_CTL_ADD, epfd_, &ev) != 0) fail("epoll_ctl(epoll)");
   thread_ = std::thread([this] { run(); });
 }
 
@@ -61,6 +63,7 @@ reactor::~reactor() {
     d.wr_.store(io_desc::slot_nil, std::memory_order_relaxed);
   });
   close(evfd_);
+  close(watch_fd_);
   close(epfd_);
 }
 
@@ -89,6 +92,31 @@ void reactor::flush_wakes() noexcept {
   wakes_.clear();
 }
 
+void reactor::arm_watch() noexcept {
+  // seq_cst: step 3/4's pairing with the reactor's store of false and its parked() read.
+  if (watch_armed_.exchange(true, std::memory_order_seq_cst)) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLONESHOT;
+  ev.data.u64 = 1;
+  (void)epoll_ctl(watch_fd_, EPOLL_CTL_MOD, epfd_, &ev);  // cannot fail: both fds are ours
+}
+
+int reactor::poll_into(epoll_event* events, int max_events) noexcept {
+  int total = 0;
+  for (;;) {
+    const int n = epoll_wait(epfd_, events, max_events, 0);  // EINTR: n = -1, stop
+    for (int i = 0; i < n; ++i) dispatch_io(events[i].data.u64, events[i].events);
+    if (n <= 0) return total;
+    total += n;
+    if (n < max_events) return total;
+  }
+}
+
+int reactor::poll_io() noexcept {
+  epoll_event events[64];
+  return poll_into(events, 64);
+}
+
 void reactor::run() noexcept {
   constexpr int max_events = 256;
   epoll_event events[max_events];
@@ -96,20 +124,28 @@ void reactor::run() noexcept {
   tl_wakes_rt = &rt_;
   // acquire: pairs with the release store in ~reactor().
   while (!stop_.load(std::memory_order_acquire)) {
-    int n = epoll_wait(epfd_, events, max_events, watch_timeout());  // EINTR: n = -1
-    tl_wakes = &wakes_;
-    fire_overdue();
+    epoll_event watch[2];
+    const int n = epoll_wait(watch_fd_, watch, 2, watch_timeout());  // EINTR: n = -1
+    bool io_ready = false;
     for (int i = 0; i < n; ++i) {
-      if (events[i].data.u64 == 0) {
+      if (watch[i].data.u64 == 0) {
         std::uint64_t v;
         while (read(evfd_, &v, sizeof v) > 0) {
         }
       } else {
-        dispatch_io(events[i].data.u64, events[i].events);
+        io_ready = true;
       }
     }
+    tl_wakes = &wakes_;
+    fire_overdue();
+    if (io_ready) {
+      // Step 4, seq_cst: see the protocol. The kernel disarmed the one-shot already.
+      watch_armed_.store(false, std::memory_order_seq_cst);
+      (void)poll_into(events, max_events);
+    }
     tl_wakes = nullptr;
-    flush_wakes();
+    flush_wakes();  // unparks a worker for what was woken (counted unparked at once)
+    if (io_ready && rt_.idle_.parked() > 0) arm_watch();  // step 4: somebody still sleeps
   }
 }
 
@@ -161,6 +197,7 @@ std::error_code reactor::register_fd(io_desc& d) noexcept {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = (static_cast<std::uint64_t>(d.fd_) << 32) | d.gen_.load(std::memory_order_relaxed);
+  io_used_.store(true, std::memory_order_relaxed);  // step 2's hint
   if (epoll_ctl(epfd_, EPOLL_CTL_ADD, d.fd_, &ev) != 0) {
     // EEXIST: an earlier incarnation of this number was closed with close(2) while a dup
     // kept its registration (the io.hpp rule was broken); take the entry over.

@@ -38,6 +38,10 @@ __attribute__((tls_model("initial-exec"))) thread_local worker* tls_worker = nul
 // in the work into that latency; a longer one burns CPU in idle phases (W9 measures it).
 constexpr std::int64_t spin_for_ns = 50'000;
 
+// A busy worker polls the fds (reactor.hpp step 2) at most this often on fairness ticks:
+// an epoll_wait costs ~0.5 µs, a tick comes every 61 picks.
+constexpr std::int64_t io_poll_interval_ns = 20'000;
+
 inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
 }  // namespace
 
@@ -150,6 +154,7 @@ void worker::park() noexcept {
   } else {
     parks_.add();
     rt_.trim_spare_fibers();  // idle anyway: return a long-unused burst's stacks
+    rt_.reactor_->arm_watch();  // reactor.hpp step 3: after C1, before sleeping
     if (deadline == timer_shard::none) {
       parker_.park();
     } else if (!parker_.park_until(deadline)) {
@@ -170,6 +175,10 @@ item worker::next_local() noexcept {
     const std::size_t room = decltype(ring_)::capacity - ring_.size();
     const item injected = poll_inject(std::max<std::size_t>(1, std::min(room, batch_.size())));
     poll_timers();  // into the ring's back (or the injection queue's): FIFO
+    if (rt_.reactor_->io_used()) {  // reactor.hpp step 2, at most every io_poll_interval
+      const std::int64_t now = steady_ns();
+      if (now >= next_io_poll_) poll_io(now);
+    }
     if (injected) return injected;
     if (item it = poll_remote()) return it;
   }
@@ -192,7 +201,20 @@ item worker::next_local() noexcept {
   }
   if (poll_timers()) return solo_ ? ring_.pop_unshared() : ring_.pop();
   if (item it = poll_remote()) return it;
-  return poll_inject(batch_.size());
+  if (item it = poll_inject(batch_.size())) return it;
+  if (rt_.reactor_->io_used() && poll_io(steady_ns())) return solo_ ? ring_.pop_unshared() : ring_.pop();
+  return 0;
+}
+
+bool worker::poll_io(std::int64_t now) noexcept {
+  next_io_poll_ = now + io_poll_interval_ns;
+  firing_ = true;  // the woken fibers queue FIFO, as fired timers do
+  const int n = rt_.reactor_->poll_io();
+  firing_ = false;
+  flush_fired();
+  if (n <= 0) return false;
+  rt_.notify_idle(-1);  // P2-P4 of idle.hpp, once per poll
+  return true;
 }
 
 bool worker::poll_timers() noexcept {

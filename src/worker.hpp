@@ -13,7 +13,9 @@
 //      peers nearest first (topology tiers), from a random start in each tier;
 //   8. park (idle.hpp protocol), with a timeout at the earliest timer of any worker.
 // Timers (timers.hpp) are fired into ring_ at every fairness tick, when the queues above
-// are empty, and while searching (a peer's due timers too).
+// are empty, and while searching (a peer's due timers too). Ready fds (reactor.hpp step
+// 2) are polled into ring_ when the queues are empty, while searching, and on fairness
+// ticks at most every 20 µs.
 //
 // Private spawns (lazy publication): a spawn from a fiber goes to private_, a small
 // owner-only LIFO that stealers cannot see. A join of a child still in private_ removes
@@ -153,6 +155,8 @@ private:
   bool steal_timers(std::int64_t now) noexcept;
   bool fire_timers(timer_shard& s, std::int64_t now, bool try_only) noexcept;
   void flush_fired() noexcept;  // fired_spill_ -> injection queue
+  // reactor.hpp step 2: polls the fds, waking their fibers into this worker's ring.
+  bool poll_io(std::int64_t now) noexcept;
   std::int64_t earliest_timer() noexcept;  // step 3: over every worker's shard
   void stop_searching() noexcept;
   static void post_recycle(fiber_impl* from, void* arg) noexcept;
@@ -173,7 +177,8 @@ private:
   unsigned tick_ = 0;
   bool searching_ = false;
   bool had_work_ = false;  // see find_work()
-  bool firing_ = false;    // inside fire_timers: wake_local queues FIFO (timers.hpp step 6)
+  bool firing_ = false;    // inside fire_timers/poll_io: wake_local queues FIFO (timers.hpp step 6)
+  std::int64_t next_io_poll_ = 0;  // steady ns: the fairness tick's next fd poll
   std::vector<fiber_impl*> pool_;
   std::vector<std::vector<unsigned>> tiers_;
   std::minstd_rand rng_;

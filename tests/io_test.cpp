@@ -416,4 +416,69 @@ TEST_P(Io, ShutdownCancelsWaits) {
   close_pair(p);
 }
 
+// reactor.hpp poller hand-off, steps 3 and 4: every worker is parked (nothing runnable,
+// the reader suspended) when a plain thread writes; only the reactor's watch can notice.
+// Repeated, so the one-shot watch is re-armed each time (step 3's exchange and MOD).
+TEST_P(Io, ReadinessWakesAFiberWhileEveryWorkerSleeps) {
+  pair_fds p = make_socketpair();
+  sched().block_on([&] {
+    for (int round = 0; round < 20; ++round) {
+      std::atomic<bool> waiting{false};
+      auto reader = weft::spawn([&] {
+        char c = 0;
+        waiting = true;
+        auto r = io::read(p.b, &c, 1, weft::deadline_after(20s));
+        return r ? c : '!';
+      });
+      std::thread writer([&] {
+        while (!waiting.load()) std::this_thread::sleep_for(100us);
+        std::this_thread::sleep_for(2ms);  // the workers park meanwhile
+        EXPECT_TRUE(io::write_all(p.a, "w", 1));
+      });
+      const char c = reader.join();
+      writer.join();
+      EXPECT_EQ(c, 'w') << "round " << round;
+      if (c != 'w') break;  // the byte is still queued: later rounds would read it
+    }
+  });
+  close_pair(p);
+}
+
+// Step 5: every worker stays busy with fibers that yield and never let their queues run
+// dry (so no worker parks, nobody arms the watch); the readiness must still be noticed
+// (fairness-tick polls). The yielders give up after 20 s: a failure, never a hang.
+TEST_P(Io, ReadinessIsNoticedWhileEveryWorkerIsBusy) {
+  pair_fds p = make_socketpair();
+  std::atomic<bool> got{false}, gave_up{false};
+  sched().block_on([&] {
+    std::vector<weft::join_handle<void>> busy;
+    for (unsigned i = 0; i < 4 * workers(); ++i)
+      busy.push_back(weft::spawn([&] {
+        const auto give_up = std::chrono::steady_clock::now() + 20s;
+        while (!got.load()) {
+          if (std::chrono::steady_clock::now() > give_up) {
+            gave_up = true;
+            return;
+          }
+          weft::this_fiber::yield();
+        }
+      }));
+    auto reader = weft::spawn([&] {
+      char c = 0;
+      auto r = io::read(p.b, &c, 1, weft::deadline_after(30s));
+      got = true;
+      return r ? c : '!';
+    });
+    std::thread writer([&] {
+      std::this_thread::sleep_for(20ms);
+      EXPECT_TRUE(io::write_all(p.a, "b", 1));
+    });
+    EXPECT_EQ(reader.join(), 'b');
+    writer.join();
+    for (auto& h : busy) h.join();
+  });
+  EXPECT_FALSE(gave_up.load());
+  close_pair(p);
+}
+
 }  // namespace

@@ -1,0 +1,153 @@
+// S6 (reduced) and timer races: the poller hand-off (reactor.hpp steps 1-5) and the timer
+// shards (timers.hpp steps 1-7) under park/unpark churn.
+//
+//   A. echo: P socketpairs, each served by an echo fiber; half the clients are plain
+//      threads (their bytes arrive while workers sleep: the reactor's watch path), half
+//      are fibers (workers poll the fds themselves). Random 0-200 µs gaps keep workers
+//      parking and waking. Every byte must come back intact; a wait that needs 5 s is a
+//      lost wakeup.
+//   B. timers: fibers sleep for random 0-300 µs, wait on events with random timeouts
+//      while other fibers set them, and now and then hog their worker for ~1 ms without
+//      yielding (a shard only peers or the watchdog can fire). No sleep ends early, every
+//      timed wait ends (notified or timed out), and the counts add up.
+// Bounded: sizes scale with WEFT_STRESS_SCALE, a watchdog turns a hang into a failure.
+#include "stress.hpp"
+
+#include <weft/io.hpp>
+
+#include <random>
+#include <sys/socket.h>
+#include <vector>
+
+namespace {
+
+namespace io = weft::io;
+using clk = std::chrono::steady_clock;
+
+bool echo_round(unsigned workers, long rounds_per_client) {
+  constexpr int pairs = 16;
+  weft::scheduler sched({.workers = workers});
+  std::atomic<long> echoed{0}, bad{0};
+  stress::watchdog dog(std::chrono::seconds(240), [&] {
+    return "echo workers=" + std::to_string(workers) + " echoed=" + std::to_string(echoed.load()) +
+           " " + stress::stats_line(sched);
+  });
+  std::vector<std::array<int, 2>> fds(pairs);
+  for (auto& p : fds)
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, p.data()) != 0)
+      return false;
+  // Echo servers: read a byte, write it back, until EOF.
+  std::vector<weft::join_handle<void>> servers;
+  for (auto& p : fds)
+    servers.push_back(sched.spawn([&, fd = p[1]] {
+      for (;;) {
+        unsigned char c;
+        auto r = io::read(fd, &c, 1, weft::deadline_after(std::chrono::seconds(30)));
+        if (!r || *r == 0) {
+          if (!r) bad.fetch_add(1);
+          return;
+        }
+        if (!io::write_all(fd, &c, 1)) bad.fetch_add(1);
+      }
+    }));
+  auto client = [&](int fd, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int> gap(0, 200);
+    const bool in_fiber = weft::this_fiber::id() != 0;
+    for (long i = 0; i < rounds_per_client; ++i) {
+      const unsigned char out = static_cast<unsigned char>(rng());
+      unsigned char in = 0;
+      if (!io::write_all(fd, &out, 1)) bad.fetch_add(1);
+      auto r = io::read(fd, &in, 1, weft::deadline_after(std::chrono::seconds(5)));
+      if (!r || *r != 1 || in != out) bad.fetch_add(1);
+      echoed.fetch_add(1, std::memory_order_relaxed);
+      const auto pause = std::chrono::microseconds(gap(rng));
+      if (in_fiber)
+        weft::this_fiber::sleep_for(pause);
+      else
+        std::this_thread::sleep_for(pause);
+    }
+  };
+  std::vector<std::thread> threads;
+  std::vector<weft::join_handle<void>> fibers;
+  for (int i = 0; i < pairs; ++i) {
+    if (i % 2 == 0)
+      threads.emplace_back(client, fds[i][0], 100u + i);
+    else
+      fibers.push_back(sched.spawn([&, i] { client(fds[i][0], 100u + i); }));
+  }
+  for (auto& t : threads) t.join();
+  for (auto& f : fibers) f.join();
+  for (auto& p : fds) sched.block_on([&] { (void)io::close(p[0]); });  // servers see EOF
+  for (auto& s : servers) s.join();
+  sched.block_on([&] {
+    for (auto& p : fds) (void)io::close(p[1]);
+  });
+  const long want = pairs * rounds_per_client;
+  std::printf("io_timer_stress: echo workers=%u echoed=%ld/%ld bad=%ld %s\n", workers,
+              echoed.load(), want, bad.load(), stress::stats_line(sched).c_str());
+  return bad.load() == 0 && echoed.load() == want;
+}
+
+bool timer_round(unsigned workers, long fibers) {
+  weft::scheduler sched({.workers = workers});
+  std::atomic<long> early{0}, notified{0}, timed_out{0}, done{0};
+  stress::watchdog dog(std::chrono::seconds(240), [&] {
+    return "timers workers=" + std::to_string(workers) + " done=" + std::to_string(done.load()) +
+           " " + stress::stats_line(sched);
+  });
+  constexpr int events = 32;
+  std::vector<std::unique_ptr<weft::event>> evs;
+  for (int i = 0; i < events; ++i)
+    evs.push_back(std::make_unique<weft::event>(weft::event::reset_mode::automatic));
+  sched.block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (long f = 0; f < fibers; ++f)
+      hs.push_back(weft::spawn([&, f] {
+        std::mt19937 rng(static_cast<unsigned>(f));
+        for (int k = 0; k < 8; ++k) {
+          const int what = static_cast<int>(rng() % 8);
+          const auto d = std::chrono::microseconds(rng() % 300);
+          if (what < 3) {
+            const auto deadline = clk::now() + d;
+            weft::this_fiber::sleep_until(deadline);
+            if (clk::now() < deadline) early.fetch_add(1);
+          } else if (what < 6) {
+            const auto deadline = clk::now() + d;
+            if (evs[rng() % events]->wait_until(deadline)) {
+              notified.fetch_add(1);
+            } else {
+              timed_out.fetch_add(1);
+              if (clk::now() < deadline) early.fetch_add(1);
+            }
+          } else if (what < 7) {
+            evs[rng() % events]->set();
+          } else if (rng() % 16 == 0) {
+            const auto until = clk::now() + std::chrono::milliseconds(1);  // a hog
+            while (clk::now() < until) {
+            }
+          }
+        }
+        done.fetch_add(1);
+      }));
+    for (auto& h : hs) h.join();
+  });
+  std::printf("io_timer_stress: timers workers=%u fibers=%ld done=%ld notified=%ld timed_out=%ld "
+              "early=%ld timers_fired=%llu\n",
+              workers, fibers, done.load(), notified.load(), timed_out.load(), early.load(),
+              static_cast<unsigned long long>(sched.stats().total().timers_fired));
+  return early.load() == 0 && done.load() == fibers;
+}
+
+}  // namespace
+
+int main() {
+  int passed = 0, failed = 0;
+  const long rounds = stress::scaled(4000, 100);
+  const long fibers = stress::scaled(20000, 1000);
+  for (unsigned workers : {1u, 2u, 4u}) {
+    (echo_round(workers, rounds) ? passed : failed) += 1;
+    (timer_round(workers, fibers) ? passed : failed) += 1;
+  }
+  return stress::finish(passed, failed);
+}
