@@ -27,6 +27,7 @@ if [[ ${WEFT_BENCH_TOUR_ONLY:-0} != 1 ]]; then
   build/release/bench/sync/weft_sync_bench
   echo "=== W8 sleep ==="
   build/release/bench/io/weft_w8_sleep
+  build/release/bench/io/weft_timer_bench
   echo "=== W7 echo (1 rep x 3 s per point; bench/io/run_w7.sh for more) ==="
   bash bench/io/run_w7.sh build/release/bench/io 1 3 | grep -E '^RESULT.*reps='
 fi

@@ -15,19 +15,24 @@ void arm_timer(timer_entry* e) noexcept {
 
 bool cancel_timer(timer_entry* e) noexcept { return e->shard->cancel(e); }
 
+namespace {
+std::int64_t tick_of(std::int64_t ns) noexcept { return ns >> timer_shard::tick_shift; }
+}  // namespace
+
 void timer_shard::arm(timer_entry* e) noexcept {
-  // Copied before the lock is released: from then on the timer may fire (on a peer,
+  // Computed before the lock is released: from then on the timer may fire (on a peer,
   // step 4) and its owner free the entry.
-  const std::int64_t when = e->deadline.time_since_epoch().count();
+  const std::int64_t when = tick_of(e->deadline.time_since_epoch().count());
   bool first;
   {
     std::lock_guard<std::mutex> g(lock_);
-    first = heap_.empty();
+    first = count_ == 0;
+    if (first) elapsed_ = std::min(when, tick_of(steady_ns()));  // an empty wheel restarts now
     e->shard = this;
-    e->seq = seq_++;
-    heap_.push_back({});
-    up(heap_.size() - 1, node{when, e->seq, e});
-    if (e->heap_index == 0) next_.store(when, std::memory_order_relaxed);  // step 1
+    e->when_tick = when;
+    link(e);
+    ++count_;
+    publish_next();  // step 1
   }
   if (first && watchdog_) {
     // Step 7, seq_cst: orders the next_ store above before the flag read in
@@ -39,8 +44,10 @@ void timer_shard::arm(timer_entry* e) noexcept {
 
 bool timer_shard::cancel(timer_entry* e) noexcept {
   std::lock_guard<std::mutex> g(lock_);
-  if (e->heap_index == timer_entry::npos) return false;  // fired (fire has returned)
-  remove(e->heap_index);
+  if (e->slot == timer_entry::npos) return false;  // fired (fire has returned)
+  unlink(e);
+  --count_;
+  publish_next();  // only ever later than before: peers' hints stay safe (step 3)
   return true;
 }
 
@@ -51,55 +58,132 @@ std::size_t timer_shard::fire_due(std::int64_t now, bool try_only) noexcept {
   } else {
     g.lock();
   }
-  std::size_t n = 0;
-  while (!heap_.empty() && heap_.front().when <= now) {
-    timer_entry* e = heap_.front().e;
-    remove(0);
-    e->fire(e);  // under lock_: step 5
-    ++n;
+  const std::int64_t now_tick = tick_of(now);
+  std::size_t fired = 0;
+  auto fire_list = [&](std::uint16_t id) {
+    while (timer_entry* e = head_[id]) {
+      unlink(e);
+      --count_;
+      e->fire(e);  // under lock_: step 5
+      ++fired;
+    }
+  };
+  fire_list(due_slot);
+  std::int64_t tick;
+  int level, slot;
+  // An entry fires once its tick has passed (tick < now_tick); a higher-level slot is
+  // re-filed (cascaded) once its first tick has come (tick <= now_tick).
+  while (count_ && next_expiration(tick, level, slot) &&
+         (level == 0 ? tick < now_tick : tick <= now_tick)) {
+    elapsed_ = tick;
+    const auto id = static_cast<std::uint16_t>(level * slots + slot);
+    if (level == 0) {
+      fire_list(id);
+    } else {
+      timer_entry* e = head_[id];
+      head_[id] = tail_[id] = nullptr;
+      occupied_[level] &= ~(std::uint64_t{1} << slot);
+      while (e) {
+        timer_entry* n = e->next;
+        link(e);  // lands on a lower level, or in the due list
+        e = n;
+      }
+      fire_list(due_slot);
+    }
   }
-  return n;
+  if (count_ == 0 || elapsed_ < now_tick) elapsed_ = std::max(elapsed_, now_tick);
+  publish_next();
+  return fired;
 }
 
 std::size_t timer_shard::size() const noexcept {
   std::lock_guard<std::mutex> g(lock_);
-  return heap_.size();
+  return count_;
 }
 
-void timer_shard::up(std::size_t i, node n) noexcept {
-  while (i > 0) {
-    std::size_t p = (i - 1) / 2;
-    if (!(n < heap_[p])) break;
-    place(i, heap_[p]);
-    i = p;
-  }
-  place(i, n);
+int timer_shard::level_for(std::int64_t elapsed, std::int64_t when) noexcept {
+  // The highest 6-bit group in which `when` differs from `elapsed` picks the level: the
+  // entry is then within the current rotation of that level's wheel.
+  const auto masked = static_cast<std::uint64_t>(elapsed ^ when) | (slots - 1);
+  const int significant = 63 - __builtin_clzll(masked);
+  return std::min(significant / slot_bits, levels - 1);
 }
 
-void timer_shard::down(std::size_t i, node n) noexcept {
-  const std::size_t size = heap_.size();
-  for (;;) {
-    std::size_t c = 2 * i + 1;
-    if (c >= size) break;
-    if (c + 1 < size && heap_[c + 1] < heap_[c]) ++c;
-    if (!(heap_[c] < n)) break;
-    place(i, heap_[c]);
-    i = c;
+void timer_shard::link(timer_entry* e) noexcept {
+  std::uint16_t id;
+  if (e->when_tick < elapsed_) {
+    id = due_slot;
+  } else {
+    const int level = level_for(elapsed_, e->when_tick);
+    const int shift = slot_bits * level;
+    int slot = static_cast<int>((e->when_tick >> shift) & (slots - 1));
+    if (level == levels - 1 && (static_cast<std::uint64_t>(elapsed_ ^ e->when_tick) >> (shift + slot_bits))) {
+      // Beyond the top level's current rotation. A slot before elapsed_'s position
+      // means the next rotation, which is right; at or after it would come up too early
+      // (or at once, forever): wait in the slot that comes up last, which starts before
+      // the deadline, and be re-filed from there.
+      const int pos = static_cast<int>((elapsed_ >> shift) & (slots - 1));
+      if (slot >= pos) slot = (pos + slots - 1) & (slots - 1);
+    }
+    id = static_cast<std::uint16_t>(level * slots + slot);
+    occupied_[level] |= std::uint64_t{1} << slot;
   }
-  place(i, n);
+  e->slot = id;
+  e->next = nullptr;
+  e->prev = tail_[id];
+  if (tail_[id])
+    tail_[id]->next = e;
+  else
+    head_[id] = e;
+  tail_[id] = e;
 }
 
-void timer_shard::remove(std::size_t i) noexcept {
-  heap_[i].e->heap_index = timer_entry::npos;
-  node last = heap_.back();
-  heap_.pop_back();
-  if (i < heap_.size()) {  // not the last node: move `last` into the hole
-    if (i > 0 && last < heap_[(i - 1) / 2])
-      up(i, last);
-    else
-      down(i, last);
+void timer_shard::unlink(timer_entry* e) noexcept {
+  const std::uint16_t id = e->slot;
+  if (e->prev)
+    e->prev->next = e->next;
+  else
+    head_[id] = e->next;
+  if (e->next)
+    e->next->prev = e->prev;
+  else
+    tail_[id] = e->prev;
+  if (!head_[id] && id != due_slot)
+    occupied_[id / slots] &= ~(std::uint64_t{1} << (id % slots));
+  e->slot = timer_entry::npos;
+  e->prev = e->next = nullptr;
+}
+
+bool timer_shard::next_expiration(std::int64_t& tick, int& level, int& slot) const noexcept {
+  for (int l = 0; l < levels; ++l) {
+    if (!occupied_[l]) continue;
+    const int shift = slot_bits * l;
+    const int pos = static_cast<int>((elapsed_ >> shift) & (slots - 1));
+    // Slots at or after elapsed_'s own position in this level's rotation come first.
+    const std::uint64_t rotated = (occupied_[l] >> pos) | (pos ? occupied_[l] << (slots - pos) : 0);
+    const int ahead = __builtin_ctzll(rotated);
+    slot = (pos + ahead) & (slots - 1);
+    level = l;
+    const std::int64_t level_span = std::int64_t{1} << (shift + slot_bits);
+    const std::int64_t base = elapsed_ & ~(level_span - 1);  // start of this rotation
+    tick = base + (static_cast<std::int64_t>(pos + ahead) << shift);
+    if (l > 0 && tick < elapsed_) tick = elapsed_;  // elapsed_'s own slot: due now
+    return true;
   }
-  if (i == 0) publish_next();
+  return false;
+}
+
+void timer_shard::publish_next() noexcept {
+  std::int64_t t = none;
+  if (head_[due_slot]) {
+    t = 0;
+  } else if (count_) {
+    std::int64_t tick;
+    int level, slot;
+    if (next_expiration(tick, level, slot))
+      t = (level == 0 ? tick + 1 : tick) << tick_shift;
+  }
+  next_.store(t, std::memory_order_relaxed);
 }
 
 }  // namespace weft::detail

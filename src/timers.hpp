@@ -41,10 +41,15 @@
 // So a timer fires late by more than ~1 ms only while every worker is busy; a
 // cooperative scheduler cannot preempt the fiber that holds its worker anyway.
 //
-// Cost: arm O(log n) (O(1) when deadlines are armed in increasing order, as sleeps
-// mostly are), cancel O(log n) via the stored heap index, an uncontended lock each. The
-// heap nodes carry their key inline so sifting never reads the entries, which live on
-// many different fiber stacks.
+// Structure: a hierarchical timing wheel per shard (the Linux kernel's and Tokio's
+// design): 6 levels of 64 slots, a tick of 2^14 ns (16.4 us); level L's slots span 64^L
+// ticks, so level 0 covers ~1 ms ahead, level 5 ~13 days (later deadlines wait in the
+// last slot and are re-filed when it comes up). A slot is an intrusive doubly-linked list
+// in arm order plus a bit in its level's occupancy mask. arm and cancel are O(1); firing
+// moves each entry down at most 5 levels, then pops it. An entry fires once the tick that
+// holds its deadline has passed: never early, at most one tick (16.4 us) late beyond the
+// firing worker's own polling delay. (A binary heap here spent 14% of W8 in sifting:
+// 10,000 timers, cache misses on every level.)
 //
 // Lock order: a sync primitive's spinlock -> timer_shard::lock_ (arm in post) ->
 // idle::lock_ (a fire's wake may unpark a worker). Nothing takes a shard lock while
@@ -56,7 +61,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
-#include <vector>
 
 namespace weft::detail {
 
@@ -67,9 +71,12 @@ struct timer_entry {
   std::chrono::steady_clock::time_point deadline{};
   void (*fire)(timer_entry*) noexcept = nullptr;  // firing worker, under the shard lock
   timer_shard* shard = nullptr;                    // set by arm_timer
-  std::size_t heap_index = npos;                   // guarded by shard->lock_
-  std::uint64_t seq = 0;                           // ties fire in arm order
-  static constexpr std::size_t npos = ~std::size_t{0};
+  // Guarded by shard->lock_: the slot's list links and which slot (unlinked: npos).
+  timer_entry* prev = nullptr;
+  timer_entry* next = nullptr;
+  std::int64_t when_tick = 0;
+  std::uint16_t slot = npos;
+  static constexpr std::uint16_t npos = 0xffff;
 };
 
 // Protocol step 1. Worker thread only (asserts): arms e on the calling worker's shard.
@@ -88,44 +95,41 @@ inline std::int64_t steady_ns() noexcept {
 class timer_shard {
 public:
   static constexpr std::int64_t none = INT64_MAX;
+  static constexpr int tick_shift = 14;  // 16,384 ns
+  static constexpr int levels = 6, slots = 64, slot_bits = 6;
 
   // Before the worker threads start (they are the only readers): step 7's reactor.
   void set_watchdog(reactor* r) noexcept { watchdog_ = r; }
 
   void arm(timer_entry* e) noexcept;     // owner thread (step 1)
   bool cancel(timer_entry* e) noexcept;  // any thread (step 5)
-  // Step 2/4: fires every entry due at `now`; returns how many fired. With try_only the
-  // call gives up (returns 0) when the lock is busy.
+  // Step 2/4: fires every entry due at `now` (steady ns); returns how many fired. With
+  // try_only the call gives up (returns 0) when the lock is busy.
   std::size_t fire_due(std::int64_t now, bool try_only) noexcept;
-  // Earliest deadline (steady ns) or none. relaxed: exact for the owner (it wrote it, or
-  // a firer/canceller only made it later); a hint for peers (step 3's limits).
+  // When the shard next needs firing (steady ns; an over-estimate never: it may be early
+  // by a cascade that fires nothing) or none. relaxed: exact for the owner (it wrote it,
+  // or a firer/canceller only made it later); a hint for peers (step 3's limits).
   std::int64_t next() const noexcept { return next_.load(std::memory_order_relaxed); }
   std::size_t size() const noexcept;
 
 private:
-  struct node {
-    std::int64_t when;  // deadline, steady_clock ticks (ns)
-    std::uint64_t seq;  // arm order: ties fire first-armed first
-    timer_entry* e;
-    bool operator<(const node& o) const noexcept {
-      return when < o.when || (when == o.when && seq < o.seq);
-    }
-  };
-  void place(std::size_t i, const node& n) noexcept {
-    heap_[i] = n;
-    n.e->heap_index = i;
-  }
-  void up(std::size_t i, node n) noexcept;
-  void down(std::size_t i, node n) noexcept;
-  void remove(std::size_t i) noexcept;  // and recomputes next_
-  void publish_next() noexcept {
-    next_.store(heap_.empty() ? none : heap_.front().when, std::memory_order_relaxed);
-  }
+  static constexpr std::uint16_t due_slot = levels * slots;  // the "already due" list
+  static int level_for(std::int64_t elapsed, std::int64_t when) noexcept;
+  void link(timer_entry* e) noexcept;    // files e by e->when_tick relative to elapsed_
+  void unlink(timer_entry* e) noexcept;
+  // The earliest (tick, level, slot) that needs work, or false when the wheel is empty.
+  bool next_expiration(std::int64_t& tick, int& level, int& slot) const noexcept;
+  void publish_next() noexcept;
 
   reactor* watchdog_ = nullptr;  // step 7: told when this shard goes from empty to non-empty
   mutable std::mutex lock_;
-  std::vector<node> heap_;  // guarded by lock_
-  std::uint64_t seq_ = 0;   // guarded by lock_
+  // Guarded by lock_. head_/tail_[levels * slots] is the due list: entries armed with a
+  // deadline in a tick that has already passed, fired by the next fire_due.
+  timer_entry* head_[levels * slots + 1] = {};
+  timer_entry* tail_[levels * slots + 1] = {};
+  std::uint64_t occupied_[levels] = {};
+  std::int64_t elapsed_ = 0;  // every entry with when_tick < elapsed_ is in the due list
+  std::size_t count_ = 0;
   std::atomic<std::int64_t> next_{none};  // written under lock_
 };
 
