@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <dirent.h>
 #include <string_view>
@@ -479,6 +480,63 @@ TEST_P(Io, ReadinessIsNoticedWhileEveryWorkerIsBusy) {
   });
   EXPECT_FALSE(gave_up.load());
   close_pair(p);
+}
+
+// F6: signals (handler installed without SA_RESTART, so every blocking syscall they hit
+// returns EINTR) land on random threads - workers in futex/epoll, the reactor thread, a
+// plain thread in poll - while fibers ping-pong over socketpairs and sleep. Nothing may
+// fail, hang or lose a byte.
+TEST_P(Io, SignalsWithoutRestartDoNotBreakWaits) {
+  struct sigaction sa {}, old {};
+  sa.sa_handler = [](int) {};
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART
+  ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+  constexpr int pairs = 4, rounds = 300;
+  std::vector<pair_fds> ps(pairs);
+  for (auto& p : ps) p = make_socketpair();
+  std::atomic<bool> done{false};
+  std::thread shooter([&] {
+    while (!done.load()) {
+      kill(getpid(), SIGUSR1);
+      std::this_thread::sleep_for(200us);
+    }
+  });
+  std::thread plain([&] {  // a plain thread blocked in poll (io.cpp wait_thread)
+    char c;
+    EXPECT_EQ(io::read(ps[0].a, &c, 1, weft::deadline_after(50ms)).error(), err(std::errc::timed_out));
+  });
+  std::atomic<int> ok{0};
+  sched().block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int i = 1; i < pairs; ++i) {
+      hs.push_back(weft::spawn([&, i] {  // echo side
+        for (int r = 0; r < rounds; ++r) {
+          char c;
+          auto n = io::read(ps[i].b, &c, 1, weft::deadline_after(20s));
+          if (!n || *n != 1 || !io::write_all(ps[i].b, &c, 1)) return;
+        }
+      }));
+      hs.push_back(weft::spawn([&, i] {  // client side, with sleeps in between
+        for (int r = 0; r < rounds; ++r) {
+          const char out = static_cast<char>('a' + r % 26);
+          char in = 0;
+          if (!io::write_all(ps[i].a, &out, 1)) return;
+          auto n = io::read(ps[i].a, &in, 1, weft::deadline_after(20s));
+          if (!n || *n != 1 || in != out) return;
+          if (r % 10 == 0) weft::this_fiber::sleep_for(100us);
+        }
+        ok.fetch_add(1);
+      }));
+    }
+    for (auto& h : hs) h.join();
+  });
+  done = true;
+  shooter.join();
+  plain.join();
+  sigaction(SIGUSR1, &old, nullptr);
+  EXPECT_EQ(ok.load(), pairs - 1);
+  for (auto& p : ps) close_pair(p);
 }
 
 }  // namespace
