@@ -38,6 +38,11 @@ public:
   [[nodiscard]] std::int64_t count() const noexcept {
     return count_.load(std::memory_order_relaxed);  // relaxed: a snapshot, no ordering
   }
+  // True when the count is zero. acquire: pairs with add()'s acq_rel RMWs, so every
+  // add() that brought it there happens-before (latch::try_wait builds on this).
+  [[nodiscard]] bool reached_zero() const noexcept {
+    return count_.load(std::memory_order_acquire) == 0;
+  }
   // Waits until the count is zero. Fiber: suspends; plain thread: blocks.
   WEFT_API void wait();
   // As wait(), giving up at the deadline; true when the count reached zero.

@@ -1,0 +1,54 @@
+// weft/sync/latch.hpp - weft::latch: a single-use countdown, std::latch's interface, for
+// fibers (which suspend) and plain threads (which block).
+//
+//   weft::latch ready(workers);
+//   ... each worker: ready.count_down(); ...
+//   ready.wait();                                   // until all have counted down
+//
+// A thin layer over wait_group (the same counter and waiter queue, without add()).
+//
+// Memory ordering: every count_down() happens-before the return of a wait() or a true
+// try_wait() that observes the count at zero (as std::latch).
+#pragma once
+
+#include <weft/sync/wait_group.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstdio>
+
+namespace weft {
+
+class latch {
+public:
+  // Precondition (checked, aborts): expected >= 0.
+  explicit latch(std::ptrdiff_t expected) noexcept : wg_(checked(expected)) {}
+  latch(const latch&) = delete;
+  latch& operator=(const latch&) = delete;
+
+  // Decrements the count by n; reaching zero releases every waiter. Precondition
+  // (checked by wait_group, aborts): the count does not go below zero.
+  void count_down(std::ptrdiff_t n = 1) noexcept { wg_.add(-static_cast<std::int64_t>(n)); }
+  // True when the count is zero. Never blocks.
+  [[nodiscard]] bool try_wait() const noexcept { return wg_.reached_zero(); }
+  // Waits until the count is zero.
+  void wait() const { wg_.wait(); }
+  void arrive_and_wait(std::ptrdiff_t n = 1) {
+    count_down(n);
+    wait();
+  }
+  static constexpr std::ptrdiff_t max() noexcept { return PTRDIFF_MAX; }
+
+private:
+  static std::int64_t checked(std::ptrdiff_t expected) noexcept {
+    if (expected < 0) {
+      std::fprintf(stderr, "weft: contract violation: latch constructed with a negative count\n");
+      std::abort();
+    }
+    return static_cast<std::int64_t>(expected);
+  }
+  mutable wait_group wg_;
+};
+
+}  // namespace weft
