@@ -2,7 +2,9 @@
 // W10 parked_memory and a select fan-in, for weft and, in the same run, Boost.Fiber
 // (work_stealing on every worker) and a std::thread + std::mutex baseline.
 //
-//   weft_sync_bench [--reps N] [--quick]
+//   weft_sync_bench [--reps N] [--quick] [--workers N] [--only SUBSTR]
+//
+// --only runs just the workloads whose name contains SUBSTR (e.g. W4, weft, fanin).
 //
 // Prints `RESULT <peer> <workload> <param> <median> <unit> min=.. max=.. reps=..` lines.
 // Each Boost.Fiber workload runs in a forked child: Boost 1.74's work_stealing can be set up
@@ -36,6 +38,11 @@ using steady = std::chrono::steady_clock;
 unsigned g_workers = std::max(1u, std::thread::hardware_concurrency());
 int g_reps = 5;
 long g_scale = 1;  // divisor for --quick
+const char* g_only = "";  // --only: run a workload only if "<peer> <workload>" contains it
+
+bool wanted(const char* peer, const char* workload) {
+  return std::strstr((std::string(peer) + " " + workload).c_str(), g_only) != nullptr;
+}
 
 double seconds_since(steady::time_point t0) {
   return std::chrono::duration<double>(steady::now() - t0).count();
@@ -196,19 +203,22 @@ void run_weft() {
   weft::scheduler s(weft::scheduler::options{.workers = g_workers});
   const long n4 = 1'000'000 / g_scale;
   for (std::size_t cap : {std::size_t{1}, std::size_t{0}}) {
+    if (!wanted("weft", "W4_chan_pingpong")) break;
     std::vector<double> v;
     for (int r = 0; r < g_reps; ++r) v.push_back(weft_pingpong(s, cap, n4));
     report("weft", "W4_chan_pingpong", cap ? "cap1" : "cap0", "ns/roundtrip", v,
            "n=" + std::to_string(n4));
   }
   std::vector<double> v6;
-  for (int r = 0; r < g_reps; ++r) v6.push_back(weft_mutex(s, 1000, int(1000 / g_scale)));
+  for (int r = 0; r < g_reps && wanted("weft", "W6_mutex"); ++r)
+    v6.push_back(weft_mutex(s, 1000, int(1000 / g_scale)));
   report("weft", "W6_mutex", "fibers=1000", "ns/lock", v6);
   std::vector<double> vs, vsh;
   const long per = 100'000 / g_scale;
-  for (int r = 0; r < g_reps; ++r) vs.push_back(weft_fanin(s, per));
+  for (int r = 0; r < g_reps && wanted("weft", "select_fanin"); ++r) vs.push_back(weft_fanin(s, per));
   report("weft", "select_fanin", "k=8,cap1", "ns/msg", vs, "n=" + std::to_string(8 * per));
-  for (int r = 0; r < g_reps; ++r) vsh.push_back(weft_fanin_shared(s, per));
+  for (int r = 0; r < g_reps && wanted("weft", "shared_chan_fanin"); ++r)
+    vsh.push_back(weft_fanin_shared(s, per));
   report("weft", "shared_chan_fanin", "k=8,cap1", "ns/msg", vsh, "n=" + std::to_string(8 * per));
 }
 
@@ -216,7 +226,7 @@ void run_weft_parked() {
   // A fresh scheduler per repetition: RSS growth must not be hidden by pooled stacks.
   const int n = int(100'000 / g_scale);
   std::vector<double> v;
-  for (int r = 0; r < g_reps; ++r) {
+  for (int r = 0; r < g_reps && wanted("weft", "W10_parked_memory"); ++r) {
     weft::scheduler s(weft::scheduler::options{.workers = g_workers, .max_fibers = std::size_t(n) + 16});
     v.push_back(weft_parked(s, n));
   }
@@ -248,7 +258,7 @@ struct std_chan {  // capacity-1 blocking queue on std::mutex + std::condition_v
 void run_std() {
   const long n4 = 100'000 / g_scale;  // futex round trips are ~45 us here: fewer of them
   std::vector<double> v4;
-  for (int r = 0; r < g_reps; ++r) {
+  for (int r = 0; r < g_reps && wanted("std_thread", "W4_chan_pingpong"); ++r) {
     std_chan ping, pong;
     auto t0 = steady::now();
     std::thread peer([&] {
@@ -264,7 +274,7 @@ void run_std() {
   report("std_thread", "W4_chan_pingpong", "cap1", "ns/roundtrip", v4, "n=" + std::to_string(n4));
   std::vector<double> v6;
   const long total = 1'000'000 / g_scale;
-  for (int r = 0; r < g_reps; ++r) {
+  for (int r = 0; r < g_reps && wanted("std_thread", "W6_mutex"); ++r) {
     std::mutex m;
     long counter = 0;
     auto t0 = steady::now();
@@ -324,6 +334,10 @@ void in_child(const std::function<void()>& fn) {
 }
 
 void run_boost() {
+  // --only: Boost.Fiber's workloads run as one group (they share forked children).
+  if (!wanted("boost_fiber", "W4_chan_pingpong") && !wanted("boost_fiber", "W6_mutex") &&
+      !wanted("boost_fiber", "W10_parked_memory"))
+    return;
   const long n4 = 1'000'000 / g_scale;
   in_child([&] {
     boost_pool([&] {
@@ -417,6 +431,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) g_reps = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--quick")) g_scale = 10;
     else if (!std::strcmp(argv[i], "--workers") && i + 1 < argc) g_workers = unsigned(std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) g_only = argv[++i];
   }
   std::printf("# weft_sync_bench: workers=%u reps=%d scale=1/%ld\n", g_workers, g_reps, g_scale);
   run_weft();
