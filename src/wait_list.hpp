@@ -167,7 +167,11 @@ struct resume_chain {
 constexpr std::size_t max_block_locks = 32;
 std::uint32_t block(waiter& w, spinlock* const* locks, std::size_t n,
                     clock::time_point deadline) noexcept;
+// The common wait: one lock, no deadline (every untimed channel, mutex, event ... wait).
+// The same protocol as block() without the lock array or timer handling.
+std::uint32_t block_untimed(waiter& w, spinlock& lock) noexcept;
 inline std::uint32_t block(waiter& w, spinlock& lock, clock::time_point deadline) noexcept {
+  if (deadline == clock::time_point::max()) return block_untimed(w, lock);
   spinlock* l = &lock;
   return block(w, &l, 1, deadline);
 }

@@ -111,7 +111,8 @@ struct chan_ops {
     return c.closed_ ? channel_status::closed : channel_status::empty;
   }
 
-  static channel_status wait(chan_core& c, wait_queue& q, void* slot, clock::time_point deadline) {
+  [[gnu::always_inline]] static channel_status wait(chan_core& c, wait_queue& q, void* slot,
+                                                    clock::time_point deadline) {
     if (deadline != clock::time_point::max() && deadline <= clock::now()) {
       c.lock_.unlock();
       return channel_status::timeout;

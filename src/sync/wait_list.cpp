@@ -42,6 +42,10 @@ void fire_timeout(timer_entry* e) noexcept {
   if (try_claim(w, make_outcome(outcome_timeout))) resume(w);
 }
 
+// Step 1, fiber side of block_untimed(): the lock is the whole argument, so nothing is
+// read from the suspended fiber's frame.
+void post_unlock(fiber_impl*, void* lock) noexcept { static_cast<spinlock*>(lock)->unlock(); }
+
 // Step 1, fiber side: runs on the next context after the waiter's context is saved.
 void post_block(fiber_impl*, void* arg) noexcept {
   // Copy everything out of the suspended fiber's frame first: once the first lock is
@@ -104,6 +108,18 @@ std::uint32_t block(waiter& w, spinlock* const* locks, std::size_t n,
   // Resumed exactly once (protocol step 2). Once cancel_timer() returns, no worker
   // touches the entry (timers.hpp step 5): whether it was removed or fired and lost.
   if (timed) (void)cancel_timer(&w);
+  // acquire: pairs with the claim CAS; the wake's queue handover already orders it.
+  return w.state.load(std::memory_order_acquire);
+}
+
+std::uint32_t block_untimed(waiter& w, spinlock& lock) noexcept {
+  if (!w.fiber) {
+    spinlock* l = &lock;
+    return block_thread(w, &l, 1, clock::time_point::max());
+  }
+  // w.fiber is the calling fiber (read in the waiter's constructor, on this worker):
+  // suspend it directly, without suspend_current()'s second lookup.
+  current_worker()->suspend(w.fiber, post_unlock, &lock);
   // acquire: pairs with the claim CAS; the wake's queue handover already orders it.
   return w.state.load(std::memory_order_acquire);
 }
