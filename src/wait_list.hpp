@@ -113,7 +113,12 @@ inline void unlink(wait_queue& q, wait_node* n) noexcept {
 }
 inline wait_node* pop_front(wait_queue& q) noexcept {
   wait_node* n = q.head;
-  if (n) unlink(q, n);
+  if (!n) return nullptr;
+  // unlink() for the head: no predecessor to patch.
+  q.head = n->next;
+  if (q.head) q.head->prev = nullptr; else q.tail = nullptr;
+  n->next = nullptr;
+  n->linked = false;
   return n;
 }
 

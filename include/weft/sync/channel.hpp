@@ -156,7 +156,9 @@ public:
   // Receives a value, waiting while the channel is empty and open; std::nullopt once the
   // channel is closed and drained. Any fiber or thread.
   [[nodiscard]] std::optional<T> recv() {
-    return std::move(recv_impl(clock::time_point::max(), true).value);
+    std::optional<T> v;  // filled in place: no recv_result to move it out of
+    (void)recv_into(v, clock::time_point::max(), true);
+    return v;
   }
   // Never waits: ok (with the value), empty or closed.
   [[nodiscard]] recv_result<T> try_recv() { return recv_impl(clock::time_point::max(), false); }
@@ -203,15 +205,20 @@ public:
 private:
   friend detail::chan_core& detail::core_of<T>(channel<T>&) noexcept;
 
-  recv_result<T> recv_impl(clock::time_point deadline, bool block) {
+  // Receives into v (engaged only when ok).
+  channel_status recv_into(std::optional<T>& v, clock::time_point deadline, bool block) {
     alignas(T) unsigned char raw[sizeof(T)];
-    recv_result<T> r;
-    r.status = core_.recv(raw, deadline, block);
-    if (r.status == channel_status::ok) {
+    const channel_status st = core_.recv(raw, deadline, block);
+    if (st == channel_status::ok) {
       T* p = std::launder(reinterpret_cast<T*>(raw));
-      r.value.emplace(std::move(*p));
+      v.emplace(std::move(*p));
       p->~T();
     }
+    return st;
+  }
+  recv_result<T> recv_impl(clock::time_point deadline, bool block) {
+    recv_result<T> r;
+    r.status = recv_into(r.value, deadline, block);
     return r;
   }
 
