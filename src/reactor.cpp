@@ -112,9 +112,8 @@ int reactor::poll_into(epoll_event* events, int max_events) noexcept {
   }
 }
 
-int reactor::poll_io() noexcept {
-  epoll_event events[64];
-  return poll_into(events, 64);
+int reactor::poll_io(epoll_event* events, int max_events) noexcept {
+  return poll_into(events, max_events);
 }
 
 void reactor::run() noexcept {

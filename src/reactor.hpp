@@ -73,7 +73,8 @@ public:
 
   // Protocol step 2. Worker thread: polls io_ep_ without blocking and wakes the waiters
   // of the ready fds (runtime::wake: into the caller's ring). Returns how many events.
-  int poll_io() noexcept;
+  // events: the caller's buffer (a worker's own, not its possibly small fiber stack).
+  int poll_io(epoll_event* events, int max_events) noexcept;
   // Step 2: true when some fd was ever registered (nothing to poll otherwise). relaxed:
   // a hint; a worker that misses the first registration still arms the watch to sleep.
   bool io_used() const noexcept { return io_used_.load(std::memory_order_relaxed); }

@@ -209,7 +209,7 @@ item worker::next_local() noexcept {
 bool worker::poll_io(std::int64_t now) noexcept {
   next_io_poll_ = now + io_poll_interval_ns;
   firing_ = true;  // the woken fibers queue FIFO, as fired timers do
-  const int n = rt_.reactor_->poll_io();
+  const int n = rt_.reactor_->poll_io(io_events_.data(), static_cast<int>(io_events_.size()));
   firing_ = false;
   flush_fired();
   if (n <= 0) return false;

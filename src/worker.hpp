@@ -40,6 +40,7 @@
 #include <atomic>
 #include <cstdint>
 #include <random>
+#include <sys/epoll.h>
 #include <vector>
 
 namespace weft::detail {
@@ -179,6 +180,9 @@ private:
   bool had_work_ = false;  // see find_work()
   bool firing_ = false;    // inside fire_timers/poll_io: wake_local queues FIFO (timers.hpp step 6)
   std::int64_t next_io_poll_ = 0;  // steady ns: the fairness tick's next fd poll
+  // poll_io's buffer: here, not on the stack poll_io runs on (often a fiber's). As many
+  // as a raw epoll loop takes per call: fewer calls when many fds are ready at once.
+  std::array<epoll_event, 256> io_events_{};
   std::vector<fiber_impl*> pool_;
   std::vector<std::vector<unsigned>> tiers_;
   std::minstd_rand rng_;
