@@ -80,6 +80,9 @@ public:
     }
   }
 
+  // Any thread. True while the owner sleeps in park (diagnostics only: relaxed, a hint).
+  bool sleeping() const noexcept { return state_.load(std::memory_order_relaxed) == parked; }
+
   // Any thread. Wakes the owner or leaves it a token.
   void unpark() noexcept {
     // release: publishes the unparker's writes (queued work, idle bookkeeping) to the

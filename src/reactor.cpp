@@ -124,7 +124,8 @@ void reactor::run() noexcept {
   // acquire: pairs with the release store in ~reactor().
   while (!stop_.load(std::memory_order_acquire)) {
     epoll_event watch[2];
-    const int n = epoll_wait(watch_fd_, watch, 2, watch_timeout());  // EINTR: n = -1
+    const int timeout = rt_.diag_.cap_timeout(watch_timeout(), steady_ns());
+    const int n = epoll_wait(watch_fd_, watch, 2, timeout);  // EINTR: n = -1
     bool io_ready = false;
     for (int i = 0; i < n; ++i) {
       if (watch[i].data.u64 == 0) {
@@ -137,6 +138,7 @@ void reactor::run() noexcept {
     }
     tl_wakes = &wakes_;
     fire_overdue();
+    rt_.diag_.tick(rt_, steady_ns());  // diag.hpp: off unless the environment asks
     if (io_ready) {
       // Step 4, seq_cst: see the protocol. The kernel disarmed the one-shot already.
       watch_armed_.store(false, std::memory_order_seq_cst);

@@ -5,6 +5,7 @@
 
 #include "fiber_impl.hpp"
 #include "idle.hpp"
+#include "diag.hpp"
 #include "reactor.hpp"
 
 #include <weft/scheduler.hpp>
@@ -59,6 +60,9 @@ public:
   const scheduler::options opts_;  // normalised: stack sizes rounded, workers resolved
   std::size_t inline_reserve_;     // a join runs a child inline only with this much stack left
   idle idle_;
+  // WEFT_SCHEDTRACE / WEFT_STALL_MS, read once (diag.hpp). Its sampling state is the
+  // reactor thread's alone; workers only read the flags fixed at construction.
+  diagnostics diag_;
   peer_queue<item> inject_;
   // Items in inject_; see worker::remote_count_ for why a count is kept.
   alignas(64) std::atomic<std::int64_t> inject_count_{0};

@@ -62,8 +62,8 @@ bool current_fiber_guard(std::uintptr_t& guard_lo, std::uintptr_t& guard_hi, std
 }
 
 worker::worker(runtime& rt, unsigned index)
-    : rt_(rt), index_(index), solo_(rt.opts_.workers == 1), rng_(0x9e3779b9u * (index + 1)),
-      inject_tok_(rt.inject_), remote_(64) {
+    : rt_(rt), index_(index), solo_(rt.opts_.workers == 1), diag_(rt.diag_.stall_detection()),
+      rng_(0x9e3779b9u * (index + 1)), inject_tok_(rt.inject_), remote_(64) {
   pool_.reserve(rt.opts_.stack_cache);
 }
 
@@ -396,6 +396,10 @@ void worker::switch_to(fiber_impl* from, fiber_impl* to, post_fn post, void* arg
   context& to_ctx = to ? to->ctx : sched_ctx_;
   current_ = to;
   if (to) to->home = this;
+  if (diag_) {  // diag.hpp: which fiber runs here now
+    const task* t = to ? (to->current ? to->current : to->root) : nullptr;
+    diag_task_.store(t ? t->id_ : 0, std::memory_order_relaxed);
+  }
   switches_.add();
   switch_context(from_ctx, to_ctx);
   // Resumed, perhaps on another worker: `this` is stale from here on (protocol step 3).
@@ -456,6 +460,7 @@ void worker::fiber_main(transfer first) {
 void worker::run_task(fiber_impl* self, task* t) noexcept {
   task* outer = self->current;
   self->current = t;
+  if (diag_) diag_task_.store(t->id_, std::memory_order_relaxed);  // diag.hpp
   fibers_run_.add();
   if (outer) inline_runs_.add();
   try {
@@ -466,6 +471,7 @@ void worker::run_task(fiber_impl* self, task* t) noexcept {
   fls_destroy(t);
   self->current = outer;
   worker* w = current_worker();  // invoke() may have migrated us
+  if (w->diag_) w->diag_task_.store(outer ? outer->id_ : 0, std::memory_order_relaxed);
   task_complete(t);
   task_release(t);  // the queue's reference
   w->release_fiber_slot();

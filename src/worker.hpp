@@ -126,6 +126,11 @@ public:
   runtime& rt() const noexcept { return rt_; }
   std::size_t ring_size() const noexcept { return ring_.size(); }
   timer_shard& timers() noexcept { return timers_; }
+  // Diagnostics (diag.hpp), any thread, relaxed snapshots.
+  std::uint64_t switch_count() const noexcept { return switches_.get(); }
+  bool sleeping() const noexcept { return parker_.sleeping(); }
+  std::int64_t remote_size() const noexcept { return remote_count_.load(std::memory_order_relaxed); }
+  std::uint64_t diag_task() const noexcept { return diag_task_.load(std::memory_order_relaxed); }
 
 private:
   struct post_action {
@@ -178,6 +183,7 @@ private:
   unsigned tick_ = 0;
   bool searching_ = false;
   bool had_work_ = false;  // see find_work()
+  const bool diag_;         // the stall detector is on: publish diag_task_ on each switch
   bool firing_ = false;    // inside fire_timers/poll_io: wake_local queues FIFO (timers.hpp step 6)
   std::int64_t next_io_poll_ = 0;  // steady ns: the fairness tick's next fd poll
   // poll_io's buffer: here, not on the stack poll_io runs on (often a fiber's). As many
@@ -206,6 +212,9 @@ private:
   // Timers armed by fibers running here (timers.hpp). Locked by the owner to arm and fire,
   // by any thread to cancel, by searching peers (try_lock) to fire.
   alignas(64) timer_shard timers_;
+  // The task running here (0: none), for the stall report only. relaxed: read by the
+  // reactor thread's diagnostics, which order nothing by it.
+  std::atomic<std::uint64_t> diag_task_{0};
 
   // Statistics and shutdown accounting, written only by this worker.
   alignas(64) counter spawned_, completed_;

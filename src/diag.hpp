@@ -1,0 +1,50 @@
+// src/diag.hpp - opt-in runtime diagnostics, run on the reactor thread (test-catalogue
+// U13). Off unless the environment asks, read once when a scheduler starts:
+//
+//   WEFT_SCHEDTRACE=<ms>  every <ms>, one line on stderr: parked/searching workers, the
+//                         injection queue, and per worker its ring, remote queue,
+//                         pending timers, switches so far and whether it is parked
+//                         (Go's GODEBUG=schedtrace).
+//   WEFT_STALL_MS=<ms>    report a worker that has run one fiber for <ms> or more
+//                         without switching (a blocking call, or a long computation
+//                         that never yields): "weft: stall: worker N has been running
+//                         fiber #id for X ms ...", once per stall.
+//
+// How a stall is seen: every sample reads each worker's switch counter and whether its
+// parker sleeps. A worker that is awake and has not switched across samples spanning
+// the threshold is stuck in one fiber (its search spin lasts 50 us, far below any
+// sensible threshold, and it switches as soon as it finds work). Samples run every
+// min(trace period, stall threshold / 4). The fiber id is published by the worker on
+// each switch only when the detector is on (worker::diag_task_, relaxed: a report, not
+// a synchronisation). No backtrace: that would take a signal to the stuck thread.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace weft::detail {
+
+class runtime;
+
+class diagnostics {
+public:
+  diagnostics();  // reads the environment
+  bool enabled() const noexcept { return period_ns_ > 0; }
+  bool stall_detection() const noexcept { return stall_ns_ > 0; }
+  // The epoll timeout (ms) until the next sample, given the caller's own (-1: none).
+  int cap_timeout(int ms, std::int64_t now) const noexcept;
+  // Samples when due. Reactor thread.
+  void tick(runtime& rt, std::int64_t now) noexcept;
+
+private:
+  struct seen {
+    std::uint64_t switches = 0;
+    std::int64_t since = 0;
+    bool reported = false;
+  };
+  std::int64_t trace_ns_ = 0, stall_ns_ = 0, period_ns_ = 0;
+  std::int64_t start_ns_ = 0, next_ns_ = 0, next_trace_ns_ = 0;
+  std::vector<seen> seen_;
+};
+
+}  // namespace weft::detail

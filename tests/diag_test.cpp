@@ -1,0 +1,93 @@
+// tests/diag_test.cpp - the opt-in diagnostics (src/diag.hpp, test-catalogue U13):
+// WEFT_STALL_MS names the worker and the fiber that blocked it, once per stall;
+// WEFT_SCHEDTRACE prints periodic lines; with neither set nothing is printed. The
+// environment is read when a scheduler starts, so each test sets it around its own.
+#include <weft/weft.hpp>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+struct env_var {
+  env_var(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+  ~env_var() { unsetenv(name_); }
+  const char* name_;
+};
+
+int count(const std::string& s, const std::string& what) {
+  int n = 0;
+  for (std::size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
+  return n;
+}
+
+TEST(Diagnostics, StallDetectorNamesTheWorkerAndTheFiberOnce) {
+  env_var stall("WEFT_STALL_MS", "50");
+  testing::internal::CaptureStderr();
+  std::uint64_t id = 0;
+  {
+    weft::scheduler s({.workers = 2});
+    id = s.block_on([] {
+      return weft::spawn([] {
+               std::this_thread::sleep_for(400ms);  // blocks its worker: the bug to report
+               return weft::this_fiber::id();
+             })
+          .join();
+    });
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(count(err, "weft: stall: worker"), 1) << err;
+  EXPECT_NE(err.find("fiber #" + std::to_string(id) + " "), std::string::npos) << err;
+}
+
+TEST(Diagnostics, NoStallReportForFibersThatSuspendOrForIdleWorkers) {
+  // A higher threshold than above: an OS preemption of a busy worker on a loaded CI
+  // machine must not look like a stall.
+  env_var stall("WEFT_STALL_MS", "150");
+  testing::internal::CaptureStderr();
+  {
+    weft::scheduler s({.workers = 2});
+    s.block_on([] {
+      for (int i = 0; i < 40; ++i) weft::this_fiber::sleep_for(5ms);  // suspends: fine
+    });
+    std::this_thread::sleep_for(200ms);  // idle workers park: fine
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(count(err, "weft: stall"), 0) << err;
+}
+
+TEST(Diagnostics, SchedtracePrintsPeriodicLinesAndNothingWhenOff) {
+  testing::internal::CaptureStderr();
+  {
+    env_var trace("WEFT_SCHEDTRACE", "20");
+    weft::scheduler s({.workers = 2});
+    std::this_thread::sleep_for(200ms);
+  }
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_GE(count(err, "weft schedtrace: "), 3) << err;
+  EXPECT_NE(err.find(" | w1 ring="), std::string::npos) << err;
+
+  testing::internal::CaptureStderr();
+  {
+    weft::scheduler s({.workers = 2});
+    s.block_on([] { std::this_thread::sleep_for(150ms); });
+  }
+  err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(err, "");
+}
+
+TEST(Diagnostics, BadValuesAreReportedAndIgnored) {
+  env_var stall("WEFT_STALL_MS", "soon");
+  testing::internal::CaptureStderr();
+  { weft::scheduler s({.workers = 1}); }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("ignoring WEFT_STALL_MS=soon"), std::string::npos) << err;
+}
+
+}  // namespace
