@@ -46,6 +46,9 @@ public:
   unsigned worker_count() const noexcept { return static_cast<unsigned>(workers_.size()); }
   worker& worker_at(unsigned i) noexcept { return *workers_[i]; }
   scheduler_stats stats() const;
+  // True in a child process forked after this runtime was created: none of its threads
+  // exist here. spawns throw std::logic_error, shutdown does nothing.
+  bool forked() const noexcept;
 
   // Second-level fiber pool shared by the workers: a worker whose own pool is full gives
   // its surplus here, one whose pool is empty takes from here before mapping a new stack.
@@ -86,6 +89,7 @@ private:
   // steady_clock ns of the last give or take (relaxed: a trimming heuristic).
   std::atomic<std::int64_t> spare_used_ns_{0};
   std::atomic<bool> shut_down_{false};
+  unsigned fork_gen_ = 0;  // fork count when created (scheduler.cpp); see forked()
 
 public:
   // run_blocking's pool, created on first use (blocking_pool.cpp). Last member: destroyed

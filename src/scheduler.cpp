@@ -33,6 +33,7 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <pthread.h>
 #include <stdexcept>
 #include <string>
 
@@ -66,6 +67,13 @@ scheduler::options normalise(scheduler::options o, unsigned workers) {
 
 std::once_flag pin_warning_once;
 
+// fork(): the child has none of the parent's worker, reactor or pool threads. A child
+// handler counts forks; a runtime created before the last fork is a copy whose threads
+// do not exist here (relaxed: the child runs this with a single thread).
+std::atomic<unsigned> fork_generation{0};
+std::once_flag atfork_once;
+void note_fork_in_child() noexcept { fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
 }  // namespace
 
 runtime::runtime(scheduler& owner, const scheduler::options& opts)
@@ -73,6 +81,8 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
       opts_(normalise(opts, opts.workers ? opts.workers : default_worker_count())),
       inline_reserve_(std::max<std::size_t>(opts_.stack_size / 4, 8 * 1024)),
       idle_(opts_.workers) {
+  std::call_once(atfork_once, [] { pthread_atfork(nullptr, nullptr, note_fork_in_child); });
+  fork_gen_ = fork_generation.load(std::memory_order_relaxed);
   topology_plan plan = plan_topology(opts_.workers, opts_.pin);
   if (!plan.warning.empty())
     std::call_once(pin_warning_once, [&] {
@@ -173,7 +183,12 @@ bool quiescent(const std::vector<std::unique_ptr<worker>>& ws,
 }
 }  // namespace
 
+bool runtime::forked() const noexcept {
+  return fork_generation.load(std::memory_order_relaxed) != fork_gen_;
+}
+
 void runtime::shutdown() noexcept {
+  if (forked()) return;  // a child's copy: there is nothing to stop (scheduler::~scheduler)
   std::lock_guard<std::mutex> g(shutdown_mu_);  // a concurrent second call waits
   if (shut_down_.load(std::memory_order_relaxed)) return;
   worker* w = current_worker();
@@ -204,6 +219,10 @@ void runtime::shutdown() noexcept {
 }
 
 void runtime::spawn_external(task* t) {
+  if (forked())
+    throw std::logic_error("weft::scheduler::spawn: the scheduler was created before fork(); "
+                           "in the child process its worker threads do not exist (create a "
+                           "new scheduler in the child)");
   // seq_cst: shutdown step 1.
   external_spawned_.fetch_add(1, std::memory_order_seq_cst);
   if (closing_.load(std::memory_order_seq_cst)) {
@@ -271,7 +290,16 @@ scheduler_stats runtime::stats() const {
 
 scheduler::scheduler() : scheduler(options{}) {}
 scheduler::scheduler(const options& opts) : rt_(std::make_unique<detail::runtime>(*this, opts)) {}
-scheduler::~scheduler() { rt_->shutdown(); }
+scheduler::~scheduler() {
+  if (rt_->forked()) {
+    // In a fork child the threads this runtime would join do not exist, and its memory
+    // may be in any state the parent's threads left it in: leak it rather than hang or
+    // crash in a destructor (the child usually execs or exits anyway).
+    (void)rt_.release();
+    return;
+  }
+  rt_->shutdown();
+}
 void scheduler::shutdown() noexcept { rt_->shutdown(); }
 unsigned scheduler::worker_count() const noexcept { return rt_->worker_count(); }
 scheduler_stats scheduler::stats() const { return rt_->stats(); }

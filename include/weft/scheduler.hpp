@@ -45,6 +45,9 @@ public:
   scheduler();
   explicit scheduler(const options& opts);
   // Waits for every fiber, detached ones too, then stops the workers (see shutdown()).
+  // fork(): in a child process the scheduler's threads do not exist; there spawn and
+  // block_on throw std::logic_error, and shutdown()/the destructor return at once (the
+  // child's copy is leaked, not torn down). Create a new scheduler in the child.
   ~scheduler();
   scheduler(const scheduler&) = delete;
   scheduler& operator=(const scheduler&) = delete;
