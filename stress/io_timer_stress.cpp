@@ -6,6 +6,11 @@
 //      are fibers (workers poll the fds themselves). Random 0-200 µs gaps keep workers
 //      parking and waking. Every byte must come back intact; a wait that needs 5 s is a
 //      lost wakeup.
+//   C. churn (S6's closes and fd reuse): fibers keep opening socketpairs, echo a few
+//      tagged messages over them and close them, so fd numbers are reused constantly
+//      while other fibers wait on live fds. Every message must come back with its own
+//      connection's tag (no data or wake-up reaches the wrong fiber), and a reader of a
+//      closed connection sees EOF, never a hang.
 //   B. timers: fibers sleep for random 0-300 µs, wait on events with random timeouts
 //      while other fibers set them, and now and then hog their worker for ~1 ms without
 //      yielding (a shard only peers or the watchdog can fire). No sleep ends early, every
@@ -89,6 +94,60 @@ bool echo_round(unsigned workers, long rounds_per_client) {
   return bad.load() == 0 && echoed.load() == want;
 }
 
+bool churn_round(unsigned workers, long connections) {
+  weft::scheduler sched({.workers = workers});
+  std::atomic<long> done{0}, bad{0}, messages{0};
+  stress::watchdog dog(std::chrono::seconds(240), [&] {
+    return "churn workers=" + std::to_string(workers) + " done=" + std::to_string(done.load()) +
+           " " + stress::stats_line(sched);
+  });
+  constexpr int lanes = 32;  // connections open at once
+  sched.block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int lane = 0; lane < lanes; ++lane)
+      hs.push_back(weft::spawn([&, lane] {
+        std::mt19937 rng(static_cast<unsigned>(lane) * 7919u);
+        for (long c = lane; c < connections; c += lanes) {
+          int sv[2];
+          if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+            bad.fetch_add(1);
+            return;
+          }
+          const std::uint32_t tag = static_cast<std::uint32_t>(c);
+          const int msgs = 1 + static_cast<int>(rng() % 8);
+          auto echo = weft::spawn([&, fd = sv[1]] {  // echoes 4-byte tags until EOF
+            for (;;) {
+              std::uint32_t v;
+              auto r = io::read(fd, &v, sizeof v, weft::deadline_after(std::chrono::seconds(30)));
+              if (!r) {
+                bad.fetch_add(1);
+                return;
+              }
+              if (*r == 0) return;  // the client closed: EOF
+              if (*r != sizeof v || !io::write_all(fd, &v, sizeof v)) bad.fetch_add(1);
+            }
+          });
+          for (int m = 0; m < msgs; ++m) {
+            std::uint32_t in = 0;
+            if (!io::write_all(sv[0], &tag, sizeof tag)) bad.fetch_add(1);
+            auto r = io::read(sv[0], &in, sizeof in, weft::deadline_after(std::chrono::seconds(30)));
+            if (!r || *r != sizeof in || in != tag) bad.fetch_add(1);
+            messages.fetch_add(1, std::memory_order_relaxed);
+            if (rng() % 4 == 0) weft::this_fiber::yield();
+          }
+          if (!io::close(sv[0])) bad.fetch_add(1);  // the echo fiber reads EOF
+          echo.join();
+          if (!io::close(sv[1])) bad.fetch_add(1);  // its number is reused next round
+          done.fetch_add(1);
+        }
+      }));
+    for (auto& h : hs) h.join();
+  });
+  std::printf("io_timer_stress: churn workers=%u connections=%ld done=%ld messages=%ld bad=%ld\n",
+              workers, connections, done.load(), messages.load(), bad.load());
+  return bad.load() == 0 && done.load() == connections;
+}
+
 bool timer_round(unsigned workers, long fibers) {
   weft::scheduler sched({.workers = workers});
   std::atomic<long> early{0}, notified{0}, timed_out{0}, done{0};
@@ -145,8 +204,10 @@ int main() {
   int passed = 0, failed = 0;
   const long rounds = stress::scaled(4000, 100);
   const long fibers = stress::scaled(20000, 1000);
+  const long connections = stress::scaled(20000, 400);
   for (unsigned workers : {1u, 2u, 4u}) {
     (echo_round(workers, rounds) ? passed : failed) += 1;
+    (churn_round(workers, connections) ? passed : failed) += 1;
     (timer_round(workers, fibers) ? passed : failed) += 1;
   }
   return stress::finish(passed, failed);
