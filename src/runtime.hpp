@@ -21,6 +21,10 @@
 
 namespace weft::detail {
 
+// Test seam: the (n+1)-th worker thread start from now on fails as pthread_create with
+// EAGAIN would (n < 0: never). Only for tests (startup failure handling, test-catalogue F3).
+void thread_start_inject_failure_after(long n) noexcept;
+
 class worker;
 class blocking_pool_impl;
 

@@ -30,12 +30,14 @@
 #include "worker.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <pthread.h>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 namespace weft {
 namespace detail {
@@ -71,6 +73,8 @@ std::once_flag pin_warning_once;
 // handler counts forks; a runtime created before the last fork is a copy whose threads
 // do not exist here (relaxed: the child runs this with a single thread).
 std::atomic<unsigned> fork_generation{0};
+// Test seam (thread_start_inject_failure_after): fail the start of the n-th worker thread.
+std::atomic<long> thread_start_failures_after{-1};
 std::once_flag atfork_once;
 void note_fork_in_child() noexcept { fork_generation.fetch_add(1, std::memory_order_relaxed); }
 
@@ -114,17 +118,35 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
   // After the workers: its thread reads their timer shards (timers.hpp step 7) at once.
   reactor_ = std::make_unique<reactor>(*this);
   for (auto& w : workers_) w->timers().set_watchdog(reactor_.get());
-  try {
-    threads_.reserve(opts_.workers);
-    for (unsigned i = 0; i < opts_.workers; ++i)
+  threads_.reserve(opts_.workers);
+  for (unsigned i = 0; i < opts_.workers; ++i) {
+    try {
+      // relaxed: a test seam, set before the scheduler is created.
+      if (thread_start_failures_after.load(std::memory_order_relaxed) >= 0 &&
+          thread_start_failures_after.fetch_sub(1, std::memory_order_relaxed) == 0)
+        throw std::system_error(EAGAIN, std::generic_category(), "pthread_create (injected)");
       threads_.emplace_back(&worker::thread_main, workers_[i].get(), plan.workers[i].os_cpu,
                             std::move(plan.steal_tiers[i]));
-  } catch (...) {
-    stop_.store(true, std::memory_order_release);
-    for (auto& w : workers_) w->unpark();
-    for (auto& t : threads_) t.join();
-    throw;
+    } catch (const std::system_error& e) {
+      // Workers already started are stopped and joined (none has work: nothing was
+      // spawned yet); the reactor and the rest are torn down by the members' destructors.
+      stop_.store(true, std::memory_order_release);
+      for (auto& w : workers_) w->unpark();
+      for (auto& t : threads_) t.join();
+      // The reactor thread reads the workers' timer shards: stop it before the members'
+      // destructors free the workers (they run in reverse declaration order, workers_
+      // first). Found by this path's test: a use-after-free, then a hang in ~reactor.
+      reactor_.reset();
+      throw std::system_error(e.code(), "weft::scheduler: cannot start worker thread " +
+                                            std::to_string(i) + " of " +
+                                            std::to_string(opts_.workers) + " (" + e.what() +
+                                            "); RLIMIT_NPROC or memory may be exhausted");
+    }
   }
+}
+
+void thread_start_inject_failure_after(long n) noexcept {
+  thread_start_failures_after.store(n, std::memory_order_relaxed);
 }
 
 namespace {
