@@ -36,7 +36,15 @@ inline fiber_impl* current_fiber() noexcept {
 void suspend_current(post_fn post, void* arg) noexcept;
 
 // Any thread. Makes a suspended fiber runnable again (rule 2: once per suspension).
-void wake(fiber_impl* f) noexcept;
+// Inline for the commonest case, a fiber woken by another fiber of its own runtime on a
+// worker whose runnext slot is free (channel and mutex hand-offs): it becomes runnext
+// with no call. Everything else goes through runtime::wake (wake_slow).
+void wake_slow(fiber_impl* f) noexcept;
+inline void wake(fiber_impl* f) noexcept {
+  worker* w = current_worker();
+  if (w && w->try_wake_into_runnext(f)) return;
+  wake_slow(f);
+}
 
 // The reactor (fd readiness) of the runtime that owns fiber f.
 reactor& reactor_of(fiber_impl* f) noexcept;

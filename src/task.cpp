@@ -121,7 +121,7 @@ void suspend_current(post_fn post, void* arg) noexcept {
   w->suspend(self, post, arg);
 }
 
-void wake(fiber_impl* f) noexcept { f->rt->wake(f); }
+void wake_slow(fiber_impl* f) noexcept { f->rt->wake(f); }
 
 reactor& reactor_of(fiber_impl* f) noexcept { return *f->rt->reactor_; }
 

@@ -106,6 +106,13 @@ public:
 
   // ---- This worker's thread (fiber or scheduler context).
   void wake_local(fiber_impl* f) noexcept;
+  // wake_local's first case, inline (suspend.hpp wake): f belongs to this worker's runtime,
+  // no timer/poll batch is open and runnext is free. False: take the general path.
+  bool try_wake_into_runnext(fiber_impl* f) noexcept {
+    if (f->rt != &rt_ || firing_ || runnext_) return false;
+    runnext_ = as_item(f);
+    return true;
+  }
   // Reserves a live-fiber slot (max_fibers); false when the cap is reached.
   bool reserve_fiber_slot() noexcept;
   void release_fiber_slot() noexcept;
