@@ -39,7 +39,11 @@ namespace {
 // is pushed by hand and jump_fcontext is entered with jmp, so it saves and restores exactly
 // the frame a call would have made (return address at 0x38 above its save area).
 inline bctx::transfer_t jump(bctx::fcontext_t to, void* data) noexcept {
-#if defined(__x86_64__) && defined(__GNUC__)
+// Not with AVX-512 code generation (zmm16-31 and k1-k7 are caller-saved too and are not
+// in the clobber list below) nor with CET shadow stacks (the hand-made return address
+// would not be on the shadow stack): those builds keep the plain call.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__AVX512F__) && \
+    !(defined(__CET__) && (__CET__ & 2))
   void* rdi = to;    // in: target context; clobbered
   void* rsi = data;  // in: handed to the resumed side; clobbered
   void* fctx;        // out (rax): the context that resumed us
