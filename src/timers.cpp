@@ -25,14 +25,16 @@ void timer_shard::arm(timer_entry* e) noexcept {
   const std::int64_t when = tick_of(e->deadline.time_since_epoch().count());
   bool first;
   {
-    std::lock_guard<std::mutex> g(lock_);
+    std::lock_guard<spinlock> g(lock_);
     first = count_ == 0;
     if (first) elapsed_ = std::min(when, tick_of(steady_ns()));  // an empty wheel restarts now
     e->shard = this;
     e->when_tick = when;
     link(e);
     ++count_;
-    publish_next();  // step 1
+    // Step 1: next_ only moves earlier, to when this entry can fire (no wheel scan).
+    const std::int64_t fire_at = e->slot == due_slot ? 0 : (when + 1) << tick_shift;
+    if (fire_at < next_.load(std::memory_order_relaxed)) next_.store(fire_at, std::memory_order_relaxed);
   }
   if (first && watchdog_) {
     // Step 7, seq_cst: orders the next_ store above before the flag read in
@@ -43,7 +45,7 @@ void timer_shard::arm(timer_entry* e) noexcept {
 }
 
 bool timer_shard::cancel(timer_entry* e) noexcept {
-  std::lock_guard<std::mutex> g(lock_);
+  std::lock_guard<spinlock> g(lock_);
   if (e->slot == timer_entry::npos) return false;  // fired (fire has returned)
   unlink(e);
   --count_;
@@ -52,7 +54,7 @@ bool timer_shard::cancel(timer_entry* e) noexcept {
 }
 
 std::size_t timer_shard::fire_due(std::int64_t now, bool try_only) noexcept {
-  std::unique_lock<std::mutex> g(lock_, std::defer_lock);
+  std::unique_lock<spinlock> g(lock_, std::defer_lock);
   if (try_only) {
     if (!g.try_lock()) return 0;
   } else {
@@ -60,12 +62,18 @@ std::size_t timer_shard::fire_due(std::int64_t now, bool try_only) noexcept {
   }
   const std::int64_t now_tick = tick_of(now);
   std::size_t fired = 0;
-  auto fire_list = [&](std::uint16_t id) {
-    while (timer_entry* e = head_[id]) {
-      unlink(e);
+  auto fire_list = [&](std::uint16_t id) {  // detaches the whole slot, then fires it
+    timer_entry* e = head_[id];
+    head_[id] = tail_[id] = nullptr;
+    if (id != due_slot) occupied_[id / slots] &= ~(std::uint64_t{1} << (id % slots));
+    while (e) {
+      timer_entry* next = e->next;  // before fire: a woken sleeper's entry dies with it
+      e->slot = timer_entry::npos;
+      e->prev = e->next = nullptr;
       --count_;
       e->fire(e);  // under lock_: step 5
       ++fired;
+      e = next;
     }
   };
   fire_list(due_slot);
@@ -97,7 +105,7 @@ std::size_t timer_shard::fire_due(std::int64_t now, bool try_only) noexcept {
 }
 
 std::size_t timer_shard::size() const noexcept {
-  std::lock_guard<std::mutex> g(lock_);
+  std::lock_guard<spinlock> g(lock_);
   return count_;
 }
 
