@@ -29,12 +29,10 @@ std::int64_t env_ms(const char* name) {
 
 diagnostics::diagnostics()
     : trace_ns_(env_ms("WEFT_SCHEDTRACE")), stall_ns_(env_ms("WEFT_STALL_MS")) {
-  if (trace_ns_ && stall_ns_)
-    period_ns_ = std::min(trace_ns_, std::max<std::int64_t>(stall_ns_ / 4, 1'000'000));
-  else if (trace_ns_)
-    period_ns_ = trace_ns_;
-  else if (stall_ns_)
-    period_ns_ = std::max<std::int64_t>(stall_ns_ / 4, 1'000'000);
+  // A stall is seen within a quarter of its threshold (at least every 1 ms).
+  const std::int64_t stall_period = stall_ns_ ? std::max<std::int64_t>(stall_ns_ / 4, 1'000'000) : 0;
+  period_ns_ = trace_ns_ && stall_period ? std::min(trace_ns_, stall_period)
+                                         : (trace_ns_ ? trace_ns_ : stall_period);
   start_ns_ = steady_ns();
   next_ns_ = start_ns_ + period_ns_;
   next_trace_ns_ = start_ns_ + trace_ns_;
@@ -43,7 +41,7 @@ diagnostics::diagnostics()
 int diagnostics::cap_timeout(int ms, std::int64_t now) const noexcept {
   if (!enabled()) return ms;
   const std::int64_t left = std::max<std::int64_t>(next_ns_ - now, 0);
-  const int d = static_cast<int>((left + 999'999) / 1'000'000);
+  const int d = ceil_ms(left);
   return ms < 0 ? d : std::min(ms, d);
 }
 

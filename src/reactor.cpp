@@ -101,7 +101,7 @@ void reactor::arm_watch() noexcept {
   (void)epoll_ctl(watch_fd_, EPOLL_CTL_MOD, epfd_, &ev);  // cannot fail: both fds are ours
 }
 
-int reactor::poll_into(epoll_event* events, int max_events) noexcept {
+int reactor::poll_io(epoll_event* events, int max_events) noexcept {
   int total = 0;
   for (;;) {
     const int n = epoll_wait(epfd_, events, max_events, 0);  // EINTR: n = -1, stop
@@ -110,10 +110,6 @@ int reactor::poll_into(epoll_event* events, int max_events) noexcept {
     total += n;
     if (n < max_events) return total;
   }
-}
-
-int reactor::poll_io(epoll_event* events, int max_events) noexcept {
-  return poll_into(events, max_events);
 }
 
 void reactor::run() noexcept {
@@ -142,7 +138,7 @@ void reactor::run() noexcept {
     if (io_ready) {
       // Step 4, seq_cst: see the protocol. The kernel disarmed the one-shot already.
       watch_armed_.store(false, std::memory_order_seq_cst);
-      (void)poll_into(events, max_events);
+      (void)poll_io(events, max_events);
     }
     tl_wakes = nullptr;
     flush_wakes();  // unparks a worker for what was woken (counted unparked at once)
@@ -158,24 +154,18 @@ constexpr std::int64_t watch_period_ns = 10'000'000;  // step 7: longest sleep w
 }  // namespace
 
 int reactor::watch_timeout() noexcept {
-  auto earliest = [this] {
-    std::int64_t t = timer_shard::none;
-    for (unsigned i = 0, n = rt_.worker_count(); i < n; ++i)
-      t = std::min(t, rt_.worker_at(i).timers().next());
-    return t;
-  };
-  std::int64_t t = earliest();
+  std::int64_t t = rt_.earliest_timer();
   if (t == timer_shard::none) {
     unwatched_.store(true, std::memory_order_relaxed);
     // seq_cst: step 7's other fence; orders the flag store before the next_ reads.
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    t = earliest();
+    t = rt_.earliest_timer();
     if (t == timer_shard::none) return -1;  // an arm from now on sees the flag
     unwatched_.store(false, std::memory_order_relaxed);
   }
   const std::int64_t now = steady_ns();
   const std::int64_t wait = std::clamp(t + watch_grace_ns - now, std::int64_t{0}, watch_period_ns);
-  return static_cast<int>((wait + 999'999) / 1'000'000);  // round up: never early
+  return ceil_ms(wait);  // never early
 }
 
 void reactor::fire_overdue() noexcept {

@@ -71,9 +71,11 @@ public:
 
   void wake() noexcept;  // interrupts epoll_wait (eventfd)
 
-  // Protocol step 2. Worker thread: polls io_ep_ without blocking and wakes the waiters
-  // of the ready fds (runtime::wake: into the caller's ring). Returns how many events.
-  // events: the caller's buffer (a worker's own, not its possibly small fiber stack).
+  // Protocol steps 2 and 4. A worker, or the reactor thread after the watch fired: polls
+  // io_ep_ without blocking (again while the buffer comes back full) and wakes the
+  // waiters of the ready fds (runtime::wake: into a worker's ring, or the reactor's
+  // batch). Returns how many events. events: the caller's buffer (a worker's own, not
+  // its possibly small fiber stack).
   int poll_io(epoll_event* events, int max_events) noexcept;
   // Step 2: true when some fd was ever registered (nothing to poll otherwise). relaxed:
   // a hint; a worker that misses the first registration still arms the watch to sleep.
@@ -108,7 +110,6 @@ private:
   void dispatch_io(std::uint64_t tag, std::uint32_t events) noexcept;
   void wake_fiber(fiber_impl* f) noexcept;
   void flush_wakes() noexcept;  // inject the collected wakes
-  int poll_into(epoll_event* events, int max_events) noexcept;  // step 2/4: poll + dispatch
   int watch_timeout() noexcept;  // timers.hpp step 7: epoll timeout in ms, -1 for none
   void fire_overdue() noexcept;  // step 7: fire what the workers left overdue
 

@@ -50,6 +50,9 @@ public:
   unsigned worker_count() const noexcept { return static_cast<unsigned>(workers_.size()); }
   worker& worker_at(unsigned i) noexcept { return *workers_[i]; }
   scheduler_stats stats() const;
+  // Earliest next() over every worker's timer shard, or timer_shard::none (timers.hpp
+  // steps 3 and 7: a parking worker's timeout, the watchdog's sleep). Relaxed hints.
+  std::int64_t earliest_timer() const noexcept;
   // True in a child process forked after this runtime was created: none of its threads
   // exist here. spawns throw std::logic_error, shutdown does nothing.
   bool forked() const noexcept;

@@ -205,6 +205,12 @@ bool quiescent(const std::vector<std::unique_ptr<worker>>& ws,
 }
 }  // namespace
 
+std::int64_t runtime::earliest_timer() const noexcept {
+  std::int64_t t = timer_shard::none;
+  for (const auto& w : workers_) t = std::min(t, w->timers().next());
+  return t;
+}
+
 bool runtime::forked() const noexcept {
   return fork_generation.load(std::memory_order_relaxed) != fork_gen_;
 }

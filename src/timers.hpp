@@ -94,6 +94,9 @@ inline std::int64_t steady_ns() noexcept {
              std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// ns -> whole milliseconds, rounded up (epoll timeouts: a sleep is never cut short).
+inline int ceil_ms(std::int64_t ns) noexcept { return static_cast<int>((ns + 999'999) / 1'000'000); }
+
 class timer_shard {
 public:
   static constexpr std::int64_t none = INT64_MAX;

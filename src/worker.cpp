@@ -146,7 +146,7 @@ void worker::park() noexcept {
   // StoreLoad is the fence in idle::notify_one (P2).
   std::atomic_thread_fence(std::memory_order_seq_cst);
   // timers.hpp step 3: read after this worker's own last arm (program order).
-  const std::int64_t deadline = earliest_timer();
+  const std::int64_t deadline = rt_.earliest_timer();
   if (rt_.any_work_visible() || rt_.stop_.load(std::memory_order_acquire) ||
       (deadline != timer_shard::none && deadline <= steady_ns())) {
     // Not on the list any more means a producer popped us and its unpark is pending.
@@ -193,28 +193,35 @@ item worker::next_local() noexcept {
   }
   runnext_streak_ = 0;
   // With one worker nobody steals, so the owner's pop needs no CAS (W3: ~5 ns a switch).
-  if (item it = solo_ ? ring_.pop_unshared() : ring_.pop()) {
+  if (item it = pop_ring()) {
     // Queued tasks were usually created long before they run (cold in cache): start
     // loading the next one's header now, while this one runs. A stale hint costs nothing.
     if (item next = ring_.peek()) __builtin_prefetch(reinterpret_cast<void*>(next & ~item{1}));
     return it;
   }
-  if (poll_timers()) return solo_ ? ring_.pop_unshared() : ring_.pop();
+  if (poll_timers()) return pop_ring();
   if (item it = poll_remote()) return it;
   if (item it = poll_inject(batch_.size())) return it;
-  if (rt_.reactor_->io_used() && poll_io(steady_ns())) return solo_ ? ring_.pop_unshared() : ring_.pop();
+  if (rt_.reactor_->io_used() && poll_io(steady_ns())) return pop_ring();
   return 0;
+}
+
+template <class F>
+std::size_t worker::batch_wakes(F&& wake_some) noexcept {
+  firing_ = true;
+  const std::size_t n = wake_some();
+  firing_ = false;
+  flush_fired();
+  if (n) rt_.notify_idle(-1);  // P2-P4 of idle.hpp, once per batch: the ring may have been empty
+  return n;
 }
 
 bool worker::poll_io(std::int64_t now) noexcept {
   next_io_poll_ = now + io_poll_interval_ns;
-  firing_ = true;  // the woken fibers queue FIFO, as fired timers do
-  const int n = rt_.reactor_->poll_io(io_events_.data(), static_cast<int>(io_events_.size()));
-  firing_ = false;
-  flush_fired();
-  if (n <= 0) return false;
-  rt_.notify_idle(-1);  // P2-P4 of idle.hpp, once per poll
-  return true;
+  return batch_wakes([&] {
+           const int n = rt_.reactor_->poll_io(io_events_.data(), static_cast<int>(io_events_.size()));
+           return static_cast<std::size_t>(n > 0 ? n : 0);
+         }) != 0;
 }
 
 bool worker::poll_timers() noexcept {
@@ -234,21 +241,9 @@ bool worker::steal_timers(std::int64_t now) noexcept {
 }
 
 bool worker::fire_timers(timer_shard& s, std::int64_t now, bool try_only) noexcept {
-  firing_ = true;
-  const std::size_t n = s.fire_due(now, try_only);
-  firing_ = false;
-  flush_fired();
-  if (n == 0) return false;
+  const std::size_t n = batch_wakes([&] { return s.fire_due(now, try_only); });
   timers_fired_.add(n);
-  rt_.notify_idle(-1);  // P2-P4 of idle.hpp, once per batch: the ring may have been empty
-  return true;
-}
-
-std::int64_t worker::earliest_timer() noexcept {
-  std::int64_t t = timer_shard::none;
-  for (unsigned i = 0, n = rt_.worker_count(); i < n; ++i)
-    t = std::min(t, rt_.worker_at(i).timers_.next());
-  return t;
+  return n != 0;
 }
 
 item worker::poll_remote() noexcept {

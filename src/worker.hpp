@@ -133,6 +133,7 @@ public:
   runtime& rt() const noexcept { return rt_; }
   std::size_t ring_size() const noexcept { return ring_.size(); }
   timer_shard& timers() noexcept { return timers_; }
+  const timer_shard& timers() const noexcept { return timers_; }
   // Diagnostics (diag.hpp), any thread, relaxed snapshots.
   std::uint64_t switch_count() const noexcept { return switches_.get(); }
   bool sleeping() const noexcept { return parker_.sleeping(); }
@@ -167,10 +168,14 @@ private:
   // Step 4: fires peers' due timers (try_lock); true when any fired.
   bool steal_timers(std::int64_t now) noexcept;
   bool fire_timers(timer_shard& s, std::int64_t now, bool try_only) noexcept;
+  // Runs wake_some() with wake_local queuing FIFO (timers.hpp step 6), then flushes the
+  // overflow and notifies idle workers once if it woke anything. Returns its count.
+  template <class F>
+  std::size_t batch_wakes(F&& wake_some) noexcept;
   void flush_fired() noexcept;  // fired_spill_ -> injection queue
+  item pop_ring() noexcept { return solo_ ? ring_.pop_unshared() : ring_.pop(); }
   // reactor.hpp step 2: polls the fds, waking their fibers into this worker's ring.
   bool poll_io(std::int64_t now) noexcept;
-  std::int64_t earliest_timer() noexcept;  // step 3: over every worker's shard
   void stop_searching() noexcept;
   static void post_recycle(fiber_impl* from, void* arg) noexcept;
   static void post_requeue(fiber_impl* from, void* arg) noexcept;
