@@ -211,6 +211,13 @@ std::int64_t runtime::earliest_timer() const noexcept {
   return t;
 }
 
+void check_not_forked(scheduler& s) {
+  if (s.runtime_().forked())
+    throw std::logic_error("weft::scheduler::spawn: the scheduler was created before fork(); "
+                           "in the child process its worker threads do not exist (exec, or "
+                           "create schedulers only in the process that runs them)");
+}
+
 bool runtime::forked() const noexcept {
   return fork_generation.load(std::memory_order_relaxed) != fork_gen_;
 }
@@ -247,10 +254,6 @@ void runtime::shutdown() noexcept {
 }
 
 void runtime::spawn_external(task* t) {
-  if (forked())
-    throw std::logic_error("weft::scheduler::spawn: the scheduler was created before fork(); "
-                           "in the child process its worker threads do not exist (create a "
-                           "new scheduler in the child)");
   // seq_cst: shutdown step 1.
   external_spawned_.fetch_add(1, std::memory_order_seq_cst);
   if (closing_.load(std::memory_order_seq_cst)) {

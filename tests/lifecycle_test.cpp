@@ -15,17 +15,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define WEFT_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define WEFT_TEST_TSAN 1
-#endif
-#endif
-#ifndef WEFT_TEST_TSAN
-#define WEFT_TEST_TSAN 0
-#endif
-
 namespace {
 
 using namespace std::chrono_literals;
@@ -234,8 +223,8 @@ TEST(Lifecycle, SpawnDetachedRunsEachOnceAndReportsExceptions) {
 }
 
 // B10: fork() with a running scheduler. In the child its threads do not exist: a spawn
-// (or block_on) throws std::logic_error naming fork, the destructor returns at once, and
-// a new scheduler created in the child works. The parent's scheduler is unaffected.
+// (or block_on) throws std::logic_error naming fork, and the destructor returns at once.
+// The parent's scheduler is unaffected.
 TEST(Lifecycle, ForkChildGetsAClearErrorAndTheParentIsUnaffected) {
   weft::scheduler s({.workers = 2});
   EXPECT_EQ(s.block_on([] { return weft::spawn([] { return 1; }).join(); }), 1);
@@ -262,25 +251,22 @@ TEST(Lifecycle, ForkChildGetsAClearErrorAndTheParentIsUnaffected) {
   EXPECT_EQ(s.block_on([] { return weft::spawn([] { return 2; }).join(); }), 2);
 }
 
-TEST(Lifecycle, ForkChildMayDestroyTheInheritedSchedulerAndStartItsOwn) {
+TEST(Lifecycle, ForkChildMayDestroyTheInheritedScheduler) {
+  // Only destruction: starting a new scheduler in the child of a multi-threaded process
+  // is not supported (a lock a parent thread held at the fork stays held; the ASan build
+  // hung there once in ten runs), so the child exits right after.
   auto s = std::make_unique<weft::scheduler>(weft::scheduler::options{.workers = 2});
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     s.reset();  // must neither hang nor crash
-#if WEFT_TEST_TSAN
-    // TSan cannot start threads in the child of a multi-threaded fork ("not supported.
-    // Dying"): under TSan only the destruction above is checked.
     _exit(0);
-#else
-    weft::scheduler mine({.workers = 1});
-    _exit(mine.block_on([] { return weft::spawn([] { return 7; }).join(); }) == 7 ? 0 : 1);
-#endif
   }
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status)) << "child died: status " << status;
   EXPECT_EQ(WEXITSTATUS(status), 0);
+  s.reset();  // the parent's copy shuts down normally
 }
 
 }  // namespace

@@ -47,7 +47,9 @@ public:
   // Waits for every fiber, detached ones too, then stops the workers (see shutdown()).
   // fork(): in a child process the scheduler's threads do not exist; there spawn and
   // block_on throw std::logic_error, and shutdown()/the destructor return at once (the
-  // child's copy is leaked, not torn down). Create a new scheduler in the child.
+  // child's copy is leaked, not torn down). As with any multi-threaded parent, the child
+  // should exec (or exit) rather than start a new scheduler: a lock a parent thread held
+  // at the fork stays held in the child.
   ~scheduler();
   scheduler(const scheduler&) = delete;
   scheduler& operator=(const scheduler&) = delete;
@@ -93,6 +95,7 @@ namespace weft {
 
 template <class F, class... Args>
 join_handle<detail::spawn_result_t<F, Args...>> scheduler::spawn(F&& f, Args&&... args) {
+  detail::check_not_forked(*this);
   auto* t = detail::make_task(std::forward<F>(f), std::forward<Args>(args)...);
   try {
     detail::spawn_on(*this, t);
@@ -106,6 +109,7 @@ join_handle<detail::spawn_result_t<F, Args...>> scheduler::spawn(F&& f, Args&&..
 
 template <class F, class... Args>
 void scheduler::spawn_detached(F&& f, Args&&... args) {
+  detail::check_not_forked(*this);
   auto* t = detail::make_task(std::forward<F>(f), std::forward<Args>(args)...);
   detail::make_detached(t);
   try {

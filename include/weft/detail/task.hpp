@@ -74,6 +74,10 @@ WEFT_API void task_detach(task* t) noexcept;
 WEFT_API void spawn_here(task* t);
 // Spawns onto sched from any thread (inside one of its fibers this is spawn_here).
 WEFT_API void spawn_on(scheduler& sched, task* t);
+// Throws std::logic_error when sched was created before a fork() and this is the child.
+// Called before anything is allocated: a lock held by a parent thread at the fork would
+// never be released in the child.
+WEFT_API void check_not_forked(scheduler& sched);
 
 // Storage for R, including void and references (kept as pointers).
 template <class R>
