@@ -38,14 +38,16 @@ struct options {
   int reps = 5;
   bool quick = false;
   std::set<std::string> only;  // spec ids ("W1"); empty: every workload
+  std::set<std::string> peers;  // peer names ("weft"); empty: every peer (for profiling one)
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "weft_tour: %s\n"
-               "usage: weft_tour [--reps N] [--only W1,W2,W3,W5,W9] [--quick]\n"
+               "usage: weft_tour [--reps N] [--only W1,W2,W3,W5,W9] [--peers P] [--quick]\n"
                "  --reps N   repetitions per workload (default 5); median, min and max\n"
                "  --only L   comma-separated workload ids to run\n"
+               "  --peers P  comma-separated peers to run (weft,boost_fiber,tbb,fcontext)\n"
                "  --quick    problem sizes divided by 10 (smoke run)\n",
                why);
   std::exit(2);
@@ -72,6 +74,9 @@ options parse(int argc, char** argv) {
         if (!known) usage(("unknown workload id " + id).c_str());
         o.only.insert(id);
       }
+    } else if (a == "--peers" && i + 1 < argc) {
+      std::stringstream list(argv[++i]);
+      for (std::string name; std::getline(list, name, ',');) o.peers.insert(name);
     } else if (a == "--help" || a == "-h") {
       usage("benchmark tour");
     } else {
@@ -297,6 +302,16 @@ int tour_main(int argc, char** argv) {
   missing.push_back("tbb: not built (oneTBB not found at configure time)");
 #endif
   peers.push_back(make_fcontext_floor());
+  if (!opts.peers.empty()) {
+    for (const auto& name : opts.peers) {
+      bool known = false;
+      for (const auto& p : peers) known = known || name == p->name();
+      if (!known) usage(("unknown or unbuilt peer " + name).c_str());
+    }
+    peers.erase(std::remove_if(peers.begin(), peers.end(),
+                               [&](const auto& p) { return !opts.peers.count(p->name()); }),
+                peers.end());
+  }
   print_header(opts, cpus, peers, missing);
   report_quiet("start", cpus);
 
