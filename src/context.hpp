@@ -1,4 +1,5 @@
-// src/context.hpp - the fiber switch seam. Only context.cpp includes Boost.Context.
+// src/context.hpp - the fiber switch seam. Only context.cpp and context_switch.hpp (the
+// inline switch) include Boost.Context.
 //
 // A context is either a fiber's (its own stack) or a worker thread's scheduler context
 // (the thread's stack). switch_context() saves the running context and resumes another;
@@ -37,9 +38,9 @@ void context_init_thread(context& c) noexcept;
 // Releases sanitizer state of a fiber context that will never run again. Never the
 // running one.
 void context_destroy(context& c) noexcept;
-// Saves the running context into `from`, resumes `to`. Returns, once `from` is resumed,
-// the context that resumed it. noexcept: nothing may unwind across a switch.
-context* switch_context(context& from, context& to) noexcept;
+// switch_context(from, to) (context_switch.hpp, inline): saves the running context into
+// `from`, resumes `to`. Returns, once `from` is resumed, the context that resumed it.
+// noexcept: nothing may unwind across a switch.
 // Must be the first call in a fiber's entry function: records the resumer's state and
 // returns it (what switch_context returns, for the first landing).
 context* context_first_landing(transfer first) noexcept;

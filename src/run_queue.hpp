@@ -81,14 +81,22 @@ class alignas(cache_line_size) run_queue {
 
   // Owner thread only, and only while no stealer exists (a scheduler with one worker):
   // pop() without the CAS, which nothing can race with then.
-  item pop_unshared() noexcept {
+  // `after` receives the item that is now the oldest (0 if none), for prefetching: the
+  // same loads pop() needed, where a separate peek() would repeat them.
+  item pop_unshared(item& after) noexcept {
     // relaxed: the owner is the only writer of tail_ and, with no stealers, of head_.
     const index h = head_.load(std::memory_order_relaxed);
-    if (h == tail_.load(std::memory_order_relaxed)) return 0;
+    const index t = tail_.load(std::memory_order_relaxed);
+    if (h == t) return 0;
     const item x = slots_[h & mask_].load(std::memory_order_relaxed);
+    after = h + 1 != t ? slots_[(h + 1) & mask_].load(std::memory_order_relaxed) : 0;
     // release: as pop()'s CAS; keeps size() readers (the idle re-check) consistent.
     head_.store(h + 1, std::memory_order_release);
     return x;
+  }
+  item pop_unshared() noexcept {
+    item after;
+    return pop_unshared(after);
   }
 
   // Owner thread only. The oldest item without removing it, or 0; may be stale (a stealer

@@ -228,14 +228,7 @@ unhandled_exception_handler set_unhandled_exception_handler(unhandled_exception_
 }
 
 namespace this_fiber {
-void yield() noexcept {
-  detail::worker* w = detail::current_worker();
-  if (!w || !w->current()) {
-    std::this_thread::yield();
-    return;
-  }
-  w->yield(w->current());
-}
+// yield() is defined in worker.cpp, next to worker::yield, which it then inlines (W3).
 
 std::uint64_t id() noexcept {
   detail::worker* w = detail::current_worker();
