@@ -13,6 +13,7 @@
 #include "peer_queue.hpp"
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -24,6 +25,10 @@ namespace weft::detail {
 // Test seam: the (n+1)-th worker thread start from now on fails as pthread_create with
 // EAGAIN would (n < 0: never). Only for tests (startup failure handling, test-catalogue F3).
 void thread_start_inject_failure_after(long n) noexcept;
+// Test seam: worker `index`'s pin (hwloc bind) fails with EPERM, as under a cgroup cpuset
+// that excludes its CPU (n < 0: never). Only for tests (test-catalogue F4).
+void pin_inject_failure_for_worker(int index) noexcept;
+int pin_injected_failure(unsigned index) noexcept;  // EPERM for the injected worker, else 0
 
 class worker;
 class blocking_pool_impl;
@@ -86,9 +91,25 @@ public:
   bool unlimited_ = true;
   std::int64_t budget_batch_ = 64;
 
+  // Worker thread i, once it tried to pin itself (0 or an errno; os_cpu < 0: 0). Any
+  // thread; the constructor waits for every worker's report under options::pin_strict.
+  void report_pin(unsigned index, int os_cpu, int err) noexcept;
+
 private:
+  // Stops and joins the worker threads started so far and the reactor, for a constructor
+  // that throws (nothing was spawned yet).
+  void abandon_start() noexcept;
+
   std::vector<std::unique_ptr<worker>> workers_;
   std::vector<std::thread> threads_;
+  struct pin_report {
+    int os_cpu = -1;
+    int err = 0;
+  };
+  std::mutex start_mu_;
+  std::condition_variable start_cv_;
+  std::vector<pin_report> pins_;  // guarded by start_mu_; filled by report_pin
+  unsigned pins_reported_ = 0;    // guarded by start_mu_
   std::mutex shutdown_mu_;
   std::mutex spare_mu_;
   std::vector<fiber_impl*> spare_;  // guarded by spare_mu_; at most spare_cap_

@@ -88,6 +88,9 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
   std::call_once(atfork_once, [] { pthread_atfork(nullptr, nullptr, note_fork_in_child); });
   fork_gen_ = fork_generation.load(std::memory_order_relaxed);
   topology_plan plan = plan_topology(opts_.workers, opts_.pin);
+  if (!plan.warning.empty() && opts_.pin && opts_.pin_strict)
+    throw std::system_error(ENOTSUP, std::generic_category(),
+                            "weft::scheduler: options::pin_strict: " + plan.warning);
   if (!plan.warning.empty())
     std::call_once(pin_warning_once, [&] {
       std::fprintf(stderr, "weft: %s; workers run unpinned\n", plan.warning.c_str());
@@ -119,6 +122,7 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
   reactor_ = std::make_unique<reactor>(*this);
   for (auto& w : workers_) w->timers().set_watchdog(reactor_.get());
   threads_.reserve(opts_.workers);
+  pins_.resize(opts_.workers);
   for (unsigned i = 0; i < opts_.workers; ++i) {
     try {
       // relaxed: a test seam, set before the scheduler is created.
@@ -128,25 +132,65 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
       threads_.emplace_back(&worker::thread_main, workers_[i].get(), plan.workers[i].os_cpu,
                             std::move(plan.steal_tiers[i]));
     } catch (const std::system_error& e) {
-      // Workers already started are stopped and joined (none has work: nothing was
-      // spawned yet); the reactor and the rest are torn down by the members' destructors.
-      stop_.store(true, std::memory_order_release);
-      for (auto& w : workers_) w->unpark();
-      for (auto& t : threads_) t.join();
-      // The reactor thread reads the workers' timer shards: stop it before the members'
-      // destructors free the workers (they run in reverse declaration order, workers_
-      // first). Found by this path's test: a use-after-free, then a hang in ~reactor.
-      reactor_.reset();
+      abandon_start();
       throw std::system_error(e.code(), "weft::scheduler: cannot start worker thread " +
                                             std::to_string(i) + " of " +
                                             std::to_string(opts_.workers) + " (" + e.what() +
                                             "); RLIMIT_NPROC or memory may be exhausted");
     }
   }
+  if (opts_.pin && opts_.pin_strict) {
+    // Each worker pins itself first thing (worker::thread_main) and reports; a failure
+    // fails the constructor rather than leaving a worker on the wrong CPU.
+    std::unique_lock<std::mutex> g(start_mu_);
+    start_cv_.wait(g, [&] { return pins_reported_ == opts_.workers; });
+    for (unsigned i = 0; i < opts_.workers; ++i) {
+      if (pins_[i].err == 0) continue;
+      const pin_report r = pins_[i];
+      g.unlock();
+      abandon_start();
+      throw std::system_error(r.err, std::generic_category(),
+                              "weft::scheduler: options::pin_strict: cannot pin worker " +
+                                  std::to_string(i) + " to CPU " + std::to_string(r.os_cpu));
+    }
+  }
+}
+
+void runtime::abandon_start() noexcept {
+  // Workers already started are stopped and joined (none has work: nothing was spawned
+  // yet); the rest is torn down by the members' destructors.
+  stop_.store(true, std::memory_order_release);
+  for (auto& w : workers_) w->unpark();
+  for (auto& t : threads_) t.join();
+  // The reactor thread reads the workers' timer shards: stop it before the members'
+  // destructors free the workers (they run in reverse declaration order, workers_
+  // first). Found by the F3 test: a use-after-free, then a hang in ~reactor.
+  reactor_.reset();
+}
+
+void runtime::report_pin(unsigned index, int os_cpu, int err) noexcept {
+  {
+    std::lock_guard<std::mutex> g(start_mu_);
+    pins_[index] = pin_report{os_cpu, err};
+    ++pins_reported_;
+  }
+  start_cv_.notify_all();
 }
 
 void thread_start_inject_failure_after(long n) noexcept {
   thread_start_failures_after.store(n, std::memory_order_relaxed);
+}
+
+namespace {
+std::atomic<int> pin_failure_worker{-1};  // test seam; relaxed: set before the scheduler
+}  // namespace
+
+void pin_inject_failure_for_worker(int index) noexcept {
+  pin_failure_worker.store(index, std::memory_order_relaxed);
+}
+
+int pin_injected_failure(unsigned index) noexcept {
+  return pin_failure_worker.load(std::memory_order_relaxed) == static_cast<int>(index) ? EPERM : 0;
 }
 
 namespace {

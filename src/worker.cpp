@@ -78,11 +78,16 @@ worker::~worker() = default;
 void worker::thread_main(int os_cpu, std::vector<std::vector<unsigned>> steal_tiers) {
   tls_worker = this;
   tiers_ = std::move(steal_tiers);
+  int pin_err = 0;
   if (os_cpu >= 0) {
-    if (int err = pin_this_thread(os_cpu); err != 0)
+    pin_err = pin_injected_failure(index_);
+    if (pin_err == 0) pin_err = pin_this_thread(os_cpu);
+    // Under pin_strict the constructor reports it (and stops this worker) instead.
+    if (pin_err != 0 && !rt_.opts_.pin_strict)
       std::fprintf(stderr, "weft: worker %u: cannot pin to CPU %d (%s); running unpinned\n",
-                   index_, os_cpu, std::generic_category().message(err).c_str());
+                   index_, os_cpu, std::generic_category().message(pin_err).c_str());
   }
+  rt_.report_pin(index_, os_cpu, pin_err);
   install_overflow_handler_for_this_thread();
   context_init_thread(sched_ctx_);
   while (item it = find_work()) dispatch(it);

@@ -1,7 +1,11 @@
-// tests/startup_test.cpp - a worker thread that cannot be started (test-catalogue F3):
-// pthread_create failing with EAGAIN (RLIMIT_NPROC, memory) is injected at each position;
-// the constructor throws std::system_error naming the worker, the threads already started
-// are joined (none is left behind), and the next scheduler starts normally.
+// tests/startup_test.cpp - start-up failures.
+// F3: a worker thread that cannot be started: pthread_create failing with EAGAIN
+// (RLIMIT_NPROC, memory) is injected at each position; the constructor throws
+// std::system_error naming the worker, the threads already started are joined (none is
+// left behind), and the next scheduler starts normally.
+// F4: a worker that cannot be pinned (hwloc bind refused, as under a cgroup cpuset): by
+// default a warning and an unpinned run; with options::pin_strict a system_error naming
+// the worker and the CPU, with every thread joined.
 #include "runtime.hpp"
 
 #include <weft/weft.hpp>
@@ -46,6 +50,56 @@ TEST(Startup, WorkerThreadStartFailureIsReportedAndCleansUp) {
   }
   weft::scheduler ok({.workers = 2});
   EXPECT_EQ(ok.block_on([] { return weft::spawn([] { return 5; }).join(); }), 5);
+}
+
+TEST(Startup, StrictPinningStartsWhenBindingWorks) {
+  // Every worker's bind succeeded (a refused one would have thrown here).
+  weft::scheduler s({.workers = 2, .pin = true, .pin_strict = true});
+  EXPECT_EQ(s.block_on([] { return weft::spawn([] { return 7; }).join(); }), 7);
+}
+
+TEST(Startup, PinFailureWarnsAndRunsUnpinnedByDefault) {
+  { weft::scheduler warm({.workers = 2}); }
+  weft::detail::pin_inject_failure_for_worker(1);
+  testing::internal::CaptureStderr();
+  {
+    weft::scheduler s({.workers = 2});
+    EXPECT_EQ(s.block_on([] { return weft::spawn([] { return 3; }).join(); }), 3);
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  weft::detail::pin_inject_failure_for_worker(-1);
+  EXPECT_NE(err.find("worker 1: cannot pin to CPU"), std::string::npos) << err;
+  EXPECT_NE(err.find("running unpinned"), std::string::npos) << err;
+}
+
+TEST(Startup, PinFailureUnderPinStrictFailsTheConstructor) {
+  { weft::scheduler warm({.workers = 2}); }
+  const int before = thread_count();
+  for (int fail_at = 0; fail_at < 3; ++fail_at) {
+    weft::detail::pin_inject_failure_for_worker(fail_at);
+    testing::internal::CaptureStderr();
+    try {
+      weft::scheduler s({.workers = 3, .pin = true, .pin_strict = true});
+      ADD_FAILURE() << "no exception with worker " << fail_at << "'s pin failing";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), std::errc::operation_not_permitted);
+      const std::string what = e.what();
+      EXPECT_NE(what.find("pin_strict: cannot pin worker " + std::to_string(fail_at) + " to CPU "),
+                std::string::npos)
+          << what;
+    }
+    const std::string err = testing::internal::GetCapturedStderr();
+    weft::detail::pin_inject_failure_for_worker(-1);
+    EXPECT_EQ(err.find("running unpinned"), std::string::npos) << "strict mode warned: " << err;
+    EXPECT_EQ(thread_count(), before) << "threads left behind (pin failure at worker " << fail_at << ")";
+  }
+  // pin = false: strictness has nothing to enforce.
+  weft::detail::pin_inject_failure_for_worker(0);
+  {
+    weft::scheduler s({.workers = 2, .pin = false, .pin_strict = true});
+    EXPECT_EQ(s.block_on([] { return 4; }), 4);
+  }
+  weft::detail::pin_inject_failure_for_worker(-1);
 }
 
 }  // namespace

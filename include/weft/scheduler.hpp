@@ -38,6 +38,10 @@ public:
     std::size_t guard_size = 4096;        // PROT_NONE bytes below each stack, rounded to pages
     std::size_t max_fibers = 0;           // live-fiber cap; 0: derived from vm.max_map_count
                                           // when guard pages cost a mapping, else unlimited
+    bool pin_strict = false;              // with pin: a worker that cannot be pinned fails
+                                          // the constructor (std::system_error naming the
+                                          // worker and CPU) instead of a warning on stderr
+                                          // and an unpinned run
   };
 
   // Starts the workers. Throws std::invalid_argument for bad options, std::system_error
