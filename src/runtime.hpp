@@ -70,6 +70,11 @@ public:
   // Called by a worker about to park: unmaps the spare fibers when the list was not used for a
   // second, so a burst's stacks are reused by the next burst but not kept forever.
   void trim_spare_fibers() noexcept;
+  // When the spare list is non-empty, the steady ns at which trim_spare_fibers() will unmap
+  // it; else timer_shard::none. A parking worker wakes then at the latest: otherwise a
+  // process that goes idle right after a burst would keep the burst's stacks for good.
+  std::int64_t spare_trim_deadline() noexcept;
+  std::size_t spare_fiber_count() noexcept;  // for tests
 
   scheduler& owner_;
   const scheduler::options opts_;  // normalised: stack sizes rounded, workers resolved

@@ -193,19 +193,12 @@ int pin_injected_failure(unsigned index) noexcept {
   return pin_failure_worker.load(std::memory_order_relaxed) == static_cast<int>(index) ? EPERM : 0;
 }
 
-namespace {
-std::int64_t now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
 
 bool runtime::give_spare_fiber(fiber_impl* f) noexcept {
   std::lock_guard<std::mutex> g(spare_mu_);
   if (spare_.size() >= spare_cap_) return false;
   spare_.push_back(f);
-  spare_used_ns_.store(now_ns(), std::memory_order_relaxed);  // relaxed: a heuristic
+  spare_used_ns_.store(steady_ns(), std::memory_order_relaxed);  // relaxed: a heuristic
   return true;
 }
 
@@ -214,13 +207,27 @@ fiber_impl* runtime::take_spare_fiber() noexcept {
   if (spare_.empty()) return nullptr;
   fiber_impl* f = spare_.back();
   spare_.pop_back();
-  spare_used_ns_.store(now_ns(), std::memory_order_relaxed);  // relaxed: a heuristic
+  spare_used_ns_.store(steady_ns(), std::memory_order_relaxed);  // relaxed: a heuristic
   return f;
 }
 
+namespace {
+constexpr std::int64_t spare_idle_ns = 1'000'000'000;  // trim after a second of disuse
+}  // namespace
+
+std::int64_t runtime::spare_trim_deadline() noexcept {
+  std::lock_guard<std::mutex> g(spare_mu_);
+  if (spare_.empty()) return timer_shard::none;
+  return spare_used_ns_.load(std::memory_order_relaxed) + spare_idle_ns;  // relaxed: heuristic
+}
+
+std::size_t runtime::spare_fiber_count() noexcept {
+  std::lock_guard<std::mutex> g(spare_mu_);
+  return spare_.size();
+}
+
 void runtime::trim_spare_fibers() noexcept {
-  constexpr std::int64_t idle_ns = 1'000'000'000;
-  if (now_ns() - spare_used_ns_.load(std::memory_order_relaxed) < idle_ns) return;
+  if (steady_ns() - spare_used_ns_.load(std::memory_order_relaxed) < spare_idle_ns) return;
   std::vector<fiber_impl*> victims;
   {
     std::lock_guard<std::mutex> g(spare_mu_);

@@ -163,10 +163,15 @@ void worker::park() noexcept {
   } else {
     parks_.add();
     rt_.trim_spare_fibers();  // idle anyway: return a long-unused burst's stacks
+    // ... and wake to do it if it is not due yet (once per burst: the list is then empty).
+    std::int64_t wake_at = deadline;
+    if (const std::int64_t trim_at = rt_.spare_trim_deadline();
+        trim_at != timer_shard::none && (wake_at == timer_shard::none || trim_at < wake_at))
+      wake_at = trim_at;
     rt_.reactor_->arm_watch();  // reactor.hpp step 3: after C1, before sleeping
-    if (deadline == timer_shard::none) {
+    if (wake_at == timer_shard::none) {
       parker_.park();
-    } else if (!parker_.park_until(deadline)) {
+    } else if (!parker_.park_until(wake_at)) {
       // Timed out with no unpark: leave the sleeper list like C3's cancel_park; if a
       // producer popped us meanwhile, its unpark is pending (consume it).
       if (!rt_.idle_.cancel_park(index_)) parker_.park();

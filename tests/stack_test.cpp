@@ -1,5 +1,6 @@
 // tests/stack_test.cpp - guarded stacks: sizes, the guard page, the overflow report,
 // allocation failure reported through join(), and the stack-clash caveat.
+#include "runtime.hpp"
 #include "stack.hpp"
 
 
@@ -11,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <system_error>
+#include <thread>
 #include <unistd.h>
 
 namespace {
@@ -102,5 +104,25 @@ TEST(Stack, InjectedAllocationFailureIsReportedThroughJoin) {
   EXPECT_EQ(s.block_on(first_join_error), "");
 }
 
+TEST(Stack, ABurstsSpareFibersAreUnmappedAfterASecondIdle) {
+  // 600 fibers alive at once: beyond the per-worker pools (16 each here) their stacks go to
+  // the runtime's spare list for the next burst. Once the process goes idle, the list is
+  // unmapped a second after its last use, although no work or timer wakes the workers.
+  weft::scheduler s({.workers = 2, .stack_cache = 16});
+  s.block_on([] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int i = 0; i < 600; ++i)
+      hs.push_back(weft::spawn([] { weft::this_fiber::sleep_for(std::chrono::milliseconds(20)); }));
+    for (auto& h : hs) h.join();
+  });
+  weft::detail::runtime& rt = s.runtime_();
+  EXPECT_GT(rt.spare_fiber_count(), 0u) << "the burst left no spare fibers to trim";
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (rt.spare_fiber_count() != 0 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(rt.spare_fiber_count(), 0u) << "spare fibers kept by an idle scheduler";
+  // The next burst still works (maps new stacks).
+  EXPECT_EQ(s.block_on(first_join_error), "");
+}
 
 }  // namespace
