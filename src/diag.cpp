@@ -6,13 +6,81 @@
 #include "worker.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <execinfo.h>
+#include <mutex>
+#include <pthread.h>
 #include <string>
+#include <unistd.h>
 
 namespace weft::detail {
 
 namespace {
+constexpr int backtrace_signal = SIGURG;
+std::atomic<bool> backtrace_handler_installed{false};
+
+// Async-signal-safe: write(2), backtrace (pre-loaded), backtrace_symbols_fd.
+void put(const char* s) noexcept {
+  std::size_t n = 0;
+  while (s[n]) ++n;
+  while (n > 0) {
+    const ssize_t w = ::write(2, s, n);
+    if (w <= 0) return;
+    s += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+void put_number(unsigned long long v) noexcept {
+  char buf[24];
+  char* p = buf + sizeof buf;
+  *--p = '\0';
+  do *--p = static_cast<char>('0' + v % 10); while ((v /= 10) != 0);
+  put(p);
+}
+
+void backtrace_handler(int) {
+  const int saved = errno;
+  if (worker* w = current_worker()) {
+    void* frames[64];
+    const int n = ::backtrace(frames, 64);
+    put("weft: stall: backtrace of worker ");
+    put_number(w->index());
+    put(" (fiber #");
+    put_number(w->diag_task());
+    put("):\n");
+    ::backtrace_symbols_fd(frames, n, 2);
+  }
+  errno = saved;
+}
+
+// Installs the handler unless the program handles SIGURG itself. Once per process.
+bool install_backtrace_handler() noexcept {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction old {};
+    if (::sigaction(backtrace_signal, nullptr, &old) != 0) return;
+    if ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)) {
+      std::fprintf(stderr, "weft: WEFT_STALL_MS: SIGURG has a handler of the program's; stall "
+                           "reports come without a backtrace\n");
+      return;
+    }
+    void* warm[4];
+    (void)::backtrace(warm, 4);  // loads the unwinder now, not inside the handler
+    struct sigaction sa {};
+    sa.sa_handler = backtrace_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART | SA_ONSTACK;
+    // release: report() sends the signal only after seeing the handler in place.
+    if (::sigaction(backtrace_signal, &sa, nullptr) == 0)
+      backtrace_handler_installed.store(true, std::memory_order_release);
+  });
+  return backtrace_handler_installed.load(std::memory_order_acquire);
+}
+
 std::int64_t env_ms(const char* name) {
   const char* v = std::getenv(name);
   if (!v || !*v) return 0;
@@ -33,6 +101,7 @@ diagnostics::diagnostics()
   const std::int64_t stall_period = stall_ns_ ? std::max<std::int64_t>(stall_ns_ / 4, 1'000'000) : 0;
   period_ns_ = trace_ns_ && stall_period ? std::min(trace_ns_, stall_period)
                                          : (trace_ns_ ? trace_ns_ : stall_period);
+  if (stall_ns_) install_backtrace_handler();
   start_ns_ = steady_ns();
   next_ns_ = start_ns_ + period_ns_;
   next_trace_ns_ = start_ns_ + trace_ns_;
@@ -67,6 +136,11 @@ void diagnostics::tick(runtime& rt, std::int64_t now) noexcept {
                      "queued on this worker wait)\n",
                      i, static_cast<unsigned long long>(w.diag_task()),
                      static_cast<long long>((now - s.since) / 1'000'000));
+        // acquire: pairs with the handler's installation (release).
+        if (backtrace_handler_installed.load(std::memory_order_acquire)) {
+          if (const unsigned long t = w.thread_handle())
+            ::pthread_kill(static_cast<pthread_t>(t), backtrace_signal);
+        }
       }
     }
   }

@@ -16,7 +16,16 @@
 // sensible threshold, and it switches as soon as it finds work). Samples run every
 // min(trace period, stall threshold / 4). The fiber id is published by the worker on
 // each switch only when the detector is on (worker::diag_task_, relaxed: a report, not
-// a synchronisation). No backtrace: that would take a signal to the stuck thread.
+// a synchronisation).
+//
+// Backtrace: with the report, the reactor sends SIGURG to the stuck worker's thread; its
+// handler (installed only when WEFT_STALL_MS is set and SIGURG has no handler of the
+// program's own; SA_RESTART, on the worker's alternate signal stack) writes the thread's
+// backtrace with backtrace_symbols_fd, which allocates nothing. backtrace() is called
+// once at set-up so that its lazy load of the unwinder does not happen in the handler.
+// Frames are printed as module(+offset) (names only for exported symbols): feed them to
+// addr2line -e <module>. A system call the stuck fiber is in that does not restart
+// (nanosleep, poll...) returns EINTR, as with any signal.
 #pragma once
 
 #include <cstdint>

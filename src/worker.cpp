@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstdio>
 #include <new>
+#include <pthread.h>
 #include <system_error>
 #include <thread>
 
@@ -77,6 +78,9 @@ worker::~worker() = default;
 
 void worker::thread_main(int os_cpu, std::vector<std::vector<unsigned>> steal_tiers) {
   tls_worker = this;
+  static_assert(sizeof(pthread_t) == sizeof(unsigned long));
+  // release: the reactor's diagnostics signal this thread only after seeing it (acquire).
+  thread_handle_.store(static_cast<unsigned long>(pthread_self()), std::memory_order_release);
   tiers_ = std::move(steal_tiers);
   int pin_err = 0;
   if (os_cpu >= 0) {

@@ -139,6 +139,10 @@ public:
   bool sleeping() const noexcept { return parker_.sleeping(); }
   std::int64_t remote_size() const noexcept { return remote_count_.load(std::memory_order_relaxed); }
   std::uint64_t diag_task() const noexcept { return diag_task_.load(std::memory_order_relaxed); }
+  // The worker's thread (pthread_t), 0 until it started. Any thread.
+  unsigned long thread_handle() const noexcept {
+    return thread_handle_.load(std::memory_order_acquire);  // pairs with thread_main's store
+  }
 
 private:
   struct post_action {
@@ -227,6 +231,8 @@ private:
   // The task running here (0: none), for the stall report only. relaxed: read by the
   // reactor thread's diagnostics, which order nothing by it.
   std::atomic<std::uint64_t> diag_task_{0};
+  // pthread_self() of the worker thread, for the stall report's backtrace signal.
+  std::atomic<unsigned long> thread_handle_{0};
 
   // Statistics and shutdown accounting, written only by this worker.
   alignas(64) counter spawned_, completed_;

@@ -44,6 +44,13 @@ TEST(Diagnostics, StallDetectorNamesTheWorkerAndTheFiberOnce) {
   const std::string err = testing::internal::GetCapturedStderr();
   EXPECT_EQ(count(err, "weft: stall: worker"), 1) << err;
   EXPECT_NE(err.find("fiber #" + std::to_string(id) + " "), std::string::npos) << err;
+  // The stuck thread's backtrace follows: a header naming the fiber, then frames as
+  // backtrace_symbols_fd prints them ("module(+0x...) [0x...]").
+  const std::string header = "weft: stall: backtrace of worker ";
+  const std::size_t at = err.find(header);
+  ASSERT_NE(at, std::string::npos) << err;
+  EXPECT_NE(err.find("(fiber #" + std::to_string(id) + "):", at), std::string::npos) << err;
+  EXPECT_GE(count(err.substr(at), "[0x"), 3) << err;
 }
 
 TEST(Diagnostics, NoStallReportForFibersThatSuspendOrForIdleWorkers) {
