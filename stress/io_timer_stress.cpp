@@ -1,5 +1,5 @@
-// S6 (reduced) and timer races: the poller hand-off (reactor.hpp steps 1-5) and the timer
-// shards (timers.hpp steps 1-7) under park/unpark churn.
+// S6 and timer races: the poller hand-off (reactor.hpp steps 1-5) and the timer shards
+// (timers.hpp steps 1-7) under park/unpark churn.
 //
 //   A. echo: P socketpairs, each served by an echo fiber; half the clients are plain
 //      threads (their bytes arrive while workers sleep: the reactor's watch path), half
@@ -11,6 +11,8 @@
 //      while other fibers wait on live fds. Every message must come back with its own
 //      connection's tag (no data or wake-up reaches the wrong fiber), and a reader of a
 //      closed connection sees EOF, never a hang.
+//   D. S6 at the catalogue's sizes (see s6_round): 500 pairs, 200 client fibers x 1000
+//      messages, random close and reopen.
 //   B. timers: fibers sleep for random 0-300 µs, wait on events with random timeouts
 //      while other fibers set them, and now and then hog their worker for ~1 ms without
 //      yielding (a shard only peers or the watchdog can fire). No sleep ends early, every
@@ -20,6 +22,8 @@
 
 #include <weft/io.hpp>
 
+#include <cstring>
+#include <memory>
 #include <random>
 #include <sys/socket.h>
 #include <vector>
@@ -198,6 +202,112 @@ bool timer_round(unsigned workers, long fibers) {
   return early.load() == 0 && done.load() == fibers;
 }
 
+// S6 at test-catalogue.md's sizes: `pairs` socketpairs, each served by an echo fiber;
+// `clients` fibers each exchange `msgs` 16-byte messages over randomly chosen pairs, and
+// one exchange in 64 first closes its pair and opens a new one (fd numbers are reused).
+// Checked: every message comes back unchanged over its own connection (it carries the
+// pair, generation, client and sequence), bytes written == bytes read per connection
+// when it closes, and each closed connection's echo fiber sees EOF and then an error
+// (EPIPE) for a write, never a hang or a SIGPIPE.
+bool s6_round(unsigned workers, int pairs, int clients, long msgs) {
+  weft::scheduler sched({.workers = workers});
+  std::atomic<long> exchanged{0}, bad{0}, reopened{0}, closed_seen{0};
+  stress::watchdog dog(std::chrono::seconds(240), [&] {
+    return "s6 workers=" + std::to_string(workers) + " exchanged=" + std::to_string(exchanged.load()) +
+           " " + stress::stats_line(sched);
+  });
+  struct conn {
+    weft::mutex mu;  // held for a whole exchange: one request in flight per stream
+    int fd = -1;     // the client side; the echo fiber owns the other
+    std::uint32_t gen = 0;
+    long written = 0, read = 0;  // bytes, this generation
+    weft::join_handle<void> echo;
+  };
+  std::vector<std::unique_ptr<conn>> cs(static_cast<std::size_t>(pairs));
+  auto open = [&](conn& c) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) return false;
+    c.fd = sv[0];
+    ++c.gen;
+    c.written = c.read = 0;
+    c.echo = weft::spawn([&, fd = sv[1]] {
+      unsigned char buf[64];
+      for (;;) {
+        auto r = io::read(fd, buf, sizeof buf, weft::deadline_after(std::chrono::seconds(60)));
+        if (!r) {
+          bad.fetch_add(1);
+          break;
+        }
+        if (*r == 0) break;  // the client closed its side
+        if (!io::write_all(fd, buf, *r)) {
+          bad.fetch_add(1);
+          break;
+        }
+      }
+      const unsigned char z = 0;
+      if (io::write(fd, &z, 1)) bad.fetch_add(1); else closed_seen.fetch_add(1);
+      (void)io::close(fd);
+    });
+    return true;
+  };
+  auto close_conn = [&](conn& c) {
+    if (c.written != c.read) bad.fetch_add(1);
+    if (!io::close(c.fd)) bad.fetch_add(1);
+    c.echo.join();
+  };
+  sched.block_on([&] {
+    for (auto& c : cs) {
+      c = std::make_unique<conn>();
+      if (!open(*c)) bad.fetch_add(1);
+    }
+    std::vector<weft::join_handle<void>> hs;
+    for (int k = 0; k < clients; ++k)
+      hs.push_back(weft::spawn([&, k] {
+        std::mt19937 rng(static_cast<unsigned>(k) * 2654435761u + 1u);
+        for (long m = 0; m < msgs; ++m) {
+          const std::uint32_t slot = static_cast<std::uint32_t>(rng() % static_cast<unsigned>(pairs));
+          conn& c = *cs[slot];
+          std::lock_guard<weft::mutex> g(c.mu);
+          if (rng() % 64 == 0) {
+            close_conn(c);
+            if (!open(c)) {
+              bad.fetch_add(1);
+              return;
+            }
+            reopened.fetch_add(1);
+          }
+          const std::uint32_t out[4] = {slot, c.gen, static_cast<std::uint32_t>(k),
+                                        static_cast<std::uint32_t>(m)};
+          if (!io::write_all(c.fd, out, sizeof out)) {
+            bad.fetch_add(1);
+            continue;
+          }
+          c.written += sizeof out;
+          std::uint32_t back[4] = {};
+          std::size_t got = 0;
+          while (got < sizeof back) {
+            auto r = io::read(c.fd, reinterpret_cast<char*>(back) + got, sizeof back - got,
+                              weft::deadline_after(std::chrono::seconds(10)));
+            if (!r || *r == 0) break;
+            got += *r;
+          }
+          c.read += static_cast<long>(got);
+          if (got != sizeof back || std::memcmp(back, out, sizeof out) != 0) bad.fetch_add(1);
+          exchanged.fetch_add(1, std::memory_order_relaxed);
+        }
+      }));
+    for (auto& h : hs) h.join();
+    for (auto& c : cs) close_conn(*c);
+  });
+  const long want = static_cast<long>(clients) * msgs;
+  std::printf("io_timer_stress: s6 workers=%u pairs=%d exchanged=%ld/%ld reopened=%ld "
+              "closed_seen=%ld bad=%ld %s\n",
+              workers, pairs, exchanged.load(), want, reopened.load(), closed_seen.load(),
+              bad.load(), stress::stats_line(sched).c_str());
+  return bad.load() == 0 && exchanged.load() == want &&
+         closed_seen.load() == pairs + reopened.load();
+}
+
 }  // namespace
 
 int main() {
@@ -205,7 +315,12 @@ int main() {
   const long rounds = stress::scaled(4000, 100);
   const long fibers = stress::scaled(20000, 1000);
   const long connections = stress::scaled(20000, 400);
+  // S6: 500 pairs, 200 clients x 1000 messages at full scale; 50 x 100 at the least.
+  const int s6_pairs = static_cast<int>(stress::scaled(500, 50));
+  const int s6_clients = static_cast<int>(stress::scaled(200, 50));
+  const long s6_msgs = stress::scaled(1000, 100);
   for (unsigned workers : {1u, 2u, 4u}) {
+    (s6_round(workers, s6_pairs, s6_clients, s6_msgs) ? passed : failed) += 1;
     (echo_round(workers, rounds) ? passed : failed) += 1;
     (churn_round(workers, connections) ? passed : failed) += 1;
     (timer_round(workers, fibers) ? passed : failed) += 1;
