@@ -19,6 +19,7 @@
 
 #include <weft/export.hpp>
 #include <weft/sync/detail/wait_queue.hpp>
+#include <weft/thread_annotations.hpp>
 #include <weft/timer.hpp>
 
 #include <atomic>
@@ -29,7 +30,8 @@ namespace weft {
 
 class condition_variable;
 
-class mutex {
+// A capability for clang's -Wthread-safety (weft/thread_annotations.hpp).
+class WEFT_CAPABILITY("mutex") mutex {
 public:
   mutex() noexcept = default;
   // Aborts (contract violation) if fibers or threads are waiting for the mutex.
@@ -39,7 +41,7 @@ public:
 
   // Acquires the mutex; suspends the calling fiber (or blocks the calling plain thread)
   // while another holds it. Any fiber or thread. Aborts if the caller already holds it.
-  void lock() {
+  void lock() WEFT_ACQUIRE() WEFT_NO_THREAD_SAFETY_ANALYSIS {
     std::uint32_t expected = 0;
     // acquire: pairs with the release in unlock(); the previous holder's writes are
     // visible. Failure: relaxed, the slow path re-reads.
@@ -50,20 +52,22 @@ public:
       set_owner();
   }
   // Acquires the mutex if it is free right now; never waits. Any fiber or thread.
-  [[nodiscard]] WEFT_API bool try_lock() noexcept;
+  [[nodiscard]] WEFT_API bool try_lock() noexcept WEFT_TRY_ACQUIRE(true);
   // Like lock(), giving up at the deadline (steady_clock); true when acquired. A deadline
   // in the past makes it a try_lock().
   template <class Rep, class Period>
-  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
+  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d)
+      WEFT_TRY_ACQUIRE(true) WEFT_NO_THREAD_SAFETY_ANALYSIS {
     return try_lock() || lock_until(deadline_after(d));
   }
   template <class Duration>
-  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<clock, Duration>& tp) {
+  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<clock, Duration>& tp)
+      WEFT_TRY_ACQUIRE(true) WEFT_NO_THREAD_SAFETY_ANALYSIS {
     return try_lock() || lock_until(to_deadline(tp));
   }
   // Releases the mutex. Precondition (checked, aborts): the caller holds it: the same
   // fiber (task) or plain thread that locked it. Never blocks.
-  WEFT_API void unlock() noexcept;
+  WEFT_API void unlock() noexcept WEFT_RELEASE();
 
 private:
   friend class condition_variable;
