@@ -17,8 +17,10 @@
 //      eventfd. The reactor thread blocks only on watch_ep_.
 //   2. An awake worker polls io_ep_ without blocking (poll_io(): epoll_wait timeout 0)
 //      when its queues are empty, on every round of its search spin, and on fairness
-//      ticks at most every poll_interval, and runs what it woke itself (its ring): on a
-//      busy server no event costs a thread switch.
+//      ticks at most every poll_interval (20 us; 500 us while half its ring or more is
+//      already queued: readiness would only queue behind that backlog, one epoll_wait
+//      each time), and runs what it woke itself (its ring): on a busy server no event
+//      costs a thread switch.
 //   3. A worker about to sleep (after idle.hpp C1, announce_park) calls arm_watch():
 //      watch_armed_.exchange(true) (seq_cst) and, if it was false, EPOLL_CTL_MOD re-arms
 //      the one-shot. The kernel re-checks readiness on MOD, so an fd that became ready

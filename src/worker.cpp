@@ -46,6 +46,7 @@ constexpr std::int64_t spin_for_ns = 50'000;
 // A busy worker polls the fds (reactor.hpp step 2) at most this often on fairness ticks:
 // an epoll_wait costs ~0.5 µs, a tick comes every 61 picks.
 constexpr std::int64_t io_poll_interval_ns = 20'000;
+constexpr std::int64_t io_poll_backlogged_ns = 500'000;
 
 inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
 }  // namespace
@@ -195,7 +196,15 @@ item worker::next_local() noexcept {
     poll_timers();  // into the ring's back (or the injection queue's): FIFO
     if (rt_.reactor_->io_used()) {  // reactor.hpp step 2, at most every io_poll_interval
       const std::int64_t now = steady_ns();
-      if (now >= next_io_poll_) poll_io(now);
+      if (now >= next_io_poll_) {
+        // A backlog of runnable fibers already queued here: more readiness would only
+        // queue behind it, at an epoll_wait each time. Poll less often until it drains
+        // (an empty queue polls at once, below).
+        if (ring_.size() >= decltype(ring_)::capacity / 2)
+          next_io_poll_ = now + io_poll_backlogged_ns;
+        else
+          poll_io(now);
+      }
     }
     if (injected) return injected;
     if (item it = poll_remote()) return it;
