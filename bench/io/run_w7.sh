@@ -17,10 +17,11 @@ run_server() {  # name cmd...
   sleep 0.3
 }
 
+# The two servers alternate run by run, so a slow phase of the VM hits both alike.
 for c in 64 1024; do
-  for name in raw_epoll weft; do
-    rates=()
-    for ((r = 0; r < reps; r++)); do
+  declare -A rates=([raw_epoll]="" [weft]="")
+  for ((r = 0; r < reps; r++)); do
+    for name in raw_epoll weft; do
       port=$((port + 1))
       if [[ $name == raw_epoll ]]; then run_server "$dir/raw_epoll_echo" $port
       else run_server "$dir/weft_echo" $port 1; fi
@@ -28,9 +29,11 @@ for c in 64 1024; do
                --label $name | grep '^RESULT')
       kill $server; wait $server 2>/dev/null || true
       echo "$line"
-      rates+=("$(awk '{print $5}' <<<"$line")")
+      rates[$name]+=" $(awk '{print $5}' <<<"$line")"
     done
-    sorted=($(printf '%s\n' "${rates[@]}" | sort -n))
+  done
+  for name in raw_epoll weft; do
+    sorted=($(printf '%s\n' ${rates[$name]} | sort -n))
     n=${#sorted[@]}
     echo "RESULT $name W7 c=$c ${sorted[$((n / 2))]} msgs/s min=${sorted[0]} max=${sorted[$((n - 1))]} reps=$n (server cpu0, loadgen cpu1)"
   done
