@@ -198,12 +198,15 @@ item worker::next_local() noexcept {
       const std::int64_t now = steady_ns();
       if (now >= next_io_poll_) {
         // A backlog of runnable fibers already queued here: more readiness would only
-        // queue behind it, at an epoll_wait each time. Poll less often until it drains
-        // (an empty queue polls at once, below).
-        if (ring_.size() >= decltype(ring_)::capacity / 2)
-          next_io_poll_ = now + io_poll_backlogged_ns;
-        else
+        // queue behind it, at an epoll_wait each time. Poll every io_poll_backlogged_ns
+        // until it drains (an empty queue polls at once, below), but do poll: the
+        // backlog may never drain (fibers that keep yielding), and while every worker is
+        // awake nobody else watches the fds (reactor.hpp step 5).
+        if (ring_.size() < decltype(ring_)::capacity / 2 ||
+            now - last_io_poll_ >= io_poll_backlogged_ns)
           poll_io(now);
+        else
+          next_io_poll_ = last_io_poll_ + io_poll_backlogged_ns;
       }
     }
     if (injected) return injected;
@@ -246,6 +249,7 @@ std::size_t worker::batch_wakes(F&& wake_some) noexcept {
 }
 
 bool worker::poll_io(std::int64_t now) noexcept {
+  last_io_poll_ = now;
   next_io_poll_ = now + io_poll_interval_ns;
   return batch_wakes([&] {
            const int n = rt_.reactor_->poll_io(io_events_.data(), static_cast<int>(io_events_.size()));

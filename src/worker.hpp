@@ -202,6 +202,7 @@ private:
   const bool diag_;         // the stall detector is on: publish diag_task_ on each switch
   bool firing_ = false;    // inside fire_timers/poll_io: wake_local queues FIFO (timers.hpp step 6)
   std::int64_t next_io_poll_ = 0;  // steady ns: the fairness tick's next fd poll
+  std::int64_t last_io_poll_ = 0;  // steady ns of this worker's last poll_io
   // poll_io's buffer: here, not on the stack poll_io runs on (often a fiber's). As many
   // as a raw epoll loop takes per call: fewer calls when many fds are ready at once.
   std::array<epoll_event, 256> io_events_{};

@@ -447,13 +447,22 @@ TEST_P(Io, ReadinessWakesAFiberWhileEveryWorkerSleeps) {
 
 // Step 5: every worker stays busy with fibers that yield and never let their queues run
 // dry (so no worker parks, nobody arms the watch); the readiness must still be noticed
-// (fairness-tick polls). The yielders give up after 20 s: a failure, never a hang.
-TEST_P(Io, ReadinessIsNoticedWhileEveryWorkerIsBusy) {
+// (fairness-tick polls). With 300 yielders per worker the run queues stay backlogged
+// (half a ring or more), where polls are spaced out but must still happen. The yielders
+// give up after 20 s: a failure, never a hang.
+class IoBusy : public testing::TestWithParam<std::tuple<unsigned, unsigned>> {
+protected:
+  unsigned workers() const { return std::get<0>(GetParam()); }
+  unsigned busy_per_worker() const { return std::get<1>(GetParam()); }
+};
+
+TEST_P(IoBusy, ReadinessIsNoticedWhileEveryWorkerIsBusy) {
+  weft::scheduler s({.workers = workers()});
   pair_fds p = make_socketpair();
   std::atomic<bool> got{false}, gave_up{false};
-  sched().block_on([&] {
+  s.block_on([&] {
     std::vector<weft::join_handle<void>> busy;
-    for (unsigned i = 0; i < 4 * workers(); ++i)
+    for (unsigned i = 0; i < busy_per_worker() * workers(); ++i)
       busy.push_back(weft::spawn([&] {
         const auto give_up = std::chrono::steady_clock::now() + 20s;
         while (!got.load()) {
@@ -481,6 +490,9 @@ TEST_P(Io, ReadinessIsNoticedWhileEveryWorkerIsBusy) {
   EXPECT_FALSE(gave_up.load());
   close_pair(p);
 }
+
+INSTANTIATE_TEST_SUITE_P(Workers, IoBusy,
+                         testing::Combine(testing::Values(1u, 2u, 4u), testing::Values(4u, 300u)));
 
 // F6: signals (handler installed without SA_RESTART, so every blocking syscall they hit
 // returns EINTR) land on random threads - workers in futex/epoll, the reactor thread, a
