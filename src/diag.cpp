@@ -13,7 +13,6 @@
 #include <cstdlib>
 #include <execinfo.h>
 #include <mutex>
-#include <pthread.h>
 #include <string>
 #include <unistd.h>
 
@@ -81,6 +80,15 @@ bool install_backtrace_handler() noexcept {
   return backtrace_handler_installed.load(std::memory_order_acquire);
 }
 
+// True while SIGURG still runs our handler (installed and not replaced since).
+bool backtrace_handler_is_ours() noexcept {
+  // acquire: pairs with the handler's installation (release).
+  if (!backtrace_handler_installed.load(std::memory_order_acquire)) return false;
+  struct sigaction cur {};
+  return ::sigaction(backtrace_signal, nullptr, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) &&
+         cur.sa_handler == backtrace_handler;
+}
+
 std::int64_t env_ms(const char* name) {
   const char* v = std::getenv(name);
   if (!v || !*v) return 0;
@@ -119,7 +127,10 @@ void diagnostics::tick(runtime& rt, std::int64_t now) noexcept {
   next_ns_ = now + period_ns_;
   const unsigned n = rt.worker_count();
   if (seen_.size() != n) seen_.assign(n, seen{0, now, false});
-  if (stall_ns_) {
+  // Not once shutdown began: workers leave their loops then (an exited worker's switch
+  // counter stands still, it is not stalled), and the reactor ticks on until ~runtime.
+  // acquire: pairs with the release that sets stop_.
+  if (stall_ns_ && !rt.stop_.load(std::memory_order_acquire)) {
     for (unsigned i = 0; i < n; ++i) {
       worker& w = rt.worker_at(i);
       const std::uint64_t sw = w.switch_count();
@@ -136,11 +147,9 @@ void diagnostics::tick(runtime& rt, std::int64_t now) noexcept {
                      "queued on this worker wait)\n",
                      i, static_cast<unsigned long long>(w.diag_task()),
                      static_cast<long long>((now - s.since) / 1'000'000));
-        // acquire: pairs with the handler's installation (release).
-        if (backtrace_handler_installed.load(std::memory_order_acquire)) {
-          if (const unsigned long t = w.thread_handle())
-            ::pthread_kill(static_cast<pthread_t>(t), backtrace_signal);
-        }
+        // The backtrace only while the handler is still ours: the program may have
+        // installed its own SIGURG handler since (we must not trigger it out of the blue).
+        if (backtrace_handler_is_ours()) (void)w.signal_thread(backtrace_signal);
       }
     }
   }

@@ -25,7 +25,11 @@
 // once at set-up so that its lazy load of the unwinder does not happen in the handler.
 // Frames are printed as module(+offset) (names only for exported symbols): feed them to
 // addr2line -e <module>. A system call the stuck fiber is in that does not restart
-// (nanosleep, poll...) returns EINTR, as with any signal.
+// (nanosleep, poll...) returns EINTR, as with any signal. The signal goes only to a
+// thread inside worker::thread_main (worker::signal_thread holds a lock across the
+// pthread_kill, so a joined thread's reused id is never signalled), only while the
+// handler is still ours (re-read with sigaction before each send), and no stall is
+// judged once shutdown began (exited workers stop switching without being stuck).
 #pragma once
 
 #include <cstdint>

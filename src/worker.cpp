@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstdio>
 #include <new>
+#include <csignal>
 #include <pthread.h>
 #include <system_error>
 #include <thread>
@@ -80,8 +81,10 @@ worker::~worker() = default;
 void worker::thread_main(int os_cpu, std::vector<std::vector<unsigned>> steal_tiers) {
   tls_worker = this;
   static_assert(sizeof(pthread_t) == sizeof(unsigned long));
-  // release: the reactor's diagnostics signal this thread only after seeing it (acquire).
-  thread_handle_.store(static_cast<unsigned long>(pthread_self()), std::memory_order_release);
+  {
+    std::lock_guard lock(thread_mu_);  // signal_thread: see thread_handle_
+    thread_handle_ = static_cast<unsigned long>(pthread_self());
+  }
   tiers_ = std::move(steal_tiers);
   int pin_err = 0;
   if (os_cpu >= 0) {
@@ -99,7 +102,16 @@ void worker::thread_main(int os_cpu, std::vector<std::vector<unsigned>> steal_ti
   for (fiber_impl* f : pool_) destroy_fiber(f);
   pool_.clear();
   remove_overflow_handler_for_this_thread();
+  {
+    std::lock_guard lock(thread_mu_);  // no signal after this: the thread is about to end
+    thread_handle_ = 0;
+  }
   tls_worker = nullptr;
+}
+
+bool worker::signal_thread(int sig) noexcept {
+  std::lock_guard lock(thread_mu_);
+  return thread_handle_ != 0 && ::pthread_kill(static_cast<pthread_t>(thread_handle_), sig) == 0;
 }
 
 void worker::dispatch(item it) noexcept {

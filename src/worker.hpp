@@ -39,6 +39,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <random>
 #include <sys/epoll.h>
 #include <vector>
@@ -139,10 +140,10 @@ public:
   bool sleeping() const noexcept { return parker_.sleeping(); }
   std::int64_t remote_size() const noexcept { return remote_count_.load(std::memory_order_relaxed); }
   std::uint64_t diag_task() const noexcept { return diag_task_.load(std::memory_order_relaxed); }
-  // The worker's thread (pthread_t), 0 until it started. Any thread.
-  unsigned long thread_handle() const noexcept {
-    return thread_handle_.load(std::memory_order_acquire);  // pairs with thread_main's store
-  }
+  // Sends sig to the worker's thread while thread_main runs (from its first line to its
+  // last); false when the thread has not started or has left thread_main (a joined
+  // thread's pthread_t may name another thread by now). Any thread.
+  bool signal_thread(int sig) noexcept;
 
 private:
   struct post_action {
@@ -232,8 +233,12 @@ private:
   // The task running here (0: none), for the stall report only. relaxed: read by the
   // reactor thread's diagnostics, which order nothing by it.
   std::atomic<std::uint64_t> diag_task_{0};
-  // pthread_self() of the worker thread, for the stall report's backtrace signal.
-  std::atomic<unsigned long> thread_handle_{0};
+  // pthread_self() of the worker thread while thread_main runs, 0 before and after, for
+  // the stall report's backtrace signal. A mutex, not an atomic: signal_thread holds it
+  // across pthread_kill, so the thread cannot leave thread_main (and be joined, its id
+  // reused) between the check and the send. Taken twice per thread and per stall report.
+  std::mutex thread_mu_;
+  unsigned long thread_handle_ = 0;
 
   // Statistics and shutdown accounting, written only by this worker.
   alignas(64) counter spawned_, completed_;

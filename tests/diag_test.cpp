@@ -69,6 +69,24 @@ TEST(Diagnostics, NoStallReportForFibersThatSuspendOrForIdleWorkers) {
   EXPECT_EQ(count(err, "weft: stall"), 0) << err;
 }
 
+TEST(Diagnostics, NoStallReportOrSignalAfterShutdown) {
+  // After shutdown() the workers have left their loops and been joined, but the reactor
+  // samples on until the scheduler is destroyed: a worker whose switch counter stands
+  // still there is gone, not stuck, and its thread id may already name another thread.
+  env_var stall("WEFT_STALL_MS", "5");
+  testing::internal::CaptureStderr();
+  {
+    weft::scheduler s({.workers = 2});
+    s.block_on([] {
+      weft::spawn([] { for (int i = 0; i < 100; ++i) weft::this_fiber::yield(); }).join();
+    });
+    s.shutdown();
+    std::this_thread::sleep_for(100ms);  // twenty stall thresholds, sampled every 1 ms
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(count(err, "weft: stall"), 0) << err;
+}
+
 TEST(Diagnostics, SchedtracePrintsPeriodicLinesAndNothingWhenOff) {
   testing::internal::CaptureStderr();
   {
