@@ -7,6 +7,7 @@
 // default a warning and an unpinned run; with options::pin_strict a system_error naming
 // the worker and the CPU, with every thread joined.
 #include "runtime.hpp"
+#include "topology.hpp"
 
 #include <weft/weft.hpp>
 
@@ -15,6 +16,7 @@
 #include <dirent.h>
 #include <string>
 #include <system_error>
+#include <thread>
 
 namespace {
 
@@ -52,13 +54,40 @@ TEST(Startup, WorkerThreadStartFailureIsReportedAndCleansUp) {
   EXPECT_EQ(ok.block_on([] { return weft::spawn([] { return 5; }).join(); }), 5);
 }
 
+// Empty when this machine lets `workers` workers be pinned (hwloc loads, has thread
+// binding, and a scratch thread can be bound to each planned CPU); otherwise why not.
+// The pin tests need it: without a placement (os_cpu -1) no bind is attempted, so an
+// injected failure never happens. Containers without binding rights skip them.
+std::string why_pinning_unavailable(unsigned workers) {
+  const weft::detail::topology_plan plan = weft::detail::plan_topology(workers, true);
+  if (!plan.warning.empty()) return plan.warning;
+  std::string why;
+  std::thread([&] {
+    for (const auto& w : plan.workers) {
+      if (w.os_cpu < 0) { why = "no CPU planned for a worker"; return; }
+      if (const int err = weft::detail::pin_this_thread(w.os_cpu)) {
+        why = "binding to CPU " + std::to_string(w.os_cpu) + " fails: " +
+              std::generic_category().message(err);
+        return;
+      }
+    }
+  }).join();
+  return why;
+}
+
+#define SKIP_UNLESS_PINNING_WORKS(workers)                                                \
+  if (const std::string why = why_pinning_unavailable(workers); !why.empty())            \
+  GTEST_SKIP() << "pinning unavailable here: " << why
+
 TEST(Startup, StrictPinningStartsWhenBindingWorks) {
+  SKIP_UNLESS_PINNING_WORKS(2);
   // Every worker's bind succeeded (a refused one would have thrown here).
   weft::scheduler s({.workers = 2, .pin = true, .pin_strict = true});
   EXPECT_EQ(s.block_on([] { return weft::spawn([] { return 7; }).join(); }), 7);
 }
 
 TEST(Startup, PinFailureWarnsAndRunsUnpinnedByDefault) {
+  SKIP_UNLESS_PINNING_WORKS(2);
   { weft::scheduler warm({.workers = 2}); }
   weft::detail::pin_inject_failure_for_worker(1);
   testing::internal::CaptureStderr();
@@ -73,6 +102,7 @@ TEST(Startup, PinFailureWarnsAndRunsUnpinnedByDefault) {
 }
 
 TEST(Startup, PinFailureUnderPinStrictFailsTheConstructor) {
+  SKIP_UNLESS_PINNING_WORKS(3);
   { weft::scheduler warm({.workers = 2}); }
   const int before = thread_count();
   for (int fail_at = 0; fail_at < 3; ++fail_at) {
