@@ -248,6 +248,12 @@ struct sleeper : detail::timer_entry {
 }  // namespace
 
 void sleep_until(clock::time_point deadline) noexcept {
+  if (detail::current_fiber() && deadline <= clock::now()) return;
+  detail::sleep_until_after_now(deadline);
+}
+}  // namespace this_fiber
+
+void detail::sleep_until_after_now(clock::time_point deadline) noexcept {
   detail::fiber_impl* self = detail::current_fiber();
   if (!self) {
     if (deadline == clock::time_point::max())
@@ -255,7 +261,7 @@ void sleep_until(clock::time_point deadline) noexcept {
     std::this_thread::sleep_until(deadline);
     return;
   }
-  if (deadline <= clock::now()) return;
+  using this_fiber::sleeper;
   sleeper s;
   s.deadline = deadline;
   s.fiber = self;
@@ -268,7 +274,6 @@ void sleep_until(clock::time_point deadline) noexcept {
       },
       &s);
 }
-}  // namespace this_fiber
 
 namespace this_worker {
 int index() noexcept {
