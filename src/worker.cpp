@@ -32,12 +32,19 @@
 
 namespace weft::detail {
 
-namespace {
 // initial-exec: one %fs-relative load. The library is built position-independent, where
 // the default (global-dynamic) model calls __tls_get_addr on every access: that was 17% of
 // a yield round trip. initial-exec works for an executable and for a shared library loaded
 // at start-up (not for a late dlopen of libweft.so, which we do not support).
-__attribute__((tls_model("initial-exec"))) thread_local worker* tls_worker = nullptr;
+#if defined(__x86_64__) && defined(__GNUC__)
+__thread worker* tls_worker_ = nullptr;  // worker.hpp declares it: asm name, TLS model
+#else
+namespace {
+__attribute__((tls_model("initial-exec"))) thread_local worker* tls_worker_ = nullptr;
+}  // namespace
+#endif
+
+namespace {
 
 // Searching workers spin this long before parking. A futex wake round trip between cores
 // costs ~45 µs on this VM kind (platform-facts.md), so a shorter spin turns every short gap
@@ -52,13 +59,13 @@ constexpr std::int64_t io_poll_backlogged_ns = 500'000;
 inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
 }  // namespace
 
-__attribute__((noinline)) worker* current_worker() noexcept {
-  return tls_worker;
+__attribute__((noinline)) worker* current_worker_noinline() noexcept {
+  return tls_worker_;
 }
 
 bool current_fiber_guard(std::uintptr_t& guard_lo, std::uintptr_t& guard_hi, std::size_t& usable,
                          std::uint64_t& fiber_id) noexcept {
-  worker* w = tls_worker;
+  worker* w = tls_worker_;
   if (!w || !w->current()) return false;
   fiber_impl* f = w->current();
   guard_lo = f->stk.guard_lo();
@@ -79,7 +86,7 @@ worker::~worker() = default;
 // ---------------------------------------------------------------- the worker thread
 
 void worker::thread_main(int os_cpu, std::vector<std::vector<unsigned>> steal_tiers) {
-  tls_worker = this;
+  tls_worker_ = this;
   static_assert(sizeof(pthread_t) == sizeof(unsigned long));
   {
     std::lock_guard lock(thread_mu_);  // signal_thread: see thread_handle_
@@ -106,7 +113,7 @@ void worker::thread_main(int os_cpu, std::vector<std::vector<unsigned>> steal_ti
     std::lock_guard lock(thread_mu_);  // no signal after this: the thread is about to end
     thread_handle_ = 0;
   }
-  tls_worker = nullptr;
+  tls_worker_ = nullptr;
 }
 
 bool worker::signal_thread(int sig) noexcept {
