@@ -14,6 +14,12 @@
 //      joiner is woken exactly once and never before it can be resumed.
 //   5. detach() sets DETACHED the same way; whichever of detach/complete comes second
 //      reports a stored exception to the unhandled-exception handler (exactly once).
+//   6. A completer that already sees DETACHED (spawn_detached sets it before the task is
+//      published; a relaxed load suffices) skips step 4's fetch_or: no joiner can exist,
+//      and detach's fetch_or came first and saw no DONE, so the report is the completer's.
+// References (task::refs_): the queue's and the join handle's; the last release deletes.
+// A release that sees refs_ == 1 (acquire) is by the only holder and deletes without
+// an RMW: detached fibers and joined ones whose queue reference went first.
 #include "assert.hpp"
 #include "fiber_impl.hpp"
 #include "parker.hpp"
@@ -126,11 +132,22 @@ void wake_slow(fiber_impl* f) noexcept { f->rt->wake(f); }
 reactor& reactor_of(fiber_impl* f) noexcept { return *f->rt->reactor_; }
 
 void task_release(task* t) noexcept {
-  // acq_rel: the last owner must see every other owner's writes before deleting.
-  if (t->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete t;
+  // The sole owner (refs_ 1) needs no RMW: nobody else holds a reference to copy or drop.
+  // acquire: pairs with the release half of the fetch_sub that dropped the other
+  // reference, so that owner's writes happen before the delete. acq_rel on the RMW path:
+  // the last owner must see every other owner's writes before deleting.
+  if (t->refs_.load(std::memory_order_acquire) == 1 ||
+      t->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
+    delete t;
 }
 
 void task_complete(task* t) noexcept {
+  // Step 6: detached, nobody joins it (one RMW fewer per detached fiber, W1). relaxed: a
+  // stale 0 takes step 4 below, which is right in every case.
+  if (t->state_.load(std::memory_order_relaxed) & task_detached) {
+    if (t->error_) report_unhandled(t);
+    return;
+  }
   // Step 4.
   std::uint32_t prev = t->state_.fetch_or(task_done, std::memory_order_acq_rel);
   if (prev & task_join_wait) wake_joiner(t->joiner_);

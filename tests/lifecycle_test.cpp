@@ -140,6 +140,34 @@ TEST(Lifecycle, DetachedExceptionGoesToTheHandler) {
   weft::set_unhandled_exception_handler(prev);
 }
 
+std::atomic<int> raced_reports{0};
+
+// detach() racing the fiber's completion (task.cpp join protocol steps 4-6): whichever
+// comes second reports the exception, exactly once, whether the completer saw DETACHED
+// (step 6, no DONE) or the detach saw DONE.
+TEST(Lifecycle, DetachRacingCompletionReportsEachExceptionOnce) {
+  auto prev = weft::set_unhandled_exception_handler(
+      [](std::uint64_t, std::exception_ptr) noexcept { raced_reports.fetch_add(1); });
+  constexpr int n = 2000;
+  {
+    weft::scheduler s({.workers = 2});
+    std::vector<weft::join_handle<void>> hs;
+    hs.reserve(n);
+    for (int i = 0; i < n; ++i)
+      hs.push_back(s.spawn([i] {
+        if (i % 3 == 0) weft::this_fiber::yield();  // some finish before, some after
+        throw std::runtime_error("raced");
+      }));
+    // Half while they run (the completer usually reports, step 6), half once they have
+    // finished (the detach reports, step 5).
+    for (int i = 0; i < n; i += 2) hs[i].detach();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    for (int i = 1; i < n; i += 2) hs[i].detach();
+  }
+  EXPECT_EQ(raced_reports.load(), n);
+  weft::set_unhandled_exception_handler(prev);
+}
+
 TEST(LifecycleDeathTest, DetachedExceptionTerminatesByDefault) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(
