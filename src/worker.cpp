@@ -36,7 +36,7 @@ namespace weft::detail {
 // the default (global-dynamic) model calls __tls_get_addr on every access: that was 17% of
 // a yield round trip. initial-exec works for an executable and for a shared library loaded
 // at start-up (not for a late dlopen of libweft.so, which we do not support).
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__LP64__) && defined(__GNUC__)
 __thread worker* tls_worker_ = nullptr;  // worker.hpp declares it: asm name, TLS model
 #else
 namespace {

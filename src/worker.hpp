@@ -58,7 +58,7 @@ class worker;
 // that it stays after the switch; elsewhere a call that is never inlined. The asm saves
 // the call and return of the noinline function: 4-6 of them per channel round trip.
 worker* current_worker_noinline() noexcept;
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__LP64__) && defined(__GNUC__)
 extern __thread worker* tls_worker_ __asm__("weft_detail_tls_worker")
     __attribute__((tls_model("initial-exec"), visibility("hidden")));
 inline worker* current_worker() noexcept {

@@ -129,7 +129,9 @@ TEST(TimerWheel, FiresInDeadlineOrderAcrossLevelsAndArmOrderWithinATick) {
   order.clear();
   static std::vector<int>* sink;
   sink = &order;
-  // Deadlines spread over levels 0..4, armed in reverse; two share a tick (arm order).
+  // Deadlines spread over the levels (65.5 us ticks: 100 us and 2 ms on level 0 or 1 by
+  // the wheel's position, 0.3 s on 2, 70 s on 3, 5 h on 4), armed in reverse; two share a
+  // tick (arm order).
   const std::int64_t offs[] = {5LL * 3600'000'000'000LL, 70'000'000'000LL, 300'000'000,
                                2'000'000, 100'000, 100'001};
   for (int i = 0; i < 6; ++i) {

@@ -132,7 +132,8 @@ template <class Duration>
 void sleep_until(const std::chrono::time_point<clock, Duration>& tp) noexcept {
   sleep_until(to_deadline(tp));
 }
-// Suspends the calling fiber for at least d (zero or negative: returns at once).
+// Suspends the calling fiber for at least d (zero or negative: returns at once). Any
+// positive d suspends, however small (the fiber may resume on another worker).
 template <class Rep, class Period>
 void sleep_for(const std::chrono::duration<Rep, Period>& d) noexcept {
   if (d <= d.zero()) return;
