@@ -110,6 +110,10 @@ void* task_alloc(std::size_t n) {
   block* b = l.head;
   l.head = b->next;
   --l.n;
+  // The list is a chain of blocks freed long ago (cold, often by another core): start
+  // loading the next one now, for the next spawn, instead of missing on it then. Write
+  // intent: the task's constructor writes it.
+  __builtin_prefetch(l.head, 1);
   return b;
 #endif
 }
