@@ -4,7 +4,8 @@
 #
 # -Wall -Wextra -Wpedantic for every target; -Werror when WEFT_WERROR is ON; clang adds
 # -Wthread-safety so the WEFT_GUARDED_BY / WEFT_REQUIRES annotations
-# (include/weft/thread_annotations.hpp) are checked. Flags are PRIVATE: they never leak into a consumer's build.
+# (include/weft/thread_annotations.hpp) are checked. Flags are PRIVATE: they never leak
+# into a consumer's build.
 include_guard(GLOBAL)
 
 function(weft_set_target_options target)

@@ -262,15 +262,11 @@ namespace {
 struct sleeper : detail::timer_entry {
   detail::fiber_impl* fiber;
 };
-}  // namespace
 
-void sleep_until(clock::time_point deadline) noexcept {
-  if (detail::current_fiber() && deadline <= clock::now()) return;
-  detail::sleep_until_after_now(deadline);
-}
-}  // namespace this_fiber
-
-void detail::sleep_until_after_now(clock::time_point deadline) noexcept {
+// Both sleeps. A plain thread sleeps; a fiber suspends on a timer unless check_past and
+// the deadline has passed (sleep_for skips that clock read: its deadline is later than
+// the read it was computed from).
+void sleep_to(clock::time_point deadline, bool check_past) noexcept {
   detail::fiber_impl* self = detail::current_fiber();
   if (!self) {
     if (deadline == clock::time_point::max())
@@ -278,7 +274,7 @@ void detail::sleep_until_after_now(clock::time_point deadline) noexcept {
     std::this_thread::sleep_until(deadline);
     return;
   }
-  using this_fiber::sleeper;
+  if (check_past && deadline <= clock::now()) return;
   sleeper s;
   s.deadline = deadline;
   s.fiber = self;
@@ -290,6 +286,14 @@ void detail::sleep_until_after_now(clock::time_point deadline) noexcept {
         detail::arm_timer(sl);
       },
       &s);
+}
+}  // namespace
+
+void sleep_until(clock::time_point deadline) noexcept { sleep_to(deadline, true); }
+}  // namespace this_fiber
+
+void detail::sleep_until_after_now(clock::time_point deadline) noexcept {
+  this_fiber::sleep_to(deadline, false);
 }
 
 namespace this_worker {

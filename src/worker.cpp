@@ -23,9 +23,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <new>
-#include <csignal>
 #include <pthread.h>
 #include <system_error>
 #include <thread>
