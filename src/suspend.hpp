@@ -38,11 +38,12 @@ void suspend_current(post_fn post, void* arg) noexcept;
 // Any thread. Makes a suspended fiber runnable again (rule 2: once per suspension).
 // Inline for the commonest case, a fiber woken by another fiber of its own runtime on a
 // worker whose runnext slot is free (channel and mutex hand-offs): it becomes runnext
-// with no call. Everything else goes through runtime::wake (wake_slow).
+// with no call; and a fiber woken by a timer its worker is firing (queued FIFO without a
+// look at its cold record). Everything else goes through runtime::wake (wake_slow).
 void wake_slow(fiber_impl* f) noexcept;
 inline void wake(fiber_impl* f) noexcept {
   worker* w = current_worker();
-  if (w && w->try_wake_into_runnext(f)) return;
+  if (w && w->try_wake_local(f)) return;
   wake_slow(f);
 }
 

@@ -175,4 +175,60 @@ TEST(TimerWheel, CancelAfterFireReportsFalseAndEmptyWheelRestarts) {
   EXPECT_EQ(c.fires, 1);
 }
 
+TEST(TimerWheel, CancelHolesAndCompactionKeepArmOrderAndExactlyOnce) {
+  // One crowded slot per level (the same deadline tick): timeouts armed and mostly
+  // cancelled leave holes, and the slot is compacted under later cancels. What is left
+  // fires exactly once, in arm order, and a slot emptied by cancels is no longer due.
+  static std::vector<int> order;
+  static std::vector<int>* sink;
+  sink = &order;
+  std::mt19937_64 rng(7);
+  for (const std::int64_t ahead : {1'000'000LL, 300'000'000LL, 70'000'000'000LL}) {
+    order.clear();
+    timer_shard s;
+    const std::int64_t t0 = synthetic_start();
+    constexpr int n = 5000;
+    std::vector<std::unique_ptr<probe>> ps;
+    auto arm_one = [&](int seq) {
+      ps.push_back(std::make_unique<probe>());
+      arm(s, *ps.back(), t0 + ahead);
+      ps.back()->seq_no = seq;
+      ps.back()->fire = [](timer_entry* e) noexcept {
+        ++static_cast<probe*>(e)->fires;
+        sink->push_back(static_cast<probe*>(e)->seq_no);
+      };
+    };
+    for (int i = 0; i < n; ++i) arm_one(i);
+    std::vector<int> idx(n);
+    for (int i = 0; i < n; ++i) idx[i] = i;
+    std::shuffle(idx.begin(), idx.end(), rng);
+    std::vector<bool> cancelled(n + 100, false);
+    for (int k = 0; k < n * 9 / 10; ++k) {  // 90% cancelled, in random order
+      ASSERT_TRUE(s.cancel(ps[idx[k]].get()));
+      cancelled[idx[k]] = true;
+      if (k == n / 2)  // more arms into the holey slot, between cancels
+        for (int j = 0; j < 100; ++j) arm_one(n + j);
+    }
+    EXPECT_EQ(s.size(), static_cast<std::size_t>(n - n * 9 / 10 + 100));
+    for (int k = 0; k < n * 9 / 10; ++k) EXPECT_FALSE(s.cancel(ps[idx[k]].get()));
+    for (std::int64_t now = t0; now <= t0 + ahead + 4 * tick_ns; now += ahead / 8 + 1) s.fire_due(now, false);
+    s.fire_due(t0 + ahead + 4 * tick_ns, false);
+    std::vector<int> expected;
+    for (int i = 0; i < n + 100; ++i)
+      if (!cancelled[i]) expected.push_back(i);
+    EXPECT_EQ(order, expected) << "ahead " << ahead;
+    for (int i = 0; i < n + 100; ++i) EXPECT_EQ(ps[i]->fires, cancelled[i] ? 0 : 1) << i;
+    EXPECT_EQ(s.size(), 0u);
+    EXPECT_EQ(s.next(), timer_shard::none);
+    // A crowded slot emptied by cancels alone: nothing due any more.
+    probe a, b;
+    arm(s, a, t0 + 2 * ahead);
+    arm(s, b, t0 + 2 * ahead);
+    EXPECT_TRUE(s.cancel(&b));
+    EXPECT_TRUE(s.cancel(&a));
+    EXPECT_EQ(s.next(), timer_shard::none);
+    EXPECT_EQ(s.fire_due(t0 + 3 * ahead, false), 0u);
+  }
+}
+
 }  // namespace
