@@ -243,10 +243,11 @@ item worker::next_local() noexcept {
   runnext_streak_ = 0;
   // With one worker nobody steals, so the owner's pop needs no CAS (W3: ~5 ns a switch).
   // Queued tasks were usually created long before they run (cold in cache): start loading
-  // the next one's header now, while this one runs. A stale hint costs nothing.
+  // the header of the one that runs prefetch_distance pops from now (run_queue.hpp). A
+  // stale hint costs nothing.
   item next = 0;
   if (item it = solo_ ? ring_.pop_unshared(next) : ring_.pop()) {
-    if (!solo_) next = ring_.peek();
+    if (!solo_) next = ring_.peek_ahead();
     if (next) __builtin_prefetch(reinterpret_cast<void*>(next & ~item{1}));
     return it;
   }
