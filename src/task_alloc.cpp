@@ -38,7 +38,7 @@ namespace {
 
 constexpr std::size_t class_size = 64, class_count = 4;
 constexpr std::size_t batch = 64, stack_cap = 2 * batch;  // a thread keeps up to 2 batches
-constexpr std::size_t prefetch_distance = 4;
+[[maybe_unused]] constexpr std::size_t prefetch_distance = 4;  // not in sanitizer builds
 constexpr std::size_t chunk_bytes = 64 * 1024;
 
 struct batch_of_blocks {

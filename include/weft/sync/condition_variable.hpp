@@ -42,7 +42,9 @@ public:
   }
   // As wait(), giving up at the deadline (steady_clock). Returns cv_status::timeout when
   // the deadline ended the wait (a deadline in the past: at once, after re-locking).
-  WEFT_API std::cv_status wait_until(std::unique_lock<mutex>& lk, clock::time_point deadline);
+  // (Unlocks and relocks through lk.mutex(), which clang's analysis cannot follow.)
+  WEFT_API std::cv_status wait_until(std::unique_lock<mutex>& lk, clock::time_point deadline)
+      WEFT_NO_THREAD_SAFETY_ANALYSIS;
   template <class Duration>
   std::cv_status wait_until(std::unique_lock<mutex>& lk,
                             const std::chrono::time_point<clock, Duration>& tp) {

@@ -76,7 +76,8 @@ private:
   static constexpr std::uint32_t waiters = 2;  // queue non-empty; changed under lock_ only
   static constexpr std::uint32_t woken = 4;    // a waiter was resumed to retry and has not
                                                // retried yet: unlock need not wake another
-  WEFT_API void lock_slow();
+  // The body's try_lock-then-wait paths are beyond clang's analysis (lock() is annotated).
+  WEFT_API void lock_slow() WEFT_NO_THREAD_SAFETY_ANALYSIS;
   WEFT_API bool lock_until(clock::time_point deadline);
   WEFT_API void set_owner() noexcept;
   WEFT_API bool held_by_caller() const noexcept;
