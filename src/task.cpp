@@ -281,8 +281,9 @@ void sleep_to(clock::time_point deadline, bool check_past) noexcept {
   s.fire = [](detail::timer_entry* e) noexcept { detail::wake(static_cast<sleeper*>(e)->fiber); };
   // Armed after the switch (suspend.hpp rule 1): the timer cannot wake us before we sleep.
   detail::suspend_current(
-      [](detail::fiber_impl*, void* arg) noexcept {
+      [](detail::fiber_impl* from, void* arg) noexcept {
         auto* sl = static_cast<sleeper*>(arg);
+        sl->warm = from->ctx.fctx;  // saved by now (timers.hpp: timer_entry::warm)
         detail::arm_timer(sl);
       },
       &s);
