@@ -26,8 +26,8 @@
 
 #include <weft/detail/task.hpp>
 
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -89,11 +89,11 @@ struct class_stacks {
     // A batch at a time; the rest of the chunk goes to the depot for later refills.
     std::size_t off = 0;
     for (; off + size <= chunk_bytes && s.n < batch; off += size) s.p[s.n++] = chunk + off;
+    std::lock_guard<std::mutex> g(the_depot().mu);
     while (off + size <= chunk_bytes) {
       batch_of_blocks b;
       b.n = 0;
       for (; off + size <= chunk_bytes && b.n < batch; off += size) b.p[b.n++] = chunk + off;
-      std::lock_guard<std::mutex> g(the_depot().mu);
       the_depot().batches[k].push_back(b);
     }
   }

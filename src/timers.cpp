@@ -181,7 +181,8 @@ void timer_shard::unlink(timer_entry* e) noexcept {
     give_back(id, take(id));  // all holes: empty it (and free a burst's large array)
   } else if (a.size >= 64 && a.live < a.size / 4) {
     // Mostly holes (timeouts armed and cancelled while the slot waits to come up):
-    // compact, keeping arm order. Amortised O(1): a.size / 4 cancels paid for it.
+    // compact, keeping arm order. Amortised O(1): over three quarters of the slot are
+    // holes, each made by a cancel since the last compaction, and they pay for the walk.
     std::uint32_t n = 0;
     for (std::uint32_t i = 0; i < a.size; ++i)
       if (timer_entry* x = a.data[i]) {
