@@ -17,6 +17,9 @@ if [[ ! -x $tour ]]; then
   echo "weft: error: $tour was not built (does bench/CMakeLists.txt define the weft_tour target?)" >&2
   exit 1
 fi
+# The VM's memory phase (bench/phase_probe.cpp): memory-bound figures (W1, W8) follow it.
+probe=build/release/bench/weft_phase_probe
+"$probe" start
 "$tour" "$@"
 
 # Sync primitives (issue 3: W4, W6, W10, select fan-in) and I/O (issue 4: W8 sleep, W7
@@ -26,8 +29,10 @@ if [[ ${WEFT_BENCH_TOUR_ONLY:-0} != 1 ]]; then
   echo "=== sync primitives ==="
   build/release/bench/sync/weft_sync_bench
   echo "=== W8 sleep ==="
+  "$probe" before-W8
   build/release/bench/io/weft_w8_sleep
   build/release/bench/io/weft_timer_bench
   echo "=== W7 echo (1 rep x 3 s per point; bench/io/run_w7.sh for more) ==="
   bash bench/io/run_w7.sh build/release/bench/io 1 3 | grep -E '^RESULT.*reps='
 fi
+"$probe" end
