@@ -52,8 +52,9 @@ void timer_shard::arm(timer_entry* e) noexcept {
     e->when_tick = when;
     link(e);
     ++count_;
-    // Step 1: next_ only moves earlier, to when this entry can fire (no wheel scan).
-    const std::int64_t fire_at = e->slot == due_slot ? 0 : (when + 1) << tick_shift;
+    // Step 1: next_ only moves earlier, to when this entry can fire (no wheel scan): its
+    // deadline (by then fire_due re-files it from a higher level and fires it).
+    const std::int64_t fire_at = e->slot == due_slot ? 0 : deadline_ns(e);
     if (fire_at < next_.load(std::memory_order_relaxed)) next_.store(fire_at, std::memory_order_relaxed);
   }
   if (first && watchdog_) {
@@ -98,12 +99,16 @@ std::size_t timer_shard::fire_due(std::int64_t now, bool try_only) noexcept {
   fire_slot(due_slot);
   std::int64_t tick;
   int level, slot;
-  // An entry fires once its tick has passed (tick < now_tick); a higher-level slot is
-  // re-filed (cascaded) once its first tick has come (tick <= now_tick).
-  while (count_ && next_expiration(tick, level, slot) &&
-         (level == 0 ? tick < now_tick : tick <= now_tick)) {
-    elapsed_ = tick;
+  // A level-0 slot whose tick has passed fires whole; the current tick's slot fires only
+  // the entries whose deadline has passed (exact deadlines: not up to a tick late). A
+  // higher-level slot is re-filed (cascaded) once its first tick has come.
+  while (count_ && next_expiration(tick, level, slot) && tick <= now_tick) {
     const auto id = static_cast<std::uint16_t>(level * slots + slot);
+    if (level == 0 && tick == now_tick) {
+      if (slot_min_[slot] <= now) fired += fire_current(id, now);
+      break;  // every later slot is a later tick
+    }
+    elapsed_ = tick;
     if (level == 0) {
       fire_slot(id);
     } else {
@@ -118,6 +123,36 @@ std::size_t timer_shard::fire_due(std::int64_t now, bool try_only) noexcept {
   }
   if (count_ == 0 || elapsed_ < now_tick) elapsed_ = std::max(elapsed_, now_tick);
   publish_next();
+  return fired;
+}
+
+std::size_t timer_shard::fire_current(std::uint16_t id, std::int64_t now) noexcept {
+  // In place: a fire never arms or cancels (step 6), so nothing else changes the array.
+  slot_array& a = slot_[id];
+  std::int64_t earliest = none;
+  std::size_t fired = 0;
+  for (std::uint32_t i = 0; i < a.size; ++i) {
+    prefetch_ahead(a, i, true);
+    timer_entry* e = a.data[i];
+    if (!e) continue;
+    const std::int64_t d = deadline_ns(e);
+    if (d > now) {
+      earliest = std::min(earliest, d);
+      continue;
+    }
+    a.data[i] = nullptr;  // a hole, as a cancel leaves
+    --a.live;
+    e->slot = timer_entry::npos;
+    --count_;
+    e->fire(e);  // under lock_: step 5
+    ++fired;
+  }
+  if (a.live == 0) {
+    give_back(id, take(id));
+  } else {
+    slot_min_[id] = earliest;  // exact again (cancels had made it a lower bound)
+    compact_if_holey(a);
+  }
   return fired;
 }
 
@@ -165,6 +200,10 @@ void timer_shard::push(std::uint16_t id, timer_entry* e) noexcept {
     a.data = static_cast<timer_entry**>(p);
     a.cap = cap;
   }
+  if (id < slots) {  // level 0: the slot's earliest deadline (a lower bound after cancels)
+    const std::int64_t d = deadline_ns(e);
+    slot_min_[id] = a.live == 0 ? d : std::min(slot_min_[id], d);
+  }
   e->slot = id;
   e->index = a.size;
   a.data[a.size++] = e;
@@ -179,18 +218,23 @@ void timer_shard::unlink(timer_entry* e) noexcept {
   e->slot = timer_entry::npos;
   if (--a.live == 0) {
     give_back(id, take(id));  // all holes: empty it (and free a burst's large array)
-  } else if (a.size >= 64 && a.live < a.size / 4) {
-    // Mostly holes (timeouts armed and cancelled while the slot waits to come up):
-    // compact, keeping arm order. Amortised O(1): over three quarters of the slot are
-    // holes, each made by a cancel since the last compaction, and they pay for the walk.
-    std::uint32_t n = 0;
-    for (std::uint32_t i = 0; i < a.size; ++i)
-      if (timer_entry* x = a.data[i]) {
-        x->index = n;
-        a.data[n++] = x;
-      }
-    a.size = n;
+  } else {
+    compact_if_holey(a);
   }
+}
+
+void timer_shard::compact_if_holey(slot_array& a) noexcept {
+  // Mostly holes (timeouts armed and cancelled while the slot waits to come up, or the
+  // current tick's slot firing piecemeal): compact, keeping arm order. Amortised O(1):
+  // over three quarters of the slot are holes, each made since the last compaction.
+  if (a.size < 64 || a.live >= a.size / 4) return;
+  std::uint32_t n = 0;
+  for (std::uint32_t i = 0; i < a.size; ++i)
+    if (timer_entry* x = a.data[i]) {
+      x->index = n;
+      a.data[n++] = x;
+    }
+  a.size = n;
 }
 
 timer_shard::slot_array timer_shard::take(std::uint16_t id) noexcept {
@@ -243,7 +287,7 @@ void timer_shard::publish_next() noexcept {
     std::int64_t tick;
     int level, slot;
     if (next_expiration(tick, level, slot))
-      t = (level == 0 ? tick + 1 : tick) << tick_shift;
+      t = level == 0 ? slot_min_[slot] : tick << tick_shift;
   }
   next_.store(t, std::memory_order_relaxed);
 }
