@@ -27,6 +27,7 @@
 #include <weft/detail/task.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdlib>
 #include <mutex>
@@ -113,9 +114,21 @@ struct thread_cache {
 
 __attribute__((tls_model("initial-exec"))) thread_local thread_cache cache;
 
+// Test seam (task_alloc_inject_failure_after): allocations left before they fail, or -1.
+// relaxed: tests set it while no other thread spawns.
+std::atomic<long> inject_countdown{-1};
+
 }  // namespace
 
+void task_alloc_inject_failure_after(long n) noexcept {
+  inject_countdown.store(n, std::memory_order_relaxed);
+}
+
 void* task_alloc(std::size_t n) {
+  if (long c = inject_countdown.load(std::memory_order_relaxed); __builtin_expect(c >= 0, 0)) {
+    if (c == 0) throw std::bad_alloc();
+    inject_countdown.store(c - 1, std::memory_order_relaxed);
+  }
 #if defined(WEFT_ASAN) || defined(WEFT_TSAN)
   return ::operator new(n);
 #else

@@ -100,6 +100,44 @@ TEST(Lifecycle, SpawnAfterShutdownThrowsAndDestroysTheCallable) {
   EXPECT_TRUE(watch.expired()) << "the callable was not destroyed";
 }
 
+TEST(Lifecycle, TaskAllocationFailureThrowsFromSpawnAndLosesNothing) {
+  // test-catalogue F8: the spawn's one allocation fails (bad_alloc). Every spawn flavour
+  // throws it, the callable's captures are destroyed exactly once (by the caller, whose
+  // object was never moved from), nothing is counted as live, and the scheduler goes on.
+  weft::scheduler s({.workers = 2});
+  auto token = std::make_shared<int>(7);
+  std::weak_ptr<int> watch = token;
+  auto expect_bad_alloc = [](auto&& spawn_one, const char* what) {
+    weft::detail::task_alloc_inject_failure_after(0);
+    bool threw = false;
+    try {
+      spawn_one();
+    } catch (const std::bad_alloc&) {
+      threw = true;
+    }
+    weft::detail::task_alloc_inject_failure_after(-1);
+    EXPECT_TRUE(threw) << what << " did not throw bad_alloc";
+  };
+  {
+    auto f = [t = token] { return *t; };
+    expect_bad_alloc([&] { (void)s.spawn(std::move(f)); }, "scheduler::spawn");
+    expect_bad_alloc([&] { s.spawn_detached(std::move(f)); }, "scheduler::spawn_detached");
+    EXPECT_EQ(s.block_on([&] {
+      int ok = 0;
+      expect_bad_alloc([&] { (void)weft::spawn(std::move(f)); }, "weft::spawn");
+      expect_bad_alloc([&] { weft::spawn_detached(std::move(f)); }, "weft::spawn_detached");
+      // The spawning fiber carries on, and spawns again once memory is back.
+      ok += weft::spawn(std::move(f)).join();
+      return ok;
+    }), 7);
+  }
+  token.reset();
+  EXPECT_TRUE(watch.expired()) << "a failed spawn leaked or kept the callable";
+  // Nothing half-spawned is waited for: shutdown returns, after one more round of work.
+  EXPECT_EQ(s.spawn([] { return 1; }).join(), 1);
+  s.shutdown();
+}
+
 TEST(Lifecycle, LiveFiberCapIsReportedBySpawn) {
   weft::scheduler s({.workers = 1, .max_fibers = 8});
   std::atomic<bool> release{false};

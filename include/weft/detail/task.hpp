@@ -30,6 +30,10 @@ namespace detail {
 // on the common path. Any thread.
 WEFT_API void* task_alloc(std::size_t n);
 WEFT_API void task_free(void* p, std::size_t n) noexcept;
+// Test seam (fault injection, test-catalogue F8): after n more successful task_alloc
+// calls, the following ones throw std::bad_alloc as if memory had run out; n < 0 turns it
+// off. Set it while no other thread spawns.
+WEFT_API void task_alloc_inject_failure_after(long n) noexcept;
 
 // task::state_ bit set when no join_handle exists (see src/fiber_impl.hpp task_state).
 inline constexpr std::uint32_t task_detached_bit = 4;
