@@ -13,6 +13,12 @@
 //      closed connection sees EOF, never a hang.
 //   D. S6 at the catalogue's sizes (see s6_round): 500 pairs, 200 client fibers x 1000
 //      messages, random close and reopen.
+//   E. S5, timers vs cancel: N timed waits (deadlines 0-200 ms, 1 in 50 up to 600 ms: all
+//      wheel levels up to 2, re-filing included), half of them ended early by a set()
+//      from setter fibers and plain threads at random times (the cancel path: holes and
+//      compaction in crowded slots). Each wait ends exactly once; one never set times
+//      out, never early; one set before its deadline is notified (a timer never fires
+//      early, so a set that completed first must win).
 //   B. timers: fibers sleep for random 0-300 µs, wait on events with random timeouts
 //      while other fibers set them, and now and then hog their worker for ~1 ms without
 //      yielding (a shard only peers or the watchdog can fire). No sleep ends early, every
@@ -22,10 +28,12 @@
 
 #include <weft/io.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <random>
 #include <sys/socket.h>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -202,6 +210,82 @@ bool timer_round(unsigned workers, long fibers) {
   return early.load() == 0 && done.load() == fibers;
 }
 
+bool cancel_round(unsigned workers, long n) {
+  weft::scheduler sched({.workers = workers});
+  struct waiter {
+    weft::event ev{weft::event::reset_mode::manual};
+    std::atomic<std::int64_t> deadline{0}, set_at{-1}, ended_at{0};
+    std::atomic<int> outcome{0};  // 1 notified, 2 timed out
+  };
+  std::vector<std::unique_ptr<waiter>> ws;
+  for (long i = 0; i < n; ++i) ws.push_back(std::make_unique<waiter>());
+  std::atomic<long> done{0};
+  stress::watchdog dog(std::chrono::seconds(240), [&] {
+    return "cancel workers=" + std::to_string(workers) + " done=" + std::to_string(done.load()) +
+           " " + stress::stats_line(sched);
+  });
+  auto ns_now = [] { return clk::now().time_since_epoch().count(); };
+  // Setters: half the indices, shuffled, split over fibers and two plain threads.
+  std::vector<long> to_set;
+  for (long i = 0; i < n; i += 2) to_set.push_back(i);
+  std::shuffle(to_set.begin(), to_set.end(), std::mt19937(static_cast<unsigned>(n)));
+  constexpr int setter_fibers = 14, setter_threads = 2, setters = setter_fibers + setter_threads;
+  auto run_setter = [&](int k, bool in_fiber) {
+    std::mt19937 rng(static_cast<unsigned>(k * 7919));
+    for (std::size_t j = static_cast<std::size_t>(k); j < to_set.size(); j += setters) {
+      const auto gap = std::chrono::microseconds(rng() % 40);
+      if (in_fiber)
+        weft::this_fiber::sleep_for(gap);
+      else
+        std::this_thread::sleep_for(gap);
+      waiter& w = *ws[static_cast<std::size_t>(to_set[j])];
+      w.ev.set();
+      w.set_at.store(ns_now());  // after set() returned
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int k = setter_fibers; k < setters; ++k) threads.emplace_back(run_setter, k, false);
+  sched.block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int k = 0; k < setter_fibers; ++k) hs.push_back(weft::spawn(run_setter, k, true));
+    for (long i = 0; i < n; ++i)
+      hs.push_back(weft::spawn([&, i] {
+        std::mt19937 rng(static_cast<unsigned>(i + 1));
+        const auto d = rng() % 50 == 0 ? std::chrono::microseconds(rng() % 600000)
+                                       : std::chrono::microseconds(rng() % 200000);
+        waiter& w = *ws[static_cast<std::size_t>(i)];
+        const auto deadline = clk::now() + d;
+        w.deadline.store(deadline.time_since_epoch().count());
+        const bool got = w.ev.wait_until(deadline);
+        w.ended_at.store(ns_now());
+        w.outcome.fetch_add(got ? 1 : 2);
+        done.fetch_add(1);
+      }));
+    for (auto& h : hs) h.join();
+  });
+  for (auto& t : threads) t.join();
+  long notified = 0, timed_out = 0, bad = 0;
+  for (long i = 0; i < n; ++i) {
+    const waiter& w = *ws[static_cast<std::size_t>(i)];
+    const int o = w.outcome.load();
+    const std::int64_t set_at = w.set_at.load(), deadline = w.deadline.load();
+    const bool ok = (o == 1 || o == 2) &&
+                    (o != 2 || w.ended_at.load() >= deadline) &&  // never early
+                    (set_at >= 0 || o == 2) &&                    // never set: timed out
+                    (set_at < 0 || set_at >= deadline || o == 1);  // set first: notified
+    if (!ok && bad++ < 5)
+      std::fprintf(stderr, "cancel: waiter %ld outcome %d deadline %lld set_at %lld ended %lld\n", i,
+                   o, static_cast<long long>(deadline), static_cast<long long>(set_at),
+                   static_cast<long long>(w.ended_at.load()));
+    (o == 1 ? notified : timed_out) += 1;
+  }
+  std::printf("io_timer_stress: cancel workers=%u waits=%ld notified=%ld timed_out=%ld bad=%ld "
+              "timers_fired=%llu\n",
+              workers, n, notified, timed_out, bad,
+              static_cast<unsigned long long>(sched.stats().total().timers_fired));
+  return bad == 0 && done.load() == n;
+}
+
 // S6 at test-catalogue.md's sizes: `pairs` socketpairs, each served by an echo fiber;
 // `clients` fibers each exchange `msgs` 16-byte messages over randomly chosen pairs, and
 // one exchange in 64 first closes its pair and opens a new one (fd numbers are reused).
@@ -324,6 +408,7 @@ int main() {
     (echo_round(workers, rounds) ? passed : failed) += 1;
     (churn_round(workers, connections) ? passed : failed) += 1;
     (timer_round(workers, fibers) ? passed : failed) += 1;
+    (cancel_round(workers, fibers) ? passed : failed) += 1;
   }
   return stress::finish(passed, failed);
 }
