@@ -82,8 +82,8 @@ class alignas(cache_line_size) run_queue {
 
   // Owner thread only, and only while no stealer exists (a scheduler with one worker):
   // pop() without the CAS, which nothing can race with then.
-  // `after` receives the item that is now the oldest (0 if none), for prefetching: the
-  // same loads pop() needed, where a separate peek() would repeat them.
+  // `after` receives the item prefetch_distance places behind the one returned (0 if the
+  // queue is shorter), for prefetching: the same loads pop() needed.
   item pop_unshared(item& after) noexcept {
     // relaxed: the owner is the only writer of tail_ and, with no stealers, of head_.
     const index h = head_.load(std::memory_order_relaxed);

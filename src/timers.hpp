@@ -1,5 +1,5 @@
 // src/timers.hpp - per-worker timer shards: sleep_for/until and every timed wait (sync/,
-// io). Each worker owns one shard (a binary min-heap under a small lock) and fires its
+// io). Each worker owns one shard (a timing wheel under a small lock) and fires its
 // own timers from its scheduling loop, so a sleeping fiber is woken by the worker it
 // slept on, straight into that worker's run queue: no reactor thread, no cross-thread
 // queue, no futex in the common case (Go's per-P timers).
@@ -20,7 +20,7 @@
 //      stuck in one long-running fiber does not hold its timers hostage while another
 //      worker idles. The fired fibers then run on the searching worker.
 //   5. cancel_timer() takes the entry's shard lock: the entry is either still in the
-//      heap (removed; returns true: fire will never run) or fire has already returned
+//      wheel (removed; returns true: fire will never run) or fire has already returned
 //      (false). Once cancel returns the shard no longer touches the entry, and its owner
 //      may free it.
 //   6. fire must be short and must not call arm/cancel (the shard lock is held): it
