@@ -89,9 +89,7 @@ std::size_t timer_shard::fire_due(std::int64_t now, bool try_only) noexcept {
       prefetch_ahead(a, i, true);
       timer_entry* e = a.data[i];
       if (!e) continue;  // cancelled
-      e->slot = timer_entry::npos;
-      --count_;
-      e->fire(e);  // under lock_: step 5; a woken sleeper's entry may die with it
+      fire_entry(e);
       ++fired;
     }
     give_back(id, a);
@@ -126,6 +124,12 @@ std::size_t timer_shard::fire_due(std::int64_t now, bool try_only) noexcept {
   return fired;
 }
 
+void timer_shard::fire_entry(timer_entry* e) noexcept {
+  e->slot = timer_entry::npos;  // cancel() now returns false (step 5)
+  --count_;
+  e->fire(e);  // under lock_; a woken sleeper's entry may die with it: not touched again
+}
+
 std::size_t timer_shard::fire_current(std::uint16_t id, std::int64_t now) noexcept {
   // In place: a fire never arms or cancels (step 6), so nothing else changes the array.
   slot_array& a = slot_[id];
@@ -142,9 +146,7 @@ std::size_t timer_shard::fire_current(std::uint16_t id, std::int64_t now) noexce
     }
     a.data[i] = nullptr;  // a hole, as a cancel leaves
     --a.live;
-    e->slot = timer_entry::npos;
-    --count_;
-    e->fire(e);  // under lock_: step 5
+    fire_entry(e);
     ++fired;
   }
   if (a.live == 0) {

@@ -164,6 +164,8 @@ private:
   static std::int64_t deadline_ns(const timer_entry* e) noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(e->deadline.time_since_epoch()).count();
   }
+  // Marks e fired and calls its fire (the entry is already out of its slot's array).
+  void fire_entry(timer_entry* e) noexcept;
   // Fires the entries of level-0 slot id (the current tick's) whose deadline is <= now.
   std::size_t fire_current(std::uint16_t id, std::int64_t now) noexcept;
   static void compact_if_holey(slot_array& a) noexcept;
