@@ -95,6 +95,12 @@ class alignas(cache_line_size) run_queue {
     head_.store(h + 1, std::memory_order_release);
     return x;
   }
+  // Owner thread with no stealers: the item k places behind the oldest, or 0.
+  item peek_unshared(index k) const noexcept {
+    const index h = head_.load(std::memory_order_relaxed);
+    if (tail_.load(std::memory_order_relaxed) - h <= k) return 0;
+    return slots_[(h + k) & mask_].load(std::memory_order_relaxed);
+  }
   item pop_unshared() noexcept {
     item after;
     return pop_unshared(after);
