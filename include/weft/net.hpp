@@ -57,7 +57,7 @@ public:
   static result<tcp_stream> connect(const endpoint& peer, clock::time_point deadline = io::forever);
 
   result<std::size_t> read(void* buf, std::size_t n, clock::time_point deadline = io::forever) {
-    return io::read(fd_, buf, n, deadline);
+    return io::recv(fd_, buf, n, 0, deadline);  // recv: no VFS layer (vfs_read, fsnotify)
   }
   result<std::size_t> write(const void* buf, std::size_t n, clock::time_point deadline = io::forever) {
     return io::send(fd_, buf, n, 0, deadline);
