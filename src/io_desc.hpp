@@ -68,7 +68,7 @@ enum class io_dir : unsigned { read = 0, write = 1 };
 // Outcome of prepare(): see protocol step 2.
 enum class [[nodiscard]] prepare_result { retry, claimed, busy };
 
-struct io_desc {
+struct alignas(64) io_desc {
   static constexpr std::uintptr_t slot_nil = 0;
   static constexpr std::uintptr_t slot_ready = 1;  // an edge arrived, nobody consumed it
   static constexpr std::uintptr_t slot_wait = 2;   // claimed, commit pending (step 3)
@@ -146,13 +146,18 @@ struct io_desc {
   // store after EPOLL_CTL_ADD). nonblock_: O_NONBLOCK was ensured (0 unknown, 1 set);
   // socket_: 0 unknown, 1 socket, 2 not a socket; both relaxed: a cache, a racing
   // duplicate check gives the same answer.
+  //
+  // Layout: everything an event or an I/O call touches shares the first cache line; the
+  // mutex (cold: registration and close only) comes after. Unaligned, the 88-byte
+  // descriptors straddled lines, so a dispatch (gen_, rd_, wr_) or a call (refs_,
+  // nonblock_, owner_, a slot) often missed twice.
   int fd_ = -1;
-  std::mutex lock_;  // registration and finish
   std::atomic<std::uint32_t> gen_{1};
-  std::atomic<reactor*> owner_{nullptr};
   std::atomic<std::uint32_t> refs_{0};
-  std::atomic<std::uintptr_t> rd_{slot_nil}, wr_{slot_nil};
   std::atomic<std::uint8_t> nonblock_{0}, socket_{0};
+  std::atomic<reactor*> owner_{nullptr};
+  std::atomic<std::uintptr_t> rd_{slot_nil}, wr_{slot_nil};
+  alignas(64) std::mutex lock_;  // registration and finish
 };
 
 // Process-wide table fd -> io_desc (fd numbers are process-wide). Chunks are allocated on
