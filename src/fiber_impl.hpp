@@ -32,12 +32,7 @@ enum task_state : std::uint32_t {
                                       // error goes to the unhandled-exception handler
 };
 
-// The record is a heap object of its own (two lines, 64-aligned), not a block at the top
-// of the fiber's stack: records of many fibers then share pages, and resuming a fiber
-// whose stack is cold costs one page walk (the stack's) instead of two. A worker reads the
-// record several pops before the fiber runs (worker::warm_fiber); at 1,024 fibers the
-// records are 128 KiB, the stacks' touched pages 4 MiB.
-struct alignas(64) fiber_impl {
+struct fiber_impl {
   context ctx;                // must stay first: switch_context passes &ctx around
   stack stk;
   runtime* rt = nullptr;

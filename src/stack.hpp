@@ -1,8 +1,8 @@
 // src/stack.hpp - guarded, mmap'd fiber stacks and the stack-overflow report.
 //
 //   high  +---------------------------+ <- base + map_size
-//         | usable stack, grows down  |   (the fiber record, fiber_impl, is on the heap:
-//         |                           |    fiber_impl.hpp says why)
+//         | fiber record (fiber_impl) |   placed by the worker at the top
+//         | usable stack, grows down  |
 //   lo -> +---------------------------+
 //         | guard: no access          |   guard_size bytes (whole pages)
 //   base->+---------------------------+

@@ -282,10 +282,13 @@ item worker::next_local() noexcept {
 // after another (W7 at 1,024 connections: ~30% of weft's user time was the resume path:
 // jump_fcontext, wait_ready and io::read each stalled on their frame). Here, 4 pops
 // before it runs, the saved context and the frames above it are prefetched, with the
-// line of its task where a fiber's captured state sits. The record itself (dense, off
-// the stack) was prefetched 3 pops earlier, so reading ctx.fctx is usually a cache hit.
-// Solo workers only: with stealers the fiber might be running elsewhere (or its record
-// recycled) while we read it.
+// line of its task where a fiber's captured state sits; the record (at the top of the
+// stack) was prefetched 4 pops earlier still, so reading ctx.fctx rarely waits long.
+// Solo workers only: with stealers the fiber might be running elsewhere (or be
+// destroyed) while we read its record.
+// Tried: records on the heap (dense, so the record read never walks a page). W7 gained
+// nothing over this, and W8 (2 workers, 10,000 small-frame fibers whose record and
+// frames shared a page) lost: 6 of 9 pairs slower, up to 2x in slow phases.
 void worker::warm_fiber(fiber_impl* f) noexcept {
   if (item far = ring_.peek_unshared(run_queue_prefetch_far - 1))
     __builtin_prefetch(reinterpret_cast<void*>(far & ~item{1}));
@@ -588,16 +591,12 @@ fiber_impl* worker::fiber_for(task* t) noexcept {
     // another worker's surplus (fibers finish where they were stolen to)
   } else {
     try {
+      const std::size_t record = (sizeof(fiber_impl) + 63) & ~std::size_t{63};
       stack s = stack_allocate(rt_.opts_.stack_size, rt_.opts_.guard_size);
-      try {
-        f = new fiber_impl{};
-      } catch (...) {
-        stack_release(s);
-        throw;
-      }
+      f = ::new (static_cast<char*>(s.lo) + s.size - record) fiber_impl{};
       f->stk = s;
       f->rt = &rt_;
-      context_make(f->ctx, s.lo, s.size, &worker::fiber_main);
+      context_make(f->ctx, s.lo, s.size - record, &worker::fiber_main);
     } catch (...) {
       // No stack: the task fails to start; join() rethrows the std::system_error.
       t->error_ = std::current_exception();
@@ -622,7 +621,7 @@ void worker::recycle(fiber_impl* f) noexcept {
 void destroy_fiber(fiber_impl* f) noexcept {
   context_destroy(f->ctx);
   stack s = f->stk;
-  delete f;
+  f->~fiber_impl();
   stack_release(s);
 }
 
