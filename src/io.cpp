@@ -1,6 +1,7 @@
 // src/io.cpp - the public fd calls: try the syscall, on EAGAIN wait on the fd's io_desc
 // (fiber: suspend, io_desc.hpp protocol; plain thread: poll(2)), retry.
 #include "io_desc.hpp"
+#include "io_stream.hpp"
 #include "reactor.hpp"
 #include "suspend.hpp"
 #include "worker.hpp"
@@ -69,6 +70,8 @@ std::error_code finish_close(io_desc& d) noexcept {
     d.wr_.store(io_desc::slot_nil, std::memory_order_relaxed);
     d.nonblock_.store(0, std::memory_order_relaxed);
     d.socket_.store(0, std::memory_order_relaxed);
+    d.stream_.store(0, std::memory_order_relaxed);
+    d.drained_.store(0, std::memory_order_relaxed);
     // release: the reset above happens before any operation on the next incarnation
     // (pairs with the acquire CAS in acquire_ref()).
     d.refs_.store(0, std::memory_order_release);
@@ -238,7 +241,46 @@ bool is_socket(io_desc& d) noexcept {
   return k == 1;
 }
 
+// SOCK_STREAM or not, learnt once per incarnation (relaxed: a cache).
+bool is_stream(io_desc& d) noexcept {
+  std::uint8_t k = d.stream_.load(std::memory_order_relaxed);
+  if (k == 0) {
+    int type = 0;
+    socklen_t len = sizeof type;
+    k = ::getsockopt(d.fd_, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM ? 1 : 2;
+    d.stream_.store(k, std::memory_order_relaxed);
+  }
+  return k == 1;
+}
+
 }  // namespace
+
+result<std::size_t> stream_recv(int fd, void* buf, std::size_t n, clock::time_point deadline) {
+  io_desc* d = descs().get(fd);
+  op_ref ref(d);
+  if (!ref) return errc(std::errc::bad_file_descriptor);
+  if (std::error_code ec = ensure_nonblocking(*d)) return ec;
+  // Protocol step 7. relaxed: see the field comment.
+  if (d->drained_.load(std::memory_order_relaxed)) {
+    d->drained_.store(0, std::memory_order_relaxed);
+    fiber_impl* self = current_fiber();
+    if (self && (deadline == clock::time_point::max() || clock::now() < deadline))
+      if (std::error_code ec = wait_fiber(*d, io_dir::read, deadline, self)) return ec;
+  }
+  for (;;) {
+    const ssize_t got = ::recv(d->fd_, buf, n, 0);
+    if (got >= 0) {
+      if (got > 0 && static_cast<std::size_t>(got) < n && is_stream(*d))
+        d->drained_.store(1, std::memory_order_relaxed);
+      return static_cast<std::size_t>(got);
+    }
+    const int e = errno;
+    if (e == EINTR) continue;
+    if (e != EAGAIN && e != EWOULDBLOCK) return errno_code(e);
+    if (std::error_code ec = wait_ready(*d, io_dir::read, deadline)) return ec;
+  }
+}
+
 }  // namespace detail
 
 namespace io {

@@ -33,6 +33,16 @@
 //      slot (seq_cst RMW) then reads the flag (seq_cst); close/cancel write the flag
 //      (seq_cst RMW/store) then unblock the slot (seq_cst RMW). Either the waiter sees the
 //      flag before suspending, or the closer sees WAIT/fiber and unblocks it.
+//   7. Short stream reads (Tokio's clear_readiness on a short read): a recv(2) on a
+//      SOCK_STREAM socket that returns fewer bytes than asked emptied the receive queue
+//      at that moment; every byte queued after it raises a new epoll edge (the socket's
+//      wake-up runs on each arrival), which step 4 turns into READY or a wake. So the
+//      next stream read of a fiber skips the syscall that would only say EAGAIN and goes
+//      straight to step 2: READY (an edge came meanwhile) retries the syscall, NIL waits
+//      for the edge. Not for datagrams or SEQPACKET (a short read is one record, more
+//      may be queued), not from plain threads, and not with a deadline already past
+//      (io.hpp: such a call still tries the syscall once). W7 echo: 3 -> 2 syscalls per
+//      message.
 //
 // Close protocol (refs_ word: bit 0 CLOSING, once set never cleared for this incarnation;
 // bits 1.. count in-flight operations):
@@ -155,6 +165,11 @@ struct alignas(64) io_desc {
   std::atomic<std::uint32_t> gen_{1};
   std::atomic<std::uint32_t> refs_{0};
   std::atomic<std::uint8_t> nonblock_{0}, socket_{0};
+  // Stream reads (stream_recv): stream_ 0 unknown, 1 SOCK_STREAM, 2 anything else (a
+  // cache, as socket_); drained_ 1 = the last stream read came back short, so the
+  // receive queue was empty then (protocol step 7). Relaxed: one reader at a time, and a
+  // stale value costs one syscall, never a lost edge.
+  std::atomic<std::uint8_t> stream_{0}, drained_{0};
   std::atomic<reactor*> owner_{nullptr};
   std::atomic<std::uintptr_t> rd_{slot_nil}, wr_{slot_nil};
   alignas(64) std::mutex lock_;  // registration and finish

@@ -5,6 +5,7 @@
 #include <weft/net.hpp>
 
 #include <atomic>
+#include <poll.h>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -111,6 +112,66 @@ TEST_P(Net, ClosedStreamReportsBadDescriptor) {
   char c;
   EXPECT_EQ(s.read(&c, 1).error(), err(std::errc::bad_file_descriptor));
   EXPECT_EQ(s.close().error(), err(std::errc::bad_file_descriptor));
+}
+
+// io_desc.hpp step 7: after a short read the next read waits for an edge instead of
+// asking the kernel first. Bytes queued in every window around that wait must still be
+// read: before the worker polled their edge, after it did, later on, and with a deadline
+// already past (which must try the syscall, io.hpp). EOF and timeouts keep their meaning.
+TEST_P(Net, ReadAfterShortReadSeesEveryByte) {
+  weft::tcp_listener l = listen_any();
+  auto ep = *l.local_endpoint();
+  sched().block_on([&] {
+    auto c = weft::tcp_stream::connect(ep, weft::deadline_after(5s));
+    ASSERT_TRUE(c) << c.error().message();
+    auto a = l.accept(weft::deadline_after(5s));
+    ASSERT_TRUE(a) << a.error().message();
+    char buf[64];
+    auto read_str = [&](clock::time_point deadline) -> std::string {
+      auto n = a->read(buf, sizeof buf, deadline);
+      if (!n) return "error: " + n.error().message();
+      return std::string(buf, *n);
+    };
+    // Waits (without consuming) until the accepted socket has data queued.
+    auto wait_queued = [&] {
+      pollfd p{a->fd(), POLLIN, 0};
+      ASSERT_EQ(::poll(&p, 1, 5000), 1);
+    };
+    ASSERT_TRUE(c->write_all("abc", 3));
+    EXPECT_EQ(read_str(weft::deadline_after(5s)), "abc");  // short: drained from here on
+    // 1. Queued before the next read, edge maybe not polled yet.
+    ASSERT_TRUE(c->write_all("defgh", 5));
+    wait_queued();
+    EXPECT_EQ(read_str(weft::deadline_after(5s)), "defgh");
+    // 2. Queued and its edge surely polled (a sleep lets the worker poll the fds).
+    ASSERT_TRUE(c->write_all("ij", 2));
+    wait_queued();
+    weft::this_fiber::sleep_for(5ms);
+    EXPECT_EQ(read_str(weft::deadline_after(5s)), "ij");
+    // 3. Arrives while the reader waits.
+    auto writer = weft::spawn([&] {
+      weft::this_fiber::sleep_for(20ms);
+      ASSERT_TRUE(c->write_all("klm", 3));
+    });
+    EXPECT_EQ(read_str(weft::deadline_after(5s)), "klm");
+    writer.join();
+    // 4. A deadline already past still tries the syscall once.
+    ASSERT_TRUE(c->write_all("no", 2));
+    wait_queued();
+    EXPECT_EQ(read_str(clock::now() - 1s), "no");
+    // 5. Nothing comes: a future deadline times out, after the deadline.
+    auto t0 = clock::now();
+    EXPECT_EQ(a->read(buf, sizeof buf, weft::deadline_after(30ms)).error(),
+              err(std::errc::timed_out));
+    EXPECT_GE(clock::now() - t0, 30ms);
+    // 6. A short read then end of file.
+    ASSERT_TRUE(c->write_all("p", 1));
+    EXPECT_EQ(read_str(weft::deadline_after(5s)), "p");
+    ASSERT_TRUE(c->close());
+    auto eof = a->read(buf, sizeof buf, weft::deadline_after(5s));
+    ASSERT_TRUE(eof) << eof.error().message();
+    EXPECT_EQ(*eof, 0u);
+  });
 }
 
 // Shutdown cancels the accept loop and the connections' reads: the server unwinds.
