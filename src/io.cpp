@@ -190,13 +190,19 @@ std::error_code wait_ready(io_desc& d, io_dir dir, clock::time_point deadline) {
   return wait_thread(d, dir, deadline);
 }
 
+// Runs before the first syscall of an operation; an error ends it.
+using pre_op_fn = std::error_code (*)(io_desc&, io_dir, clock::time_point);
+
 // The retry loop shared by every call: sys() returns the syscall's result (-1 + errno).
 template <class Sys>
-result<std::size_t> run_op(int fd, io_dir dir, clock::time_point deadline, Sys&& sys) {
+result<std::size_t> run_op(int fd, io_dir dir, clock::time_point deadline, Sys&& sys,
+                           pre_op_fn pre = nullptr) {
   io_desc* d = descs().get(fd);
   op_ref ref(d);
   if (!ref) return errc(std::errc::bad_file_descriptor);
   if (std::error_code ec = ensure_nonblocking(*d)) return ec;
+  if (pre)
+    if (std::error_code ec = pre(*d, dir, deadline)) return ec;
   for (;;) {
     ssize_t n = sys(*d);
     if (n >= 0) return static_cast<std::size_t>(n);
@@ -253,32 +259,24 @@ bool is_stream(io_desc& d) noexcept {
   return k == 1;
 }
 
+// Protocol step 7's wait before the syscall (run_op's pre). relaxed: see the field.
+std::error_code wait_if_drained(io_desc& d, io_dir dir, clock::time_point deadline) {
+  if (!d.drained_.load(std::memory_order_relaxed)) return {};
+  d.drained_.store(0, std::memory_order_relaxed);
+  fiber_impl* self = current_fiber();
+  if (!self || (deadline != clock::time_point::max() && clock::now() >= deadline)) return {};
+  return wait_fiber(d, dir, deadline, self);
+}
+
 }  // namespace
 
 result<std::size_t> stream_recv(int fd, void* buf, std::size_t n, clock::time_point deadline) {
-  io_desc* d = descs().get(fd);
-  op_ref ref(d);
-  if (!ref) return errc(std::errc::bad_file_descriptor);
-  if (std::error_code ec = ensure_nonblocking(*d)) return ec;
-  // Protocol step 7. relaxed: see the field comment.
-  if (d->drained_.load(std::memory_order_relaxed)) {
-    d->drained_.store(0, std::memory_order_relaxed);
-    fiber_impl* self = current_fiber();
-    if (self && (deadline == clock::time_point::max() || clock::now() < deadline))
-      if (std::error_code ec = wait_fiber(*d, io_dir::read, deadline, self)) return ec;
-  }
-  for (;;) {
-    const ssize_t got = ::recv(d->fd_, buf, n, 0);
-    if (got >= 0) {
-      if (got > 0 && static_cast<std::size_t>(got) < n && is_stream(*d))
-        d->drained_.store(1, std::memory_order_relaxed);
-      return static_cast<std::size_t>(got);
-    }
-    const int e = errno;
-    if (e == EINTR) continue;
-    if (e != EAGAIN && e != EWOULDBLOCK) return errno_code(e);
-    if (std::error_code ec = wait_ready(*d, io_dir::read, deadline)) return ec;
-  }
+  return run_op(fd, io_dir::read, deadline, [&](io_desc& d) {
+    const ssize_t got = ::recv(d.fd_, buf, n, 0);
+    if (got > 0 && static_cast<std::size_t>(got) < n && is_stream(d))
+      d.drained_.store(1, std::memory_order_relaxed);  // step 7; relaxed: see the field
+    return got;
+  }, wait_if_drained);
 }
 
 }  // namespace detail
