@@ -39,6 +39,10 @@ struct fiber_impl {
   worker* home = nullptr;     // worker that last resumed it; remote wakes are sent there
   task* root = nullptr;       // task to run when (re)started from the pool
   task* current = nullptr;    // logical task running now (an inline child while it runs)
+  // Last stopped by a wait (worker::suspend), not by a yield: its stack has likely gone
+  // cold, so a solo worker warms it before resuming it (worker::warm_fiber). Written
+  // only by the fiber's own thread while it runs; read by that worker (solo) later.
+  bool waited = false;
 };
 
 using item = std::uintptr_t;

@@ -262,7 +262,7 @@ item worker::next_local() noexcept {
   item next = 0;
   if (item it = solo_ ? ring_.pop_unshared(next) : ring_.pop()) {
     if (!solo_) next = ring_.peek_ahead();
-    if (solo_ && is_fiber(next)) {
+    if (solo_ && is_fiber(next) && as_fiber(next)->waited) {
       warm_fiber(as_fiber(next));
     } else if (next) {
       __builtin_prefetch(reinterpret_cast<void*>(next & ~item{1}));
@@ -503,6 +503,7 @@ void worker::run_post() noexcept {
 }
 
 void worker::suspend(fiber_impl* self, post_fn post, void* arg) noexcept {
+  self->waited = true;
   item next = next_local();
   fiber_impl* to = nullptr;
   if (next) to = is_fiber(next) ? as_fiber(next) : fiber_for(as_task(next));
@@ -510,6 +511,7 @@ void worker::suspend(fiber_impl* self, post_fn post, void* arg) noexcept {
 }
 
 void worker::yield(fiber_impl* self) noexcept {
+  self->waited = false;
   item next = next_local();
   if (!next) return;  // nothing else is runnable here
   fiber_impl* to = is_fiber(next) ? as_fiber(next) : fiber_for(as_task(next));
