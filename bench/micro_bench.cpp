@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -97,6 +98,30 @@ void weft_yield(benchmark::State& state) {
   state.SetItemsProcessed(2 * state.iterations());  // items: switches
 }
 BENCHMARK(weft_yield)->UseRealTime();
+
+// yield around a ring of N fibers on one worker (the run queue holds N - 1 of them): the
+// per-switch cost of the solo pop path with a long queue, which W3's two fibers never
+// reach (warm_fiber must stay off for fibers that only yielded: worker.cpp).
+void weft_yield_ring(benchmark::State& state) {
+  const auto n = static_cast<int>(state.range(0));
+  weft::scheduler::options opts;
+  opts.workers = 1;
+  weft::scheduler sched(opts);
+  sched.block_on([&state, n] {
+    // relaxed: one worker runs every fiber, so program order already orders them.
+    std::atomic<bool> stop{false};
+    std::vector<weft::join_handle<void>> ring;
+    for (int i = 1; i < n; ++i)
+      ring.push_back(weft::spawn([&stop] {
+        while (!stop.load(std::memory_order_relaxed)) weft::this_fiber::yield();
+      }));
+    for (auto _ : state) weft::this_fiber::yield();
+    stop.store(true, std::memory_order_relaxed);
+    for (auto& h : ring) h.join();
+  });
+  state.SetItemsProcessed(static_cast<std::int64_t>(n) * state.iterations());  // switches
+}
+BENCHMARK(weft_yield_ring)->Arg(100)->Arg(1000)->UseRealTime();
 
 // ---- std::thread baseline -----------------------------------------------------------------
 
