@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <poll.h>
+#include <sys/socket.h>
+#include <utility>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -171,6 +173,99 @@ TEST_P(Net, ReadAfterShortReadSeesEveryByte) {
     auto eof = a->read(buf, sizeof buf, weft::deadline_after(5s));
     ASSERT_TRUE(eof) << eof.error().message();
     EXPECT_EQ(*eof, 0u);
+  });
+}
+
+// Step 7's exceptions: what stays queued behind a short read's data with no later edge.
+// The reader waits (drained) while the peer sends data and then, back to back, its end
+// of file, a reset, or urgent data followed by more bytes; a single edge may announce it
+// all, and the short read that takes the data leaves the rest. Every byte, then the end,
+// must still arrive (a reader that waited for another edge would time out). Also a
+// wait_readable between two reads consumes the edge the next read would wait for.
+TEST_P(Net, ReadAfterShortReadSeesWhatFollowsTheData) {
+  weft::tcp_listener l = listen_any();
+  auto ep = *l.local_endpoint();
+  sched().block_on([&] {
+    auto pair = [&] {
+      auto c = weft::tcp_stream::connect(ep, weft::deadline_after(5s));
+      EXPECT_TRUE(c) << c.error().message();
+      auto a = l.accept(weft::deadline_after(5s));
+      EXPECT_TRUE(a) << a.error().message();
+      return std::make_pair(std::move(*c), std::move(*a));
+    };
+    // Reads until EOF or an error; returns the bytes, then "|EOF" or "|<error>".
+    auto read_all = [](weft::tcp_stream& a) {
+      std::string got;
+      char buf[64];
+      for (;;) {
+        auto n = a.read(buf, sizeof buf, weft::deadline_after(5s));
+        if (!n) return got + "|" + n.error().message();
+        if (*n == 0) return got + "|EOF";
+        got.append(buf, *n);
+      }
+    };
+    auto drain_once = [](weft::tcp_stream& c, weft::tcp_stream& a) {  // leaves a drained
+      char buf[64];
+      EXPECT_TRUE(c.write_all("abc", 3));
+      auto n = a.read(buf, sizeof buf, weft::deadline_after(5s));
+      EXPECT_TRUE(n && *n == 3);
+    };
+    {  // data and FIN while the reader waits
+      auto [c, a] = pair();
+      drain_once(c, a);
+      auto w = weft::spawn([&c = c] {
+        weft::this_fiber::sleep_for(20ms);
+        EXPECT_TRUE(c.write_all("xyz", 3));
+        EXPECT_TRUE(c.close());
+      });
+      EXPECT_EQ(read_all(a), "xyz|EOF");
+      w.join();
+    }
+    {  // data and a reset (SO_LINGER 0) while the reader waits
+      auto [c, a] = pair();
+      drain_once(c, a);
+      auto w = weft::spawn([&c = c] {
+        weft::this_fiber::sleep_for(20ms);
+        EXPECT_TRUE(c.write_all("xyz", 3));
+        linger lg{1, 0};
+        EXPECT_EQ(::setsockopt(c.fd(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+        EXPECT_TRUE(c.close());
+      });
+      const std::string got = read_all(a);
+      // The reset may discard the unread bytes; it must be reported, not waited for.
+      EXPECT_TRUE(got == "xyz|" + err(std::errc::connection_reset).message() ||
+                  got == "|" + err(std::errc::connection_reset).message())
+          << got;
+      w.join();
+    }
+    {  // urgent data (recv stops at the mark) and more bytes, then FIN
+      auto [c, a] = pair();
+      drain_once(c, a);
+      auto w = weft::spawn([&c = c] {
+        weft::this_fiber::sleep_for(20ms);
+        EXPECT_EQ(::send(c.fd(), "xy", 2, MSG_NOSIGNAL), 2);
+        EXPECT_EQ(::send(c.fd(), "!", 1, MSG_OOB | MSG_NOSIGNAL), 1);
+        EXPECT_EQ(::send(c.fd(), "tail", 4, MSG_NOSIGNAL), 4);
+        weft::this_fiber::sleep_for(20ms);  // the reader is left waiting after "xy"
+        EXPECT_TRUE(c.close());
+      });
+      EXPECT_EQ(read_all(a), "xytail|EOF");  // the urgent byte is out of band
+      w.join();
+    }
+    {  // a wait_readable that waited, between two reads, consumed the edge
+      auto [c, a] = pair();
+      drain_once(c, a);
+      auto w = weft::spawn([&c = c] {
+        weft::this_fiber::sleep_for(20ms);
+        EXPECT_TRUE(c.write_all("de", 2));
+      });
+      EXPECT_TRUE(weft::io::wait_readable(a.fd(), weft::deadline_after(5s)));
+      w.join();
+      char buf[64];
+      auto n = a.read(buf, sizeof buf, weft::deadline_after(5s));
+      ASSERT_TRUE(n) << n.error().message();
+      EXPECT_EQ(std::string(buf, *n), "de");
+    }
   });
 }
 
