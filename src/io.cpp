@@ -1,7 +1,6 @@
 // src/io.cpp - the public fd calls: try the syscall, on EAGAIN wait on the fd's io_desc
 // (fiber: suspend, io_desc.hpp protocol; plain thread: poll(2)), retry.
 #include "io_desc.hpp"
-#include "io_stream.hpp"
 #include "reactor.hpp"
 #include "suspend.hpp"
 #include "worker.hpp"
@@ -12,7 +11,6 @@
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -71,9 +69,6 @@ std::error_code finish_close(io_desc& d) noexcept {
     d.wr_.store(io_desc::slot_nil, std::memory_order_relaxed);
     d.nonblock_.store(0, std::memory_order_relaxed);
     d.socket_.store(0, std::memory_order_relaxed);
-    d.stream_.store(0, std::memory_order_relaxed);
-    d.drained_.store(0, std::memory_order_relaxed);
-    d.read_end_.store(0, std::memory_order_relaxed);
     // release: the reset above happens before any operation on the next incarnation
     // (pairs with the acquire CAS in acquire_ref()).
     d.refs_.store(0, std::memory_order_release);
@@ -138,8 +133,6 @@ std::error_code stop_reason(io_desc& d, reactor& r, clock::time_point deadline) 
 // Fiber context. Empty code: retry the syscall. Protocol steps 0-5.
 std::error_code wait_fiber(io_desc& d, io_dir dir, clock::time_point deadline, fiber_impl* self) {
   reactor& r = reactor_of(self);
-  // Step 7: this wait consumes the read edge. relaxed: see the field.
-  if (dir == io_dir::read) d.drained_.store(0, std::memory_order_relaxed);
   if (std::error_code ec = r.register_fd(d)) return ec;
   switch (d.prepare(dir)) {
     case prepare_result::retry: return {};
@@ -194,19 +187,13 @@ std::error_code wait_ready(io_desc& d, io_dir dir, clock::time_point deadline) {
   return wait_thread(d, dir, deadline);
 }
 
-// Runs before the first syscall of an operation; an error ends it.
-using pre_op_fn = std::error_code (*)(io_desc&, io_dir, clock::time_point);
-
 // The retry loop shared by every call: sys() returns the syscall's result (-1 + errno).
 template <class Sys>
-result<std::size_t> run_op(int fd, io_dir dir, clock::time_point deadline, Sys&& sys,
-                           pre_op_fn pre = nullptr) {
+result<std::size_t> run_op(int fd, io_dir dir, clock::time_point deadline, Sys&& sys) {
   io_desc* d = descs().get(fd);
   op_ref ref(d);
   if (!ref) return errc(std::errc::bad_file_descriptor);
   if (std::error_code ec = ensure_nonblocking(*d)) return ec;
-  if (pre)
-    if (std::error_code ec = pre(*d, dir, deadline)) return ec;
   for (;;) {
     ssize_t n = sys(*d);
     if (n >= 0) return static_cast<std::size_t>(n);
@@ -251,45 +238,7 @@ bool is_socket(io_desc& d) noexcept {
   return k == 1;
 }
 
-// A TCP socket (step 7) or not, learnt once per incarnation (relaxed: a cache).
-bool is_tcp(io_desc& d) noexcept {
-  std::uint8_t k = d.stream_.load(std::memory_order_relaxed);
-  if (k == 0) {
-    int type = 0, proto = 0;
-    socklen_t len = sizeof type, plen = sizeof proto;
-    k = ::getsockopt(d.fd_, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM &&
-                ::getsockopt(d.fd_, SOL_SOCKET, SO_PROTOCOL, &proto, &plen) == 0 &&
-                proto == IPPROTO_TCP
-            ? 1
-            : 2;
-    d.stream_.store(k, std::memory_order_relaxed);
-  }
-  return k == 1;
-}
-
-// Protocol step 7's wait before the syscall (run_op's pre). drained_ relaxed: see the
-// field; read_end_ seq_cst: after our consuming slot exchange (the field comment).
-std::error_code wait_if_drained(io_desc& d, io_dir dir, clock::time_point deadline) {
-  if (!d.drained_.load(std::memory_order_relaxed)) return {};
-  d.drained_.store(0, std::memory_order_relaxed);
-  fiber_impl* self = current_fiber();
-  if (!self || d.read_end_.load(std::memory_order_seq_cst) || reactor_of(self).io_cancelled() ||
-      (deadline != clock::time_point::max() && clock::now() >= deadline))
-    return {};
-  return wait_fiber(d, dir, deadline, self);
-}
-
 }  // namespace
-
-result<std::size_t> stream_recv(int fd, void* buf, std::size_t n, clock::time_point deadline) {
-  return run_op(fd, io_dir::read, deadline, [&](io_desc& d) {
-    const ssize_t got = ::recv(d.fd_, buf, n, 0);
-    if (got > 0 && static_cast<std::size_t>(got) < n && is_tcp(d))
-      d.drained_.store(1, std::memory_order_relaxed);  // step 7; relaxed: see the field
-    return got;
-  }, wait_if_drained);
-}
-
 }  // namespace detail
 
 namespace io {

@@ -4,7 +4,7 @@
 //
 // I/O wait protocol (Go's netpoller pollDesc, src/runtime/netpoll.go, pdReady/pdWait):
 //   0. Registration: the first wait on an fd adds it to its reactor's epoll set once,
-//      EPOLLIN|EPOLLPRI|EPOLLOUT|EPOLLRDHUP|EPOLLET (PRI: step 7), with user data (fd << 32 | gen). Edge-triggered
+//      EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET, with user data (fd << 32 | gen). Edge-triggered
 //      and not one-shot: one epoll_ctl per fd lifetime instead of one EPOLL_CTL_MOD per
 //      wait (a syscall per echoed message would cost ~10% of W7); the READY state below
 //      keeps an edge that nobody waited for, so ET loses nothing. Rejected: level-
@@ -33,23 +33,6 @@
 //      slot (seq_cst RMW) then reads the flag (seq_cst); close/cancel write the flag
 //      (seq_cst RMW/store) then unblock the slot (seq_cst RMW). Either the waiter sees the
 //      flag before suspending, or the closer sees WAIT/fiber and unblocks it.
-//   7. Short stream reads (Tokio's clear_readiness on a short read): a recv(2) on a
-//      SOCK_STREAM socket that returns fewer bytes than asked emptied the receive queue
-//      at that moment; every byte queued after it raises a new epoll edge (the socket's
-//      wake-up runs on each arrival), which step 4 turns into READY or a wake. So the
-//      next stream read of a fiber skips the syscall that would only say EAGAIN and goes
-//      straight to step 2: READY (an edge came meanwhile) retries the syscall, NIL waits
-//      for the edge. Exceptions, where a short read can leave something queued that no
-//      later edge announces: end of file, a reset or an error queued behind the data,
-//      and TCP urgent data (recv stops at the mark). Their events (RDHUP, HUP, ERR, PRI)
-//      set read_end_ before their unblock, so a reader that consumed such an edge sees
-//      the flag and reads first; an edge not yet consumed still wakes it. Any fiber
-//      wait in the read direction consumes the edge, so it clears drained_ (a readv or
-//      wait_readable between two reads). Only TCP (SO_PROTOCOL): not datagrams,
-//      SEQPACKET, SCTP or AF_UNIX streams (a recv stops at each message with
-//      credentials or descriptors). Not from plain threads, after shutdown began, or
-//      with a deadline already past (io.hpp: such a call still tries the syscall once).
-//      W7 echo: 3 -> 2 syscalls per message.
 //
 // Close protocol (refs_ word: bit 0 CLOSING, once set never cleared for this incarnation;
 // bits 1.. count in-flight operations):
@@ -172,16 +155,6 @@ struct alignas(64) io_desc {
   std::atomic<std::uint32_t> gen_{1};
   std::atomic<std::uint32_t> refs_{0};
   std::atomic<std::uint8_t> nonblock_{0}, socket_{0};
-  // Stream reads (stream_recv): stream_ 0 unknown, 1 SOCK_STREAM, 2 anything else (a
-  // cache, as socket_); drained_ 1 = the last stream read came back short, so the
-  // receive queue was empty then (protocol step 7). Relaxed: one reader at a time, and a
-  // stale value costs one syscall, never a lost edge.
-  std::atomic<std::uint8_t> stream_{0}, drained_{0};
-  // Step 7's exception: set (seq_cst, before the unblock) by a poller whose event said
-  // the read side has an end or urgent data queued (RDHUP, HUP, ERR, PRI). Those stay
-  // queued behind a short read's data and raise no later edge, so once set this
-  // incarnation's stream reads always try the syscall first. Read seq_cst.
-  std::atomic<std::uint8_t> read_end_{0};
   std::atomic<reactor*> owner_{nullptr};
   std::atomic<std::uintptr_t> rd_{slot_nil}, wr_{slot_nil};
   alignas(64) std::mutex lock_;  // registration and finish

@@ -1,8 +1,6 @@
 // src/net.cpp - endpoint, tcp_stream, tcp_listener: socket setup around weft::io calls.
 #include <weft/net.hpp>
 
-#include "io_stream.hpp"
-
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
@@ -88,10 +86,6 @@ tcp_stream& tcp_stream::operator=(tcp_stream&& o) noexcept {
 }
 
 tcp_stream::~tcp_stream() { (void)close(); }
-
-result<std::size_t> tcp_stream::read(void* buf, std::size_t n, clock::time_point deadline) {
-  return detail::stream_recv(fd_, buf, n, deadline);
-}
 
 result<tcp_stream> tcp_stream::connect(const endpoint& peer, clock::time_point deadline) {
   int fd = ::socket(peer.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -186,7 +186,7 @@ std::error_code reactor::register_fd(io_desc& d) noexcept {
   if (owner == this) return {};
   if (owner) return std::make_error_code(std::errc::invalid_argument);
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = (static_cast<std::uint64_t>(d.fd_) << 32) | d.gen_.load(std::memory_order_relaxed);
   io_used_.store(true, std::memory_order_relaxed);  // step 2's hint
   if (epoll_ctl(epfd_, EPOLL_CTL_ADD, d.fd_, &ev) != 0) {
@@ -222,13 +222,9 @@ void reactor::dispatch_io(std::uint64_t tag, std::uint32_t events) noexcept {
   io_desc* d = descs().find(static_cast<int>(tag >> 32));
   // acquire: pairs with the release increment in close step c. A stale tag is dropped;
   // an event racing with that increment can at worst mark the next incarnation READY,
-  // which costs its next waiter one extra syscall (EAGAIN), or set its read_end_ (its
-  // stream reads then skip no syscall: io_desc.hpp step 7), and nothing else.
+  // which costs its next waiter one extra syscall (EAGAIN) and nothing else.
   if (!d || d->gen_.load(std::memory_order_acquire) != static_cast<std::uint32_t>(tag)) return;
-  // seq_cst: io_desc.hpp step 7, the flag before the unblock that publishes the edge.
-  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
-    d->read_end_.store(1, std::memory_order_seq_cst);
-  if (events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
     if (fiber_impl* f = io_desc::unblock(d->rd_, true)) wake_fiber(f);
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
     if (fiber_impl* f = io_desc::unblock(d->wr_, true)) wake_fiber(f);

@@ -7,7 +7,7 @@
 // user data is (fd << 32 | generation), 0 is the wake eventfd. The reactor looks the fd's
 // io_desc up, drops the event when the generation no longer matches (the fd was closed
 // and perhaps reused: io_desc.hpp close step c), and unblocks the read slot on
-// IN/PRI/RDHUP/HUP/ERR and the write slot on OUT/HUP/ERR (step 4). HUP and ERR wake both
+// IN/RDHUP/HUP/ERR and the write slot on OUT/HUP/ERR (step 4). HUP and ERR wake both
 // directions so the syscall reports the error or EOF; no event is ever interpreted here.
 //
 // Poller hand-off protocol (Go's netpoll: awake Ps poll without blocking; only an idle

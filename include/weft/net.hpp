@@ -56,11 +56,9 @@ public:
   // Connects, waiting up to the deadline (timed_out, connection_refused ...).
   static result<tcp_stream> connect(const endpoint& peer, clock::time_point deadline = io::forever);
 
-  // recv(2) (no VFS layer). After a short read, a fiber's next read waits for the
-  // socket's next readiness edge instead of first asking the kernel for an EAGAIN
-  // (src/io_desc.hpp step 7; not once an end of file, reset, error or urgent data was
-  // seen). Results are as io::recv's. The fd must be a TCP socket.
-  result<std::size_t> read(void* buf, std::size_t n, clock::time_point deadline = io::forever);
+  result<std::size_t> read(void* buf, std::size_t n, clock::time_point deadline = io::forever) {
+    return io::recv(fd_, buf, n, 0, deadline);  // recv: no VFS layer (vfs_read, fsnotify)
+  }
   result<std::size_t> write(const void* buf, std::size_t n, clock::time_point deadline = io::forever) {
     return io::send(fd_, buf, n, 0, deadline);
   }
