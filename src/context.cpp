@@ -30,9 +30,16 @@
 
 #include <boost/context/detail/fcontext.hpp>
 
+#include <cxxabi.h>
+
 namespace weft::detail {
 
 namespace bctx = boost::context::detail;
+
+eh_state* thread_eh_state() noexcept {
+  // The ABI's own accessor; its result is fixed for the thread, so a worker asks once.
+  return reinterpret_cast<eh_state*>(abi::__cxa_get_globals());
+}
 
 void context_make(context& c, void* lo, std::size_t size, fiber_entry_fn entry) noexcept {
   c.stack_lo = lo;

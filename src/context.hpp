@@ -13,8 +13,24 @@
 
 namespace weft::detail {
 
+// The C++ runtime's per-thread exception state (Itanium C++ ABI __cxa_eh_globals: the
+// stack of exceptions being handled and the count of exceptions being thrown, which is
+// what std::current_exception(), `throw;` and std::uncaught_exceptions() read). The ABI
+// keeps it per thread; a fiber that suspends inside a catch block (or in a destructor run
+// by unwinding) must not share it with the next fiber its thread runs, so every switch
+// saves the thread's copy into the context switched away from and installs the one
+// switched to (worker::switch_to). Layout of __cxa_eh_globals on x86-64, in libsupc++ and
+// libc++abi alike: { __cxa_exception* caughtExceptions; unsigned uncaughtExceptions; }.
+struct eh_state {
+  void* caught = nullptr;
+  unsigned uncaught = 0;
+};
+// This thread's exception state (__cxa_get_globals); constant for the thread's life.
+eh_state* thread_eh_state() noexcept;
+
 struct context {
   void* fctx = nullptr;              // saved fcontext_t while not running
+  eh_state eh;                       // exception state while not running (see eh_state)
   void* tsan_fiber = nullptr;        // TSan fiber handle (TSan builds only)
   void* asan_fake_stack = nullptr;   // ASan fake-stack save slot (ASan builds only)
   const void* stack_lo = nullptr;    // lowest usable stack address (ASan bounds)

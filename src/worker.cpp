@@ -10,6 +10,10 @@
 //      the fiber's context is saved, so nobody can resume a fiber that is still running.
 //   3. After a switch returns, `this` may name another thread's worker (the fiber
 //      migrated): code after a switch re-reads current_worker().
+//   4. The thread's C++ exception state (caught-exception stack, uncaught count) moves
+//      with the fiber: switch_to saves it into the context left and installs the one
+//      entered (context.hpp eh_state), so a fiber suspended inside a catch block or in a
+//      destructor run by unwinding finds its own state wherever it resumes.
 #include "worker.hpp"
 
 #include "assert.hpp"
@@ -118,6 +122,7 @@ void worker::thread_main(int os_cpu, std::vector<std::vector<unsigned>> steal_ti
   // idle worker. 1 us keeps the kernel's batching without the lateness. Best effort.
   (void)prctl(PR_SET_TIMERSLACK, worker_timer_slack_ns, 0, 0, 0);
   install_overflow_handler_for_this_thread();
+  eh_ = thread_eh_state();
   context_init_thread(sched_ctx_);
   while (item it = find_work()) dispatch(it);
   for (fiber_impl* f : pool_) destroy_fiber(f);
@@ -488,6 +493,10 @@ void worker::switch_to(fiber_impl* from, fiber_impl* to, post_fn post, void* arg
     diag_task_.store(t ? t->id_ : 0, std::memory_order_relaxed);
   }
   switches_.add();
+  // Exception state is the fiber's (context.hpp eh_state): park the leaving context's,
+  // install the arriving one's. 32 bytes moved, no call (eh_ is cached per worker).
+  from_ctx.eh = *eh_;
+  *eh_ = to_ctx.eh;
   switch_context(from_ctx, to_ctx);
   // Resumed, perhaps on another worker: `this` is stale from here on (protocol step 3).
   current_worker()->run_post();

@@ -224,6 +224,7 @@ private:
 
   // Owner-only state (this worker's thread).
   context sched_ctx_;
+  eh_state* eh_ = nullptr;  // this thread's C++ exception state (context.hpp eh_state)
   fiber_impl* current_ = nullptr;
   post_action post_;
   std::array<task*, private_cap> private_{};
