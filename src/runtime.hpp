@@ -79,6 +79,7 @@ public:
   scheduler& owner_;
   const scheduler::options opts_;  // normalised: stack sizes rounded, workers resolved
   std::size_t inline_reserve_;     // a join runs a child inline only with this much stack left
+  const std::uint64_t fuzz_seed_;  // sched_fuzz.hpp; 0: off. Before the workers: they read it
   idle idle_;
   // WEFT_SCHEDTRACE / WEFT_STALL_MS, read once (diag.hpp). Its sampling state is the
   // reactor thread's alone; workers only read the flags fixed at construction.

@@ -24,6 +24,7 @@
 
 #include "assert.hpp"
 #include "blocking_pool.hpp"
+#include "sched_fuzz.hpp"
 #include "sanitizers.hpp"
 #include "stack.hpp"
 #include "topology.hpp"
@@ -84,6 +85,7 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
     : owner_(owner),
       opts_(normalise(opts, opts.workers ? opts.workers : default_worker_count())),
       inline_reserve_(std::max<std::size_t>(opts_.stack_size / 4, 8 * 1024)),
+      fuzz_seed_(resolve_schedule_seed(opts.schedule_seed)),
       idle_(opts_.workers) {
   std::call_once(atfork_once, [] { pthread_atfork(nullptr, nullptr, note_fork_in_child); });
   fork_gen_ = fork_generation.load(std::memory_order_relaxed);
@@ -349,8 +351,10 @@ void runtime::notify_idle(int preferred) noexcept {
 
 void runtime::wake(fiber_impl* f) noexcept {
   worker* w = current_worker();
-  if (w && &w->rt() == this)
+  if (w && &w->rt() == this) {
+    if (__builtin_expect(w->fuzz().on(), 0) && w->fuzz_migrate(f)) return;  // sched_fuzz.hpp 4
     w->wake_local(f);  // runs next on the waker's worker (warm cache, no futex)
+  }
   else if (!reactor::defer_wake(this, f))  // the reactor thread batches its dispatch (reactor.hpp)
     f->home->push_remote(as_item(f));
 }
@@ -384,6 +388,7 @@ scheduler::~scheduler() {
 }
 void scheduler::shutdown() noexcept { rt_->shutdown(); }
 unsigned scheduler::worker_count() const noexcept { return rt_->worker_count(); }
+std::uint64_t scheduler::schedule_seed() const noexcept { return rt_->fuzz_seed_; }
 scheduler_stats scheduler::stats() const { return rt_->stats(); }
 scheduler* scheduler::current() noexcept {
   detail::worker* w = detail::current_worker();

@@ -25,6 +25,8 @@
 #include "parker.hpp"
 #include "reactor.hpp"
 #include "runtime.hpp"
+#include "sched_fuzz.hpp"
+#include "sched_fuzz.hpp"
 #include "suspend.hpp"
 #include "worker.hpp"
 
@@ -42,6 +44,9 @@ namespace detail {
 
 void contract_violation(const char* what, const char* file, int line) noexcept {
   std::fprintf(stderr, "weft: contract violation: %s (%s:%d)\n", what, file, line);
+  if (const std::uint64_t seed = last_schedule_seed())
+    std::fprintf(stderr, "weft: schedule fuzzing seed %llu (WEFT_SCHED_SEED=%llu replays it)\n",
+                 static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
   std::fflush(stderr);
   std::abort();
 }
@@ -202,6 +207,7 @@ void spawn_here(task* t) {
                             "weft::spawn: the live-fiber cap (scheduler::options::max_fibers, "
                             "or the vm.max_map_count-derived limit) is reached");
   w->spawn_local(t);
+  fuzz_point();  // sched_fuzz.hpp choice 2: the child may run before the spawner goes on
 }
 
 void spawn_on(scheduler& sched, task* t) {

@@ -12,6 +12,11 @@ namespace weft::detail {
 void arm_timer(timer_entry* e) noexcept {
   worker* w = current_worker();
   WEFT_ASSERT(w != nullptr, "weft: internal: a timer armed off a worker thread");
+  if (__builtin_expect(w->fuzz().on(), 0)) {
+    // sched_fuzz.hpp choice 5: later by a random amount, never earlier.
+    const auto jitter = std::chrono::nanoseconds(w->fuzz().below(timer_jitter_ns));
+    if (e->deadline < std::chrono::steady_clock::time_point::max() - jitter) e->deadline += jitter;
+  }
   w->timers().arm(e);
 }
 

@@ -63,6 +63,10 @@ constexpr std::int64_t io_poll_backlogged_ns = 500'000;
 
 constexpr unsigned long worker_timer_slack_ns = 1'000;
 
+// Schedule fuzzing's forced migration: how long the migrating worker leaves the fiber to
+// its target before it may steal it back (a parked target wakes in 25-65 us here).
+constexpr std::int64_t migrate_wait_ns = 2'000'000;
+
 // warm_fiber: how many lines of a fiber's stack above its saved context are prefetched
 // (the switch frame and the ~5 frames of a typical suspension path: io::read -> wait ->
 // suspend -> switch_to ~ 380 bytes), and how far ahead the fiber record is.
@@ -90,7 +94,7 @@ bool current_fiber_guard(std::uintptr_t& guard_lo, std::uintptr_t& guard_hi, std
 
 worker::worker(runtime& rt, unsigned index)
     : rt_(rt), index_(index), solo_(rt.opts_.workers == 1), diag_(rt.diag_.stall_detection()),
-      rng_(0x9e3779b9u * (index + 1)), inject_tok_(rt.inject_), remote_(64) {
+      rng_(0x9e3779b9u * (index + 1)), fuzz_(rt.fuzz_seed_, index), inject_tok_(rt.inject_), remote_(64) {
   pool_.reserve(rt.opts_.stack_cache);
 }
 
@@ -255,11 +259,16 @@ item worker::next_local() noexcept {
     item it = runnext_;
     runnext_ = 0;
     // Two fibers waking each other could monopolise runnext; after 3 in a row the woken
-    // one queues behind the ring like everybody else (Tokio's LIFO slot budget).
-    if (++runnext_streak_ <= 3 || ring_.empty()) return it;
+    // one queues behind the ring like everybody else (Tokio's LIFO slot budget). The
+    // schedule fuzzer skips the slot at random (sched_fuzz.hpp choice 1).
+    if ((++runnext_streak_ <= 3 || ring_.empty()) && !(fuzz_.on() && fuzz_.one_in(2)))
+      return it;
     push_ring(it);
   }
   runnext_streak_ = 0;
+  if (__builtin_expect(fuzz_.on(), 0)) {
+    if (item it = fuzz_pick()) return it;
+  }
   // With one worker nobody steals, so the owner's pop needs no CAS (W3: ~5 ns a switch).
   // Queued tasks were usually created long before they run (cold in cache): start loading
   // the header of the one that runs prefetch_distance pops from now (run_queue.hpp). A
@@ -279,6 +288,27 @@ item worker::next_local() noexcept {
   if (item it = poll_inject(batch_.size())) return it;
   if (rt_.reactor_->io_used() && poll_io(steady_ns())) return pop_ring();
   return 0;
+}
+
+// sched_fuzz.hpp choice 1: rotates the local queue by a random few items, then pops, so
+// the next fiber is a random one of the first eight runnable here. 0: the ring is empty.
+item worker::fuzz_pick() noexcept {
+  const std::size_t n = ring_.size();
+  if (n == 0) return 0;
+  for (std::uint64_t k = fuzz_.below(n < 8 ? n : 8); k > 0; --k) {
+    item it = pop_ring();
+    if (!it) return 0;  // stolen meanwhile
+    push_ring(it);
+  }
+  return pop_ring();
+}
+
+// sched_fuzz.hpp choice 4: queues f on a random worker's remote queue (perhaps this one's:
+// that still reorders it behind the local queue) instead of here, half of the time.
+bool worker::fuzz_migrate(fiber_impl* f) noexcept {
+  if (!fuzz_.one_in(2)) return false;
+  rt_.worker_at(static_cast<unsigned>(fuzz_.below(rt_.worker_count()))).push_remote(as_item(f));
+  return true;
 }
 
 // A suspended fiber resumes through its frames from the saved context upwards: each
@@ -370,7 +400,7 @@ item worker::poll_inject(std::size_t max) noexcept {
 item worker::try_steal() noexcept {
   for (const auto& tier : tiers_) {
     const std::size_t k = tier.size();
-    const std::size_t start = rng_() % k;
+    const std::size_t start = fuzz_.on() ? fuzz_.below(k) : rng_() % k;  // fuzz choice 3
     for (std::size_t j = 0; j < k; ++j) {
       worker& v = rt_.worker_at(tier[(start + j) % k]);
       steal_attempts_.add();
@@ -505,9 +535,10 @@ void worker::switch_to(fiber_impl* from, fiber_impl* to, post_fn post, void* arg
 void worker::run_post() noexcept {
   post_action p = post_;
   post_.fn = nullptr;  // arg and from are read only together with a non-null fn
-  if (p.fn == &worker::post_requeue)
-    push_ring(as_item(p.from));  // yield's action, without the indirect call
-  else if (p.fn)
+  if (p.fn == &worker::post_requeue) {
+    // yield's action, without the indirect call (or the fuzzer's migration, choice 4)
+    if (!(__builtin_expect(fuzz_.on(), 0) && fuzz_migrate(p.from))) push_ring(as_item(p.from));
+  } else if (p.fn)
     p.fn(p.from, p.arg);
 }
 
@@ -522,7 +553,11 @@ void worker::suspend(fiber_impl* self, post_fn post, void* arg) noexcept {
 void worker::yield(fiber_impl* self) noexcept {
   self->waited = false;
   item next = next_local();
-  if (!next) return;  // nothing else is runnable here
+  if (!next) {  // nothing else is runnable here: go on, unless the fuzzer moves us
+    if (__builtin_expect(fuzz_.on(), 0) && rt_.worker_count() > 1 && fuzz_.one_in(2))
+      switch_to(self, nullptr, post_migrate, nullptr);  // sched_fuzz.hpp choice 4
+    return;
+  }
   fiber_impl* to = is_fiber(next) ? as_fiber(next) : fiber_for(as_task(next));
   switch_to(self, to, post_requeue, nullptr);
 }
@@ -546,6 +581,23 @@ namespace weft::detail {
 
 void worker::post_requeue(fiber_impl* from, void*) noexcept {
   current_worker()->push_ring(as_item(from));
+}
+
+// sched_fuzz.hpp choice 4 for a fiber that yielded with nothing else runnable: it goes to
+// another worker's remote queue (run from the scheduler context, after the switch). This
+// worker, idle now, would steal it straight back from there (a victim's remote queue is
+// fair game, and the target's wake-up takes tens of microseconds), so it waits up to
+// migrate_wait_ns for the target to take it first. Only under fuzzing.
+void worker::post_migrate(fiber_impl* from, void*) noexcept {
+  worker* w = current_worker();
+  const unsigned n = w->rt_.worker_count();
+  worker& target = w->rt_.worker_at((w->index_ + 1 + static_cast<unsigned>(w->fuzz_.below(n - 1))) % n);
+  // relaxed: a progress hint only; the queue hands the item over.
+  const std::int64_t before = target.remote_count_.load(std::memory_order_relaxed);
+  target.push_remote(as_item(from));
+  const std::int64_t until = steady_ns() + migrate_wait_ns;
+  while (target.remote_count_.load(std::memory_order_relaxed) > before && steady_ns() < until)
+    for (int i = 0; i < 32; ++i) cpu_relax();
 }
 
 void worker::post_recycle(fiber_impl* from, void*) noexcept {

@@ -31,6 +31,7 @@
 #include "parker.hpp"
 #include "peer_queue.hpp"
 #include "run_queue.hpp"
+#include "sched_fuzz.hpp"
 #include "timers.hpp"
 
 #include <weft/stats.hpp>
@@ -138,6 +139,7 @@ public:
   //    callback's samples sat on that load).
   //  - Otherwise f must belong to this worker's runtime, and runnext be free.
   bool try_wake_local(fiber_impl* f) noexcept {
+    if (fuzz_.on()) return false;  // runtime::wake makes the fuzzer's choice 4
     if (firing_) {
       wake_local(f);
       return true;
@@ -164,6 +166,7 @@ public:
   fiber_impl* current() const noexcept { return current_; }
   unsigned index() const noexcept { return index_; }
   runtime& rt() const noexcept { return rt_; }
+  sched_fuzz& fuzz() noexcept { return fuzz_; }  // owner thread only
   std::size_t ring_size() const noexcept { return ring_.size(); }
   timer_shard& timers() noexcept { return timers_; }
   const timer_shard& timers() const noexcept { return timers_; }
@@ -185,6 +188,12 @@ private:
   };
 
   item next_local() noexcept;
+  item fuzz_pick() noexcept;
+public:
+  // Schedule fuzzing (sched_fuzz.hpp choice 4): true when f was queued elsewhere. Owner
+  // thread; only when fuzz().on().
+  bool fuzz_migrate(fiber_impl* f) noexcept;
+private:
   item find_work() noexcept;
   item try_steal() noexcept;
   item poll_remote() noexcept;
@@ -217,6 +226,7 @@ private:
   void stop_searching() noexcept;
   static void post_recycle(fiber_impl* from, void* arg) noexcept;
   static void post_requeue(fiber_impl* from, void* arg) noexcept;
+  static void post_migrate(fiber_impl* from, void* arg) noexcept;
 
   runtime& rt_;
   const unsigned index_;
@@ -244,6 +254,7 @@ private:
   std::vector<fiber_impl*> pool_;
   std::vector<std::vector<unsigned>> tiers_;
   std::minstd_rand rng_;
+  sched_fuzz fuzz_;  // sched_fuzz.hpp; off unless the runtime has a seed
   std::int64_t budget_ = 0;
   std::uint64_t id_next_ = 0, id_end_ = 0;
   std::array<item, 64> batch_{};

@@ -15,6 +15,7 @@
 #include <weft/stats.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 namespace weft {
@@ -42,6 +43,10 @@ public:
                                           // the constructor (std::system_error naming the
                                           // worker and CPU) instead of a warning on stderr
                                           // and an unpinned run
+    std::uint64_t schedule_seed = 0;      // != 0: seeded schedule fuzzing (random choices
+                                          // among runnable fibers, injected yields, forced
+                                          // migration, shuffled timers; README "Schedule
+                                          // fuzzing"). 0: off, unless WEFT_SCHED_SEED is set
   };
 
   // Starts the workers. Throws std::invalid_argument for bad options, std::system_error
@@ -80,6 +85,9 @@ public:
 
   // Number of worker threads.
   unsigned worker_count() const noexcept;
+  // The schedule fuzzing seed in force (options::schedule_seed or WEFT_SCHED_SEED), 0 when
+  // fuzzing is off. Print it with a failure: the same seed replays the schedule.
+  std::uint64_t schedule_seed() const noexcept;
   // A snapshot of the per-worker counters (relaxed reads; cheap, may be slightly stale).
   scheduler_stats stats() const;
   // The scheduler whose fiber or worker is calling, or nullptr on any other thread.

@@ -1,0 +1,64 @@
+// src/sched_fuzz.cpp - seed resolution and the injected-yield point of the schedule fuzzer
+// (the protocol and what it randomizes: sched_fuzz.hpp).
+#include "sched_fuzz.hpp"
+
+#include "worker.hpp"
+
+#include <weft/fiber.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+
+namespace weft::detail {
+
+namespace {
+std::atomic<std::uint64_t> last_seed{0};
+}  // namespace
+
+std::uint64_t last_schedule_seed() noexcept { return last_seed.load(std::memory_order_relaxed); }
+
+void note_schedule_seed(std::uint64_t seed) noexcept {
+  last_seed.store(seed, std::memory_order_relaxed);  // relaxed: printed in reports only
+}
+
+std::uint64_t resolve_schedule_seed(std::uint64_t option) noexcept {
+  std::uint64_t seed = option;
+  if (seed == 0) {
+    const char* env = std::getenv("WEFT_SCHED_SEED");
+    if (env && *env) {
+      if (std::strcmp(env, "random") == 0) {
+        std::random_device rd;
+        seed = (std::uint64_t{rd()} << 32) | rd();
+      } else {
+        char* end = nullptr;
+        seed = std::strtoull(env, &end, 0);
+        if (end == env || *end != '\0') {
+          std::fprintf(stderr,
+                       "weft: WEFT_SCHED_SEED=%s is not a number or 'random'; schedule "
+                       "fuzzing stays off\n",
+                       env);
+          seed = 0;
+        }
+      }
+    }
+  }
+  if (seed != 0) {
+    std::fprintf(stderr,
+                 "weft: schedule fuzzing on, seed %llu (WEFT_SCHED_SEED=%llu replays it; "
+                 "exactly so on one worker)\n",
+                 static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
+    note_schedule_seed(seed);
+  }
+  return seed;
+}
+
+void fuzz_point() noexcept {
+  worker* w = current_worker();
+  if (!w || !w->fuzz().on() || !w->current()) return;
+  if (w->fuzz().one_in(4)) w->yield(w->current());
+}
+
+}  // namespace weft::detail
