@@ -116,6 +116,20 @@ struct fls_table {
 };
 std::atomic<std::size_t> fls_keys{0};
 
+// The machine stack pointer. Not __builtin_frame_address: under ASan with
+// detect_stack_use_after_return a frame lives on ASan's heap-allocated fake stack, so its
+// address says nothing about how much of the fiber's stack is left (the inline-join depth
+// check then went either way at random).
+inline void* stack_pointer() noexcept {
+#if defined(__x86_64__) && defined(__GNUC__)
+  void* sp;
+  asm volatile("mov %%rsp, %0" : "=r"(sp));
+  return sp;
+#else
+  return __builtin_frame_address(0);
+#endif
+}
+
 task* current_task_or_abort(const char* what) noexcept {
   worker* w = current_worker();
   fiber_impl* f = w ? w->current() : nullptr;
@@ -168,7 +182,7 @@ void task_wait(task* t) {
       wait_as_thread(t);
     } else if (w->take_private(t)) {
       // Step 2. The child never left this worker, so it needs no synchronisation.
-      auto* sp = static_cast<char*>(__builtin_frame_address(0));
+      auto* sp = static_cast<char*>(stack_pointer());
       if (sp - static_cast<char*>(self->stk.lo) > static_cast<std::ptrdiff_t>(w->rt().inline_reserve_)) {
         w->run_task(self, t);
       } else {

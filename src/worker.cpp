@@ -165,6 +165,10 @@ item worker::find_work() noexcept {
       stop_searching();
       return it;
     }
+    // Idle: how many picks the idle loop makes depends on timing, so under schedule
+    // fuzzing the fairness tick restarts here, and a seed replays the same schedule on one
+    // worker after each idle period (sched_fuzz.hpp, "Replay").
+    if (__builtin_expect(fuzz_.on(), 0)) tick_ = 0;
     // A worker that never had work parks at once: a scheduler that is started and left
     // idle costs no spinning at all (W9). After the first item it spins before parking.
     if (!searching_ && had_work_) searching_ = rt_.idle_.try_enter_searching();
