@@ -5,6 +5,8 @@
 #include "suspend.hpp"
 #include "worker.hpp"
 
+#include <atomic>
+#include <new>
 #include <pthread.h>
 #include <system_error>
 
@@ -22,6 +24,18 @@ void complete(blocking_job* job) noexcept {
   // fiber's release of WAITING (its context is saved, it may be resumed now).
   if (job->state_.fetch_or(job_done, std::memory_order_acq_rel) & job_waiting)
     wake(static_cast<fiber_impl*>(fiber));
+}
+
+// Test seam (blocking_alloc_inject_failure_after): allocations left before they fail, or -1.
+// relaxed: tests set it while no other thread submits.
+std::atomic<long> alloc_countdown{-1};
+
+// Where the pool allocates: the seam's failure point.
+void allocation_point() {
+  if (long k = alloc_countdown.load(std::memory_order_relaxed); __builtin_expect(k >= 0, 0)) {
+    if (k == 0) throw std::bad_alloc();
+    alloc_countdown.store(k - 1, std::memory_order_relaxed);
+  }
 }
 
 void post_wait(fiber_impl* from, void* arg) noexcept {
@@ -49,7 +63,12 @@ blocking_pool_impl::~blocking_pool_impl() {
   join_finished(lk);
 }
 
+void blocking_alloc_inject_failure_after(long n) noexcept {
+  alloc_countdown.store(n, std::memory_order_relaxed);
+}
+
 void blocking_pool_impl::start_thread() {
+  allocation_point();  // the list node and the thread's state below
   threads_.emplace_back();
   auto it = std::prev(threads_.end());
   try {
@@ -63,6 +82,7 @@ void blocking_pool_impl::start_thread() {
 
 void blocking_pool_impl::submit(blocking_job* job) {
   std::unique_lock<std::mutex> lk(mu_);
+  allocation_point();  // the queue slot
   queue_.push_back(job);
   if (idle_ < queue_.size() && threads_.size() < opts_.max_threads) {
     try {
@@ -114,6 +134,11 @@ void blocking_pool_impl::thread_main(thread_it self) noexcept {
 unsigned blocking_pool_impl::threads() const noexcept {
   std::lock_guard<std::mutex> g(mu_);
   return static_cast<unsigned>(threads_.size());
+}
+
+std::size_t blocking_pool_impl::queued() const noexcept {
+  std::lock_guard<std::mutex> g(mu_);
+  return queue_.size();
 }
 
 blocking_pool_impl& default_blocking_pool(runtime& rt) {

@@ -35,6 +35,7 @@ public:
   // Any thread. Throws std::system_error when no thread exists and none can be started.
   void submit(blocking_job* job);
   unsigned threads() const noexcept;
+  std::size_t queued() const noexcept;  // jobs submitted and not yet taken by a thread
 
 private:
   using thread_it = std::list<std::thread>::iterator;
@@ -52,6 +53,12 @@ private:
   unsigned idle_ = 0;                // guarded by mu_
   bool stop_ = false;                // guarded by mu_
 };
+
+// Test seam (fault injection, tests/alloc_fault_test.cpp): after n more successful
+// allocations in a pool (a queue slot in submit(), a thread start), the following ones
+// throw std::bad_alloc as if memory had run out; n < 0 turns it off. Set it while no other
+// thread submits or starts a pool.
+void blocking_alloc_inject_failure_after(long n) noexcept;
 
 // The runtime's default pool (run_blocking), created on first use.
 blocking_pool_impl& default_blocking_pool(runtime& rt);

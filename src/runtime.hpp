@@ -29,6 +29,11 @@ void thread_start_inject_failure_after(long n) noexcept;
 // that excludes its CPU (n < 0: never). Only for tests (test-catalogue F4).
 void pin_inject_failure_for_worker(int index) noexcept;
 int pin_injected_failure(unsigned index) noexcept;  // EPERM for the injected worker, else 0
+// Test seam (tests/lifetime_test.cpp): called first thing in runtime::notify_idle. For a
+// wake from outside the workers (wake -> worker::push_remote) the fiber is queued, so it
+// may already run, finish, and let its scheduler be destroyed, while the waker is here.
+// Install it before the threads that wake start (nullptr: off).
+void set_notify_idle_hook(void (*hook)() noexcept) noexcept;
 
 class worker;
 class blocking_pool_impl;

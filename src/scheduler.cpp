@@ -342,7 +342,17 @@ void runtime::inject(const item* items, std::size_t n) noexcept {
   notify_idle(-1);
 }
 
+namespace {
+std::atomic<void (*)() noexcept> notify_idle_hook{nullptr};  // relaxed: set before use
+}  // namespace
+
+void set_notify_idle_hook(void (*hook)() noexcept) noexcept {
+  notify_idle_hook.store(hook, std::memory_order_relaxed);
+}
+
 void runtime::notify_idle(int preferred) noexcept {
+  auto hook = notify_idle_hook.load(std::memory_order_relaxed);  // relaxed: set before use
+  if (__builtin_expect(hook != nullptr, 0)) hook();
   int w = idle_.notify_one(preferred);
   if (w >= 0) workers_[static_cast<unsigned>(w)]->unpark();
 }

@@ -137,15 +137,44 @@ inline wait_node* pop_front(wait_queue& q) noexcept {
                                           std::memory_order_relaxed);
 }
 
+// ---- Test seam: the release window (tests/lifetime_test.cpp). Off unless a test installs
+// a hook. A releasing call reports these points:
+//   published  it just made the store that may let a waiter return without queueing (a
+//              fast path that reads the primitive's state without its lock); it may still
+//              hold the primitive's lock, which the destructor waits for;
+//   done       its last touch of the object is behind it;
+//   woken      resume() just released a plain-thread waiter (object = its futex word) and
+//              is about to futex-wake that address.
+// A test sleeps in the hook so the waiter can return and destroy the object (or reuse its
+// stack) in between: any later touch then hits a destroyed object.
+enum class release_point { published, done, woken };
+using release_hook = void (*)(const void* object, release_point) noexcept;
+// Any thread; install it before the threads that release start (nullptr: off).
+void set_release_hook(release_hook h) noexcept;
+extern std::atomic<release_hook> release_hook_now;
+inline void release_window(const void* object, release_point p) noexcept {
+  // relaxed: installed before the releasing threads start (set_release_hook).
+  release_hook h = release_hook_now.load(std::memory_order_relaxed);
+  if (__builtin_expect(h != nullptr, 0)) h(object, p);
+}
+
+// Test seam (fault injection, tests/alloc_fault_test.cpp): after n more successful channel
+// buffer allocations (a bounded channel's buffer, an unbounded channel's growth), the
+// following ones throw std::bad_alloc as if memory had run out; n < 0 turns it off. Set it
+// while no other thread allocates a channel buffer.
+void chan_alloc_inject_failure_after(long n) noexcept;
+
 // Step 4. Any thread; after a successful try_claim and after writing the slot.
 inline void resume(waiter* w) noexcept {
   if (fiber_impl* f = w->fiber) {
     wake(f);
     return;
   }
+  std::atomic<std::int32_t>* word = &w->flag;  // an address only, once the flag is set
   // release: publishes the outcome and slot; pairs with the acquire load in block().
-  w->flag.store(1, std::memory_order_release);
-  futex_wake(&w->flag, 1);
+  word->store(1, std::memory_order_release);
+  release_window(word, release_point::woken);
+  futex_wake(word, 1);
 }
 
 // Claimed nodes, chained through wait_node::next after they were popped (a claimed node

@@ -29,10 +29,21 @@
 #include "../wait_list.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <new>
 
 namespace weft::detail {
+
+namespace {
+// Test seam (chan_alloc_inject_failure_after): allocations left before they fail, or -1.
+// relaxed: tests set it while no other thread allocates a channel buffer.
+std::atomic<long> alloc_countdown{-1};
+}  // namespace
+
+void chan_alloc_inject_failure_after(long n) noexcept {
+  alloc_countdown.store(n, std::memory_order_relaxed);
+}
 
 struct chan_ops {
   static unsigned char* slot(chan_core& c, std::size_t i) noexcept {
@@ -43,6 +54,10 @@ struct chan_ops {
     return c.count_ < c.cap_;
   }
   static unsigned char* allocate(chan_core& c, std::size_t n) {
+    if (long k = alloc_countdown.load(std::memory_order_relaxed); __builtin_expect(k >= 0, 0)) {
+      if (k == 0) throw std::bad_alloc();
+      alloc_countdown.store(k - 1, std::memory_order_relaxed);
+    }
     return static_cast<unsigned char*>(
         ::operator new(n * c.vt_.size, std::align_val_t(std::max(c.vt_.align, sizeof(void*)))));
   }
@@ -162,6 +177,7 @@ channel_status chan_core::send(void* src, clock::time_point deadline, bool block
   if (st != channel_status::full || !block) {
     lock_.unlock();
     if (partner) resume(partner->owner);
+    release_window(this, release_point::done);
     return st;
   }
   return chan_ops::wait(*this, senders_, src, deadline);  // releases lock_
@@ -174,6 +190,7 @@ channel_status chan_core::recv(void* dst, clock::time_point deadline, bool block
   if (st != channel_status::empty || !block) {
     lock_.unlock();
     if (partner) resume(partner->owner);
+    release_window(this, release_point::done);
     return st;
   }
   return chan_ops::wait(*this, receivers_, dst, deadline);  // releases lock_
@@ -191,6 +208,7 @@ bool chan_core::close() noexcept {
   while (wait_node* n = chan_ops::claim_first(senders_, outcome_closed)) chain.add(n);
   lock_.unlock();
   chain.resume_all();
+  release_window(this, release_point::done);
   return true;
 }
 
@@ -261,6 +279,7 @@ select_outcome chan_ops::select(select_case* cases, std::size_t n, clock::time_p
     if (st == channel_status::ok || st == channel_status::closed) {
       ls.unlock();
       if (partner) resume(partner->owner);
+      release_window(c.ch, release_point::done);
       return {i, st};
     }
   }

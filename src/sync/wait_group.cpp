@@ -24,12 +24,14 @@ void wait_group::add(std::int64_t delta) noexcept {
   const std::int64_t now = count_.fetch_add(delta, std::memory_order_acq_rel) + delta;
   WEFT_ASSERT(now >= 0, "weft::wait_group: the count became negative (more done() than add())");
   if (now != 0 || delta >= 0) return;
+  release_window(this, release_point::published);
   resume_chain chain;
   lock_.lock();
   while (wait_node* n = pop_front(queue_))
     if (try_claim(n->owner, make_outcome(outcome_ok))) chain.add(n);
   lock_.unlock();
   chain.resume_all();
+  release_window(this, release_point::done);
 }
 
 void wait_group::wait() { (void)wait_until(clock::time_point::max()); }
