@@ -22,7 +22,23 @@
 //      before resume().
 //   4. resume() is the last touch of a waiter by the winner: for a fiber it calls wake()
 //      (reads w->fiber first); for a plain thread it stores flag = 1 (release) and
-//      futex-wakes the word (a wake on a stack slot already reused is harmless).
+//      futex-wakes the word. After that store only the word's address is used: the waiter
+//      may have returned and reused the stack slot, and a wake on it is at worst a
+//      spurious wake of whatever futex lives there now; every futex wait in weft
+//      re-checks its word in a loop (block_thread, parker, join), as glibc's do.
+//   5. Lifetimes: a waiter may destroy the object as soon as its wait returns, while the
+//      party that released it is still inside the releasing call (set, done, release,
+//      unlock, notify, send, close). The rule: the releasing party's last touch of the
+//      object precedes the store that lets the waiter return; after it only stack copies
+//      (and claimed waiters, step 4) are used. A store made under the primitive's lock
+//      counts as made at the unlock: every destructor first takes the lock
+//      (assert_no_waiters), so it cannot free the object under a releaser that still
+//      holds it. Hence: state that a waiter reads without the lock (a fast path) is
+//      changed only under the lock, and a releasing call touches nothing of the object
+//      after its unlock. A released waiter returns without touching the object either
+//      (it never re-checks after a successful claim), and a call that both releases and
+//      waits (latch::arrive_and_wait) queues itself in the same lock hold as its
+//      arrival, or does not wait at all when it is the releaser.
 // Lock order: a primitive's spinlock -> timer_shard::lock_ (arm in post) -> idle::lock_.
 // condition_variable additionally takes its own lock before its mutex's lock. select
 // takes channel locks in address order. Nothing takes a primitive lock while holding

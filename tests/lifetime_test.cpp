@@ -1,0 +1,301 @@
+// tests/lifetime_test.cpp - an object may die as soon as the wait on it returns
+// (src/wait_list.hpp step 5): for every primitive, the waiter destroys it the moment its
+// wait returns, while the releasing party is still inside its releasing call, on a plain
+// thread or a fiber, at 1, 2 and 4 workers; and a wake from outside the workers may see the
+// woken fiber's scheduler destroyed before it returns.
+//
+// How a late touch is caught: the primitive lives in storage of its own; the waiter runs
+// its destructor, overwrites the bytes with a pattern (and poisons them under ASan, which
+// then reports the touch as use-after-poison). A late write changes the pattern (checked
+// after the round); a late lock spins on the pattern forever and the watchdog aborts the
+// binary with the round's name. The race window is widened with the release-window test
+// seam (wait_list.hpp): the releaser, at the points the seam reports, waits until the
+// waiter has returned and destroyed the object.
+#include "weft_test.hpp"
+
+#include "runtime.hpp"
+#include "sanitizers.hpp"
+#include "wait_list.hpp"
+
+#include <weft/sync.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using weft::detail::release_point;
+
+// ---------------------------------------------------------------- harness
+
+// Aborts the binary when a test makes no progress for a long time: a releaser spinning on
+// a destroyed (pattern-filled) spinlock never returns, and the test must not hang.
+class watchdog {
+public:
+  explicit watchdog(std::string what) : what_(std::move(what)), thread_([this] { run(); }) {}
+  ~watchdog() {
+    stop_.store(true);
+    thread_.join();
+  }
+  void kick(std::string where) {
+    std::lock_guard<std::mutex> g(mu_);
+    where_ = std::move(where);
+    ticks_.fetch_add(1);
+  }
+
+private:
+  void run() {
+    long last = -1;
+    auto since = std::chrono::steady_clock::now();
+    while (!stop_.load()) {
+      std::this_thread::sleep_for(50ms);
+      const long now = ticks_.load();
+      if (now != last) {
+        last = now;
+        since = std::chrono::steady_clock::now();
+      } else if (std::chrono::steady_clock::now() - since > 30s) {
+        std::lock_guard<std::mutex> g(mu_);
+        std::fprintf(stderr,
+                     "lifetime_test: %s: no progress for 30 s after %s: a releasing call is "
+                     "stuck in a destroyed object (a touch after the release)\n",
+                     what_.c_str(), where_.c_str());
+        std::fflush(stderr);
+        std::abort();
+      }
+    }
+  }
+  std::string what_;
+  std::mutex mu_;
+  std::string where_ = "the start";
+  std::atomic<long> ticks_{0};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// Storage for one primitive that the waiter destroys.
+template <class P>
+class doomed {
+public:
+  static constexpr unsigned char pattern = 0xA5;
+  template <class... A>
+  explicit doomed(A&&... a)
+      : raw_(static_cast<unsigned char*>(::operator new(sizeof(P), std::align_val_t(alignof(P))))) {
+    obj_ = ::new (raw_) P(std::forward<A>(a)...);
+  }
+  ~doomed() {
+    if (obj_) obj_->~P();
+    unpoison();
+    ::operator delete(raw_, std::align_val_t(alignof(P)));
+  }
+  doomed(const doomed&) = delete;
+  doomed& operator=(const doomed&) = delete;
+
+  P& operator*() noexcept { return *obj_; }
+  P* operator->() noexcept { return obj_; }
+  const unsigned char* lo() const noexcept { return raw_; }
+  const unsigned char* hi() const noexcept { return raw_ + sizeof(P); }
+
+  // The waiter's part: destroy, then overwrite, so that a late touch misbehaves.
+  void destroy() noexcept {
+    obj_->~P();
+    obj_ = nullptr;
+    std::memset(raw_, pattern, sizeof(P));
+#if defined(WEFT_ASAN)
+    ASAN_POISON_MEMORY_REGION(raw_, sizeof(P));
+#endif
+  }
+  // After every party returned: nobody wrote to the destroyed bytes.
+  bool intact() noexcept {
+    unpoison();
+    for (std::size_t i = 0; i < sizeof(P); ++i)
+      if (raw_[i] != pattern) return false;
+    return true;
+  }
+
+private:
+  void unpoison() noexcept {
+#if defined(WEFT_ASAN)
+    ASAN_UNPOISON_MEMORY_REGION(raw_, sizeof(P));
+#endif
+  }
+  unsigned char* raw_;
+  P* obj_ = nullptr;
+};
+
+// What the release-window hook sees of the current round.
+struct round_state {
+  std::atomic<const unsigned char*> lo{nullptr}, hi{nullptr};
+  std::atomic<bool> fast{false};       // the waiter waits only after `published`
+  std::atomic<bool> ready{false};      // the releaser's preparation is done
+  std::atomic<bool> waiting{false};    // the waiter is about to call wait()
+  std::atomic<bool> published{false};  // the seam reported `published`
+  std::atomic<bool> returned{false};   // the waiter's wait returned
+  std::atomic<bool> destroyed{false};  // ... and it destroyed the object
+  void reset(const unsigned char* l, const unsigned char* h, bool f) {
+    lo.store(l);
+    hi.store(h);
+    fast.store(f);
+    ready.store(false);
+    waiting.store(false);
+    published.store(false);
+    returned.store(false);
+    destroyed.store(false);
+  }
+};
+round_state the_round;
+thread_local bool t_releaser = false;  // the hook acts only on the releasing thread
+
+bool wait_flag(const std::atomic<bool>& f, std::chrono::microseconds bound) {
+  const auto end = std::chrono::steady_clock::now() + bound;
+  while (!f.load()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(20us);
+  }
+  return true;
+}
+
+// The release-window seam: at `published` let a fast-path waiter return (and start
+// destroying); at `done` let a returned waiter finish destroying. Bounded: a waiter that
+// cannot return yet (it needs a lock the releaser holds) costs a few ms, nothing more.
+void lifetime_hook(const void* object, release_point p) noexcept {
+  if (!t_releaser) return;
+  auto* b = static_cast<const unsigned char*>(object);
+  if (p == release_point::woken) return;  // the stale-futex test installs its own hook
+  if (b < the_round.lo.load() || b >= the_round.hi.load()) return;
+  if (p == release_point::published) {
+    the_round.published.store(true);
+    if (the_round.fast.load() && wait_flag(the_round.returned, 200ms))
+      std::this_thread::sleep_for(1ms);
+  } else if (wait_flag(the_round.returned, 20ms)) {
+    (void)wait_flag(the_round.destroyed, 2s);
+  }
+}
+
+struct hook_installed {
+  explicit hook_installed(weft::detail::release_hook h) { weft::detail::set_release_hook(h); }
+  ~hook_installed() { weft::detail::set_release_hook(nullptr); }
+};
+
+enum class side { fiber, thread };
+struct plan {
+  side waiter, releaser;
+  bool fast;  // the waiter calls wait() only once the release is published (its fast path)
+};
+std::string describe(const char* what, const plan& p, int round) {
+  return std::string(what) + " (waiter " + (p.waiter == side::fiber ? "fiber" : "thread") +
+         ", releaser " + (p.releaser == side::fiber ? "fiber" : "thread") +
+         (p.fast ? ", fast path" : ", queued") + ", round " + std::to_string(round) + ")";
+}
+
+void pause_a_little() { weft::this_fiber::sleep_for(300us); }  // fibers and plain threads
+void spin_until(const std::atomic<bool>& f) {
+  while (!f.load()) weft::this_fiber::yield();  // a plain thread: std::this_thread::yield
+}
+
+// Runs `rounds` rounds of each plan. prepare(P&): the releaser's first step (lock what it
+// must hold); then the waiter runs wait(P&) and destroys the object; the releaser runs
+// release(P&) a little after the waiter started waiting (so it has usually queued) or, in
+// fast plans, at once (the waiter waits for the seam's `published` before it calls
+// wait(), so it takes the fast path).
+template <class P, class Make, class Prepare, class Wait, class Release>
+void run_rounds(weft::scheduler& s, const char* what, int rounds, std::vector<plan> plans,
+                Make make, Prepare prepare, Wait wait, Release release) {
+  hook_installed hook(lifetime_hook);
+  watchdog wd(what);
+  for (const plan& pl : plans) {
+    for (int r = 0; r < rounds; ++r) {
+      const std::string where = describe(what, pl, r);
+      wd.kick(where);
+      std::unique_ptr<doomed<P>> d = make();
+      the_round.reset(d->lo(), d->hi(), pl.fast);
+      auto waiter = [&] {
+        if (pl.fast)
+          spin_until(the_round.published);
+        else
+          spin_until(the_round.ready);
+        the_round.waiting.store(true);
+        wait(**d);
+        the_round.returned.store(true);
+        d->destroy();
+        the_round.destroyed.store(true);
+      };
+      auto releaser = [&] {
+        prepare(**d);
+        the_round.ready.store(true);
+        if (!pl.fast) {
+          spin_until(the_round.waiting);
+          pause_a_little();
+        }
+        t_releaser = true;
+        release(**d);
+        t_releaser = false;
+      };
+      std::thread wt, rt;
+      weft::join_handle<void> wf, rf;
+      if (pl.releaser == side::fiber) rf = s.spawn(releaser); else rt = std::thread(releaser);
+      if (pl.waiter == side::fiber) wf = s.spawn(waiter); else wt = std::thread(waiter);
+      if (wf.joinable()) wf.join(); else wt.join();
+      if (rf.joinable()) rf.join(); else rt.join();
+      EXPECT_TRUE(d->intact()) << where << ": a releasing call wrote to the destroyed object";
+    }
+  }
+}
+
+auto noop = [](auto&) {};
+
+// Every way of pairing the two sides; fast plans only where the primitive has a fast path.
+std::vector<plan> queued_plans() {
+  return {{side::fiber, side::thread, false},
+          {side::thread, side::fiber, false},
+          {side::fiber, side::fiber, false},
+          {side::thread, side::thread, false}};
+}
+std::vector<plan> all_plans() {
+  std::vector<plan> v = queued_plans();
+  v.push_back({side::fiber, side::thread, true});
+  v.push_back({side::thread, side::fiber, true});
+  v.push_back({side::thread, side::thread, true});
+  return v;
+}
+
+constexpr int rounds = 15;
+
+class Lifetime : public weft_test {};
+WEFT_INSTANTIATE(Lifetime);
+
+// ---------------------------------------------------------------- wait_group, latch
+
+TEST_P(Lifetime, WaitGroupDestroyedWhenItsWaitReturns) {
+  run_rounds<weft::wait_group>(
+      sched(), "wait_group::done", rounds, all_plans(),
+      [] { return std::make_unique<doomed<weft::wait_group>>(1); }, noop,
+      [](weft::wait_group& wg) { wg.wait(); }, [](weft::wait_group& wg) { wg.done(); });
+}
+
+TEST_P(Lifetime, LatchDestroyedWhenItsWaitReturns) {
+  run_rounds<weft::latch>(
+      sched(), "latch::count_down", rounds, all_plans(),
+      [] { return std::make_unique<doomed<weft::latch>>(1); }, noop,
+      [](weft::latch& l) { l.wait(); }, [](weft::latch& l) { l.count_down(); });
+}
+
+TEST_P(Lifetime, LatchDestroyedByAWaiterWhileTheLastArriverIsInArriveAndWait) {
+  // The last arriver releases the others inside arrive_and_wait; a released waiter may
+  // destroy the latch before that call returns.
+  run_rounds<weft::latch>(
+      sched(), "latch::arrive_and_wait", rounds, queued_plans(),
+      [] { return std::make_unique<doomed<weft::latch>>(2); }, noop,
+      [](weft::latch& l) { l.arrive_and_wait(); }, [](weft::latch& l) { l.arrive_and_wait(); });
+}
+
+}  // namespace
