@@ -37,8 +37,10 @@
 //      changed only under the lock, and a releasing call touches nothing of the object
 //      after its unlock. A released waiter returns without touching the object either
 //      (it never re-checks after a successful claim), and a call that both releases and
-//      waits (latch::arrive_and_wait) queues itself in the same lock hold as its
-//      arrival, or does not wait at all when it is the releaser.
+//      waits (latch and barrier arrive_and_wait) queues itself in the same lock hold as
+//      its arrival, or does not wait at all when it is the releaser. Re-locking after a
+//      release (a condition variable's wait) is therefore not an option for a primitive
+//      the released waiter may destroy: barrier waits on a phase gate instead.
 // Lock order: a primitive's spinlock -> timer_shard::lock_ (arm in post) -> idle::lock_.
 // condition_variable additionally takes its own lock before its mutex's lock. select
 // takes channel locks in address order. Nothing takes a primitive lock while holding
