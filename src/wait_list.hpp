@@ -40,7 +40,10 @@
 //      waits (latch and barrier arrive_and_wait) queues itself in the same lock hold as
 //      its arrival, or does not wait at all when it is the releaser. Re-locking after a
 //      release (a condition variable's wait) is therefore not an option for a primitive
-//      the released waiter may destroy: barrier waits on a phase gate instead.
+//      the released waiter may destroy: barrier waits on a phase gate instead. The
+//      same rule holds for the scheduler a woken fiber belongs to: a wake from outside
+//      its workers keeps it alive until the waker's last touch (scheduler.cpp, shutdown
+//      step 4).
 // Lock order: a primitive's spinlock -> timer_shard::lock_ (arm in post) -> idle::lock_.
 // condition_variable additionally takes its own lock before its mutex's lock. select
 // takes channel locks in address order. Nothing takes a primitive lock while holding

@@ -336,4 +336,125 @@ TEST_P(Lifetime, BarrierDestroyedByTheLastArriverWhileAReleasedWaiterReturns) {
       });
 }
 
+// ---------------------------------------------------------------- wakes from outside
+
+// A fiber woken from outside its scheduler's workers (a plain thread, another scheduler's
+// worker, a blocking_pool thread) becomes runnable in the waker's wake(): it may run,
+// finish, and let its scheduler be destroyed before wake() returns. The notify_idle seam
+// (runtime.hpp) holds the waker right after the fiber was queued until the scheduler is
+// gone, or until its destruction has waited 50 ms for the waker (which it must).
+struct outside_round {
+  std::atomic<bool> destroying{false}, gone{false};
+  std::atomic<int> in_hook{0};
+} the_outside;
+thread_local bool t_waker = false;
+
+void outside_wake_hook() noexcept {
+  if (!t_waker) return;
+  t_waker = false;  // once per round
+  the_outside.in_hook.fetch_add(1);
+  struct leave {
+    ~leave() { the_outside.in_hook.fetch_sub(1); }
+  } on_return;
+  const auto start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point destroying_since{};
+  while (!the_outside.gone.load()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - start > 2s) return;
+    if (the_outside.destroying.load()) {
+      if (destroying_since == std::chrono::steady_clock::time_point{}) destroying_since = now;
+      if (now - destroying_since > 50ms) return;
+    }
+    std::this_thread::sleep_for(50us);
+  }
+}
+
+struct notify_hook_installed {
+  notify_hook_installed() { weft::detail::set_notify_idle_hook(outside_wake_hook); }
+  ~notify_hook_installed() { weft::detail::set_notify_idle_hook(nullptr); }
+};
+
+// One round: a scheduler of `workers` workers, kept busy by yielding fibers (so the woken
+// fiber is found in its worker's remote queue without the waker's notify), a fiber that
+// blocks in wait_in_fiber() and is woken from outside by wake(), then the scheduler is
+// destroyed as soon as that fiber was joined.
+template <class WaitInFiber, class Wake>
+void outside_wake_rounds(unsigned workers, const char* what, WaitInFiber wait_in_fiber, Wake wake) {
+  notify_hook_installed hook;
+  watchdog wd(what);
+  for (int r = 0; r < 10; ++r) {
+    wd.kick(std::string(what) + " round " + std::to_string(r));
+    the_outside.destroying.store(false);
+    the_outside.gone.store(false);
+    auto s = std::make_unique<weft::scheduler>(weft::scheduler::options{.workers = workers});
+    std::atomic<bool> stop{false}, waiting{false};
+    std::vector<weft::join_handle<void>> busy;
+    for (unsigned i = 0; i < 2 * workers; ++i)
+      busy.push_back(s->spawn([&] {
+        while (!stop.load()) weft::this_fiber::yield();
+      }));
+    auto f = s->spawn([&] {
+      waiting.store(true);
+      wait_in_fiber();
+    });
+    std::thread waker([&] {
+      while (!waiting.load()) std::this_thread::yield();
+      std::this_thread::sleep_for(1ms);  // the fiber has usually suspended by now
+      wake();
+    });
+    f.join();
+    stop.store(true);
+    for (auto& b : busy) b.join();
+    the_outside.destroying.store(true);
+    s.reset();
+    the_outside.gone.store(true);
+    waker.join();
+    // The waker may be a thread the round does not own (a pool's, a worker of another
+    // scheduler): it must be out of the hook before the next round resets the flags.
+    while (the_outside.in_hook.load() != 0) std::this_thread::sleep_for(100us);
+  }
+}
+
+TEST_P(Lifetime, SchedulerDestroyedWhileAPlainThreadIsStillInsideItsWake) {
+  weft::event ev(weft::event::reset_mode::automatic);
+  outside_wake_rounds(
+      workers(), "event::set from a plain thread", [&] { ev.wait(); },
+      [&] {
+        t_waker = true;
+        ev.set();
+        t_waker = false;
+      });
+}
+
+TEST_P(Lifetime, SchedulerDestroyedWhileABlockingPoolThreadIsStillInsideItsWake) {
+  weft::blocking_pool pool({.min_threads = 1, .max_threads = 1});
+  weft::event go(weft::event::reset_mode::automatic);
+  outside_wake_rounds(
+      workers(), "blocking_pool completion",
+      [&] {
+        pool.run([&] {
+          go.wait();
+          t_waker = true;  // the completion's wake runs on this thread next
+        });
+      },
+      [&] { go.set(); });
+}
+
+TEST_P(Lifetime, SchedulerDestroyedWhileAnotherSchedulersWorkerIsStillInsideItsWake) {
+  // A fiber joins a task of another scheduler (the fixture's): the completing worker wakes
+  // it from outside its scheduler.
+  weft::event go(weft::event::reset_mode::automatic);
+  outside_wake_rounds(
+      workers(), "join across schedulers",
+      [&] {
+        sched()
+            .spawn([&] {
+              go.wait();
+              t_waker = true;  // the completion's wake_joiner runs on this worker next
+            })
+            .join();
+      },
+      [&] { go.set(); });
+}
+
 }  // namespace
