@@ -21,12 +21,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <new>
+#include <pthread.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -177,7 +179,7 @@ void lifetime_hook(const void* object, release_point p) noexcept {
     the_round.published.store(true);
     if (the_round.fast.load() && wait_flag(the_round.returned, 200ms))
       std::this_thread::sleep_for(1ms);
-  } else if (wait_flag(the_round.returned, 20ms)) {
+  } else if (wait_flag(the_round.returned, 10ms)) {
     (void)wait_flag(the_round.destroyed, 20ms);
   }
 }
@@ -297,6 +299,133 @@ TEST_P(Lifetime, LatchDestroyedByAWaiterWhileTheLastArriverIsInArriveAndWait) {
       sched(), "latch::arrive_and_wait", rounds, queued_plans(),
       [] { return std::make_unique<doomed<weft::latch>>(2); }, noop,
       [](weft::latch& l) { l.arrive_and_wait(); }, [](weft::latch& l) { l.arrive_and_wait(); });
+}
+
+// ---------------------------------------------------------------- event, semaphore
+
+TEST_P(Lifetime, ManualEventDestroyedWhenItsWaitReturns) {
+  run_rounds<weft::event>(
+      sched(), "event::set (manual)", rounds, all_plans(),
+      [] { return std::make_unique<doomed<weft::event>>(); }, noop,
+      [](weft::event& e) { e.wait(); }, [](weft::event& e) { e.set(); });
+}
+
+TEST_P(Lifetime, AutomaticEventDestroyedWhenItsWaitReturns) {
+  run_rounds<weft::event>(
+      sched(), "event::set (automatic)", rounds, all_plans(),
+      [] { return std::make_unique<doomed<weft::event>>(weft::event::reset_mode::automatic); },
+      noop, [](weft::event& e) { e.wait(); }, [](weft::event& e) { e.set(); });
+}
+
+TEST_P(Lifetime, SemaphoreDestroyedWhenItsAcquireReturns) {
+  run_rounds<weft::counting_semaphore>(
+      sched(), "counting_semaphore::release", rounds, all_plans(),
+      [] { return std::make_unique<doomed<weft::counting_semaphore>>(0); }, noop,
+      [](weft::counting_semaphore& s) { s.acquire(); },
+      [](weft::counting_semaphore& s) { s.release(); });
+}
+
+// ---------------------------------------------------------------- mutex, condition_variable
+
+TEST_P(Lifetime, MutexDestroyedByTheWaiterThatGotIt) {
+  run_rounds<weft::mutex>(
+      sched(), "mutex::unlock", rounds, queued_plans(),
+      [] { return std::make_unique<doomed<weft::mutex>>(); },
+      [](weft::mutex& m) { m.lock(); },  // the releaser holds it before the waiter comes
+      [](weft::mutex& m) {
+        m.lock();
+        m.unlock();
+      },
+      [](weft::mutex& m) { m.unlock(); });
+}
+
+struct cv_pair {
+  weft::mutex m;
+  weft::condition_variable cv;
+  bool ready = false;  // guarded by m
+};
+
+TEST_P(Lifetime, ConditionVariableAndMutexDestroyedWhenTheWaitReturns) {
+  // Notified under the mutex (a notify after unlocking would touch a condition variable
+  // the waiter may have destroyed: the caller's bug, as with std::condition_variable).
+  for (bool all : {false, true}) {
+    run_rounds<cv_pair>(
+        sched(), all ? "condition_variable::notify_all" : "condition_variable::notify_one",
+        rounds, queued_plans(), [] { return std::make_unique<doomed<cv_pair>>(); }, noop,
+        [](cv_pair& p) {
+          std::unique_lock<weft::mutex> lk(p.m);
+          p.cv.wait(lk, [&] { return p.ready; });
+        },
+        [all](cv_pair& p) {
+          std::lock_guard<weft::mutex> g(p.m);
+          p.ready = true;
+          if (all) p.cv.notify_all(); else p.cv.notify_one();
+        });
+  }
+}
+
+// ---------------------------------------------------------------- channel, select
+
+TEST_P(Lifetime, ChannelDestroyedWhenItIsClosedAndDrained) {
+  using ch = weft::channel<int>;
+  run_rounds<ch>(
+      sched(), "channel::close (drained)", rounds, queued_plans(),
+      [] { return std::make_unique<doomed<ch>>(4); },
+      [](ch& c) {
+        (void)c.send(1);
+        (void)c.send(2);
+      },
+      [](ch& c) {
+        int n = 0;
+        while (auto v = c.recv()) n += *v;
+        EXPECT_EQ(n, 3);
+      },
+      [](ch& c) { c.close(); });
+}
+
+TEST_P(Lifetime, RendezvousChannelDestroyedByEitherPartner) {
+  using ch = weft::channel<int>;
+  // The receiver destroys it while the sender is still in send(), and the reverse.
+  run_rounds<ch>(
+      sched(), "channel::send (receiver destroys)", rounds, queued_plans(),
+      [] { return std::make_unique<doomed<ch>>(0); }, noop,
+      [](ch& c) { EXPECT_EQ(c.recv().value_or(0), 7); },
+      [](ch& c) { EXPECT_EQ(c.send(7), weft::channel_status::ok); });
+  run_rounds<ch>(
+      sched(), "channel::recv (sender destroys)", rounds, queued_plans(),
+      [] { return std::make_unique<doomed<ch>>(0); }, noop,
+      [](ch& c) { EXPECT_EQ(c.send(7), weft::channel_status::ok); },
+      [](ch& c) { EXPECT_EQ(c.recv().value_or(0), 7); });
+}
+
+TEST_P(Lifetime, UnboundedChannelDestroyedWhenTheReceiveReturns) {
+  using ch = weft::channel<int>;
+  run_rounds<ch>(
+      sched(), "channel::send (unbounded)", rounds, queued_plans(),
+      [] { return std::make_unique<doomed<ch>>(ch::unbounded); }, noop,
+      [](ch& c) { EXPECT_EQ(c.recv().value_or(0), 7); },
+      [](ch& c) { EXPECT_EQ(c.send(7), weft::channel_status::ok); });
+}
+
+struct two_channels {
+  weft::channel<int> a{0}, b{0};
+};
+
+TEST_P(Lifetime, SelectedChannelsDestroyedWhenTheSelectReturns) {
+  for (bool close : {false, true}) {
+    run_rounds<two_channels>(
+        sched(), close ? "select, woken by close" : "select, woken by send", rounds,
+        queued_plans(), [] { return std::make_unique<doomed<two_channels>>(); }, noop,
+        [](two_channels& t) {
+          (void)weft::select(weft::recv_case(t.a), weft::recv_case(t.b));
+        },
+        [close](two_channels& t) {
+          if (close)
+            t.a.close();
+          else
+            (void)t.b.send(7);
+        });
+  }
 }
 
 // ---------------------------------------------------------------- barrier
@@ -455,6 +584,77 @@ TEST_P(Lifetime, SchedulerDestroyedWhileAnotherSchedulersWorkerIsStillInsideItsW
             .join();
       },
       [&] { go.set(); });
+}
+
+// ---------------------------------------------------------------- futex words
+
+// A plain-thread waiter sleeps on a futex word in its own frame. resume() sets the word
+// and then futex-wakes its address (wait_list.hpp step 4). A waiter that sees the word set
+// without being woken (it had not fallen asleep yet, or a signal interrupted its sleep)
+// returns and may wait again, on another primitive, with its new word at the same
+// address; the late wake then lands on that new wait and must be harmless: the wait
+// re-checks its word and sleeps on. The seam holds the waker between the store and the
+// wake; a signal gets the waiter out of its first sleep (futex_wait returns EINTR).
+std::atomic<const void*> first_word{nullptr}, second_word{nullptr};
+std::atomic<bool> waiting_again{false};
+std::atomic<pthread_t> waiter_thread{};
+
+void stale_word_hook(const void* object, release_point p) noexcept {
+  if (p != release_point::woken) return;
+  if (!t_releaser) {
+    second_word.store(object);
+    return;
+  }
+  first_word.store(object);
+  // The word is set: interrupt the waiter's sleep; it returns, and waits on the second
+  // event meanwhile.
+  pthread_kill(waiter_thread.load(), SIGUSR1);
+  if (wait_flag(waiting_again, 1s)) std::this_thread::sleep_for(5ms);
+}
+
+[[gnu::noinline]] void wait_on(weft::event& e) { e.wait(); }
+
+TEST(LifetimeFutex, AWakeOnAWordTheWaiterAlreadyLeftIsHarmless) {
+  struct sigaction sa {}, old {};
+  sa.sa_handler = [](int) {};
+  sa.sa_flags = 0;  // no SA_RESTART: the interrupted futex_wait returns EINTR
+  sigemptyset(&sa.sa_mask);
+  ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+  hook_installed hook(stale_word_hook);
+  for (int r = 0; r < 5; ++r) {
+    weft::event first, second;
+    std::atomic<bool> waiting{false}, returned{false};
+    first_word.store(nullptr);
+    second_word.store(nullptr);
+    waiting_again.store(false);
+    std::thread waiter([&] {
+      waiting.store(true);
+      wait_on(first);  // the same frame, so the second wait's word has the same address
+      waiting_again.store(true);
+      wait_on(second);
+      returned.store(true);
+    });
+    waiter_thread.store(waiter.native_handle());
+    std::thread releaser([&] {
+      while (!waiting.load()) std::this_thread::yield();
+      std::this_thread::sleep_for(2ms);  // the waiter is asleep on its word by now
+      t_releaser = true;
+      first.set();
+      t_releaser = false;
+    });
+    releaser.join();
+    std::this_thread::sleep_for(20ms);
+    EXPECT_FALSE(returned.load()) << "round " << r << ": a stale futex wake ended the second wait";
+    second.set();
+    waiter.join();
+    EXPECT_TRUE(returned.load());
+    EXPECT_TRUE(waiting_again.load());
+    if (first_word.load() != nullptr) {  // nullptr: the first wait took its fast path
+      EXPECT_EQ(first_word.load(), second_word.load())
+          << "round " << r << ": the two waits used different words; the stale wake hit nothing";
+    }
+  }
+  sigaction(SIGUSR1, &old, nullptr);
 }
 
 }  // namespace
