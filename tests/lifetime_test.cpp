@@ -11,6 +11,7 @@
 // binary with the round's name. The race window is widened with the release-window test
 // seam (wait_list.hpp): the releaser, at the points the seam reports, waits until the
 // waiter has returned and destroyed the object.
+#include "watchdog.hpp"
 #include "weft_test.hpp"
 
 #include "runtime.hpp"
@@ -39,50 +40,6 @@ using namespace std::chrono_literals;
 using weft::detail::release_point;
 
 // ---------------------------------------------------------------- harness
-
-// Aborts the binary when a test makes no progress for a long time: a releaser spinning on
-// a destroyed (pattern-filled) spinlock never returns, and the test must not hang.
-class watchdog {
-public:
-  explicit watchdog(std::string what) : what_(std::move(what)), thread_([this] { run(); }) {}
-  ~watchdog() {
-    stop_.store(true);
-    thread_.join();
-  }
-  void kick(std::string where) {
-    std::lock_guard<std::mutex> g(mu_);
-    where_ = std::move(where);
-    ticks_.fetch_add(1);
-  }
-
-private:
-  void run() {
-    long last = -1;
-    auto since = std::chrono::steady_clock::now();
-    while (!stop_.load()) {
-      std::this_thread::sleep_for(50ms);
-      const long now = ticks_.load();
-      if (now != last) {
-        last = now;
-        since = std::chrono::steady_clock::now();
-      } else if (std::chrono::steady_clock::now() - since > 30s) {
-        std::lock_guard<std::mutex> g(mu_);
-        std::fprintf(stderr,
-                     "lifetime_test: %s: no progress for 30 s after %s: a releasing call is "
-                     "stuck in a destroyed object (a touch after the release)\n",
-                     what_.c_str(), where_.c_str());
-        std::fflush(stderr);
-        std::abort();
-      }
-    }
-  }
-  std::string what_;
-  std::mutex mu_;
-  std::string where_ = "the start";
-  std::atomic<long> ticks_{0};
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
 
 // Storage for one primitive that the waiter destroys.
 template <class P>
