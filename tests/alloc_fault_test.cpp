@@ -1,12 +1,17 @@
 // tests/alloc_fault_test.cpp - allocation failure and size overflow never wedge anything:
-// a channel whose buffer cannot grow, a channel too large to allocate. Each failure is
-// injected with a test seam (src/wait_list.hpp) and must surface as an exception, with no
-// lock left held, nothing lost or duplicated, and everything usable afterwards.
+// a channel whose buffer cannot grow, a channel too large to allocate, a run_blocking
+// whose submission cannot allocate, a blocking_pool that cannot start its threads. Each
+// failure is injected with a test seam (src/wait_list.hpp, src/blocking_pool.hpp) and must
+// surface as an exception, with no lock left held, nothing queued that points at a dead
+// frame, nothing lost or duplicated, and everything usable afterwards.
 #include "watchdog.hpp"
 #include "weft_test.hpp"
 
+#include "blocking_pool.hpp"
+#include "runtime.hpp"
 #include "wait_list.hpp"
 
+#include <weft/blocking.hpp>
 #include <weft/sync.hpp>
 
 #include <array>
@@ -27,6 +32,10 @@ using namespace std::chrono_literals;
 struct chan_failure_after {
   explicit chan_failure_after(long n) { weft::detail::chan_alloc_inject_failure_after(n); }
   ~chan_failure_after() { weft::detail::chan_alloc_inject_failure_after(-1); }
+};
+struct blocking_failure_after {
+  explicit blocking_failure_after(long n) { weft::detail::blocking_alloc_inject_failure_after(n); }
+  ~blocking_failure_after() { weft::detail::blocking_alloc_inject_failure_after(-1); }
 };
 
 // ---------------------------------------------------------------- channel
@@ -150,6 +159,90 @@ TEST(AllocFaultChannel, CapacityWhoseByteSizeOverflowsThrowsLengthError) {
   weft::channel<std::uint64_t> fine(1024);  // and an ordinary one still works
   EXPECT_EQ(fine.send(7), weft::channel_status::ok);
   EXPECT_EQ(fine.recv().value_or(0), 7u);
+}
+
+// ---------------------------------------------------------------- run_blocking
+
+// The calling fiber's scheduler's pool (run_blocking's), for its queue length.
+weft::detail::blocking_pool_impl& default_pool(weft::scheduler& s) {
+  return weft::detail::default_blocking_pool(s.runtime_());
+}
+
+TEST_P(AllocFault, RunBlockingWhoseSubmissionFailsThrowsAndLeavesNothingQueued) {
+  watchdog wd("run_blocking submission failure");
+  sched().block_on([&] {
+    bool ran = false;
+    // The queue slot fails: nothing was queued.
+    {
+      blocking_failure_after fail(0);
+      EXPECT_THROW(weft::run_blocking([&] { ran = true; }), std::bad_alloc);
+    }
+    EXPECT_EQ(default_pool(sched()).queued(), 0u);
+    // The slot succeeds, the pool's first thread cannot be started: with no thread to
+    // run it, the job must not stay queued (it lives in this fiber's frame).
+    {
+      blocking_failure_after fail(1);
+      EXPECT_THROW(weft::run_blocking([&] { ran = true; }), std::bad_alloc);
+    }
+    ASSERT_EQ(default_pool(sched()).queued(), 0u) << "a failed submission left its job queued";
+    EXPECT_FALSE(ran);
+    // The pool works afterwards, and runs only the new job.
+    EXPECT_EQ(weft::run_blocking([] { return 42; }), 42);
+    EXPECT_FALSE(ran);
+  });
+  wd.kick("scheduler destruction");  // must not wait for a phantom job
+}
+
+TEST_P(AllocFault, RunBlockingWhoseThreadStartFailsQueuesBehindARunningThread) {
+  // The pool has a thread, busy: a submission that cannot start a second thread still
+  // queues its job for the first one and does not throw (the job runs, the call returns).
+  watchdog wd("thread start failure with a live thread");
+  weft::event release_first;
+  sched().block_on([&] {
+    std::atomic<bool> first_running{false}, second_threw{false};
+    auto first = weft::spawn([&] {
+      return weft::run_blocking([&] {
+        first_running.store(true);
+        release_first.wait();
+        return 1;
+      });
+    });
+    while (!first_running.load()) weft::this_fiber::sleep_for(100us);
+    blocking_failure_after fail(1);  // the queue slot succeeds, the thread start fails
+    auto second = weft::spawn([&] {
+      try {
+        return weft::run_blocking([] { return 2; });
+      } catch (const std::bad_alloc&) {
+        second_threw.store(true);
+        return -1;
+      }
+    });
+    while (default_pool(sched()).queued() == 0 && !second_threw.load())
+      weft::this_fiber::sleep_for(100us);
+    weft::detail::blocking_alloc_inject_failure_after(-1);
+    EXPECT_FALSE(second_threw.load()) << "the submission threw although its job was queued";
+    release_first.set();
+    EXPECT_EQ(first.join(), 1);
+    EXPECT_EQ(second.join(), 2);
+    EXPECT_EQ(default_pool(sched()).queued(), 0u);
+  });
+}
+
+// ---------------------------------------------------------------- blocking_pool
+
+TEST(AllocFaultBlockingPool, AConstructorThatCannotStartItsThreadsThrowsCleanly) {
+  // min_threads = 3 and the second thread cannot start: the constructor throws, after
+  // stopping and joining the thread it did start (no std::terminate from a joinable
+  // std::thread, no thread left running on a destroyed pool).
+  for (long fail_at : {0L, 1L, 2L}) {
+    {
+      blocking_failure_after fail(fail_at);
+      EXPECT_THROW(weft::blocking_pool pool({.min_threads = 3, .max_threads = 4}), std::bad_alloc)
+          << "failing thread start " << fail_at;
+    }
+    weft::blocking_pool pool({.min_threads = 3, .max_threads = 4});  // and then it works
+    EXPECT_EQ(pool.threads(), 3u);
+  }
 }
 
 }  // namespace
