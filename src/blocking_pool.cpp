@@ -5,6 +5,8 @@
 #include "suspend.hpp"
 #include "worker.hpp"
 
+#include <atomic>
+#include <new>
 #include <pthread.h>
 #include <system_error>
 
@@ -24,6 +26,18 @@ void complete(blocking_job* job) noexcept {
     wake(static_cast<fiber_impl*>(fiber));
 }
 
+// Test seam (blocking_alloc_inject_failure_after): allocations left before they fail, or -1.
+// relaxed: tests set it while no other thread submits.
+std::atomic<long> alloc_countdown{-1};
+
+// Where the pool allocates: the seam's failure point.
+void allocation_point() {
+  if (long k = alloc_countdown.load(std::memory_order_relaxed); __builtin_expect(k >= 0, 0)) {
+    if (k == 0) throw std::bad_alloc();
+    alloc_countdown.store(k - 1, std::memory_order_relaxed);
+  }
+}
+
 void post_wait(fiber_impl* from, void* arg) noexcept {
   auto* job = static_cast<blocking_job*>(arg);
   // acq_rel: release publishes the saved context; acquire sees the job's effects when
@@ -37,19 +51,36 @@ blocking_pool_impl::blocking_pool_impl(const blocking_options& opts) : opts_(opt
   if (opts_.max_threads == 0 || opts_.min_threads > opts_.max_threads)
     throw std::invalid_argument("weft::blocking_options: need 0 <= min_threads <= max_threads, "
                                 "max_threads >= 1");
-  std::lock_guard<std::mutex> g(mu_);
-  for (unsigned i = 0; i < opts_.min_threads; ++i) start_thread();
+  std::unique_lock<std::mutex> lk(mu_);
+  try {
+    for (unsigned i = 0; i < opts_.min_threads; ++i) start_thread();
+  } catch (...) {
+    // Step 5: the threads started so far run thread_main on *this; the destructor will
+    // not run, so stop and join them before the members die (a joinable std::thread
+    // destroyed with the list would call std::terminate).
+    stop_and_join(lk);
+    throw;
+  }
 }
 
 blocking_pool_impl::~blocking_pool_impl() {
   std::unique_lock<std::mutex> lk(mu_);
+  stop_and_join(lk);
+}
+
+void blocking_pool_impl::stop_and_join(std::unique_lock<std::mutex>& lk) noexcept {
   stop_ = true;
   cv_.notify_all();
   exit_cv_.wait(lk, [&] { return threads_.empty(); });
   join_finished(lk);
 }
 
+void blocking_alloc_inject_failure_after(long n) noexcept {
+  alloc_countdown.store(n, std::memory_order_relaxed);
+}
+
 void blocking_pool_impl::start_thread() {
+  allocation_point();  // the list node and the thread's state below
   threads_.emplace_back();
   auto it = std::prev(threads_.end());
   try {
@@ -63,15 +94,17 @@ void blocking_pool_impl::start_thread() {
 
 void blocking_pool_impl::submit(blocking_job* job) {
   std::unique_lock<std::mutex> lk(mu_);
-  queue_.push_back(job);
+  allocation_point();  // the queue slot
+  queue_.push_back(job);  // strong guarantee: when it throws, nothing was queued
   if (idle_ < queue_.size() && threads_.size() < opts_.max_threads) {
     try {
       start_thread();
-    } catch (const std::system_error&) {
-      if (threads_.empty()) {  // nobody would ever run it
+    } catch (...) {  // step 6: std::system_error from the OS, std::bad_alloc, ...
+      if (threads_.empty()) {  // nobody would ever run it: unqueue, the call fails
         queue_.pop_back();
         throw;
       }
+      cv_.notify_one();  // a live thread runs it; an idle one may be waiting
     }
   } else {
     cv_.notify_one();
@@ -79,11 +112,13 @@ void blocking_pool_impl::submit(blocking_job* job) {
   join_finished(lk);
 }
 
-void blocking_pool_impl::join_finished(std::unique_lock<std::mutex>& lk) {
+void blocking_pool_impl::join_finished(std::unique_lock<std::mutex>& lk) noexcept {
   if (finished_.empty()) return;
   std::vector<std::thread> done;
   done.swap(finished_);
   lk.unlock();
+  // join() throws only for a thread that is not joinable or is the caller: a retired
+  // pool thread is neither. noexcept: submit() must not fail after queuing (step 6).
   for (auto& t : done) t.join();
   lk.lock();
 }
@@ -114,6 +149,11 @@ void blocking_pool_impl::thread_main(thread_it self) noexcept {
 unsigned blocking_pool_impl::threads() const noexcept {
   std::lock_guard<std::mutex> g(mu_);
   return static_cast<unsigned>(threads_.size());
+}
+
+std::size_t blocking_pool_impl::queued() const noexcept {
+  std::lock_guard<std::mutex> g(mu_);
+  return queue_.size();
 }
 
 blocking_pool_impl& default_blocking_pool(runtime& rt) {

@@ -8,6 +8,14 @@
 //   3. A retiring thread moves its own std::thread into finished_ (it cannot join
 //      itself); submit() and the destructor join finished_ outside mu_.
 //   4. The destructor sets stop_; threads drain the queue, retire, and are joined.
+//   5. A constructor that cannot start its min_threads stops and joins the threads it
+//      started (step 4) and rethrows.
+//   6. submit() either queues the job and returns, or throws with nothing queued: the
+//      job lives in the calling fiber's frame, which unwinds when submit() throws, and a
+//      queued job would be run on that dead frame. A failed queue slot throws before
+//      anything is queued; a thread start that fails (std::system_error, std::bad_alloc)
+//      unqueues the job and rethrows when no thread exists, and otherwise leaves it for
+//      the live threads (it runs when one is free). Nothing after the push may throw.
 // A job's completion wakes its fiber with the join protocol of blocking.hpp (state_
 // bits). The pool never runs fibers and never touches a job after completing it.
 #pragma once
@@ -32,15 +40,18 @@ public:
   blocking_pool_impl(const blocking_pool_impl&) = delete;
   blocking_pool_impl& operator=(const blocking_pool_impl&) = delete;
 
-  // Any thread. Throws std::system_error when no thread exists and none can be started.
+  // Any thread. Queues job, or throws with nothing queued (step 6): std::bad_alloc, or
+  // std::system_error when no thread exists and none can be started.
   void submit(blocking_job* job);
   unsigned threads() const noexcept;
+  std::size_t queued() const noexcept;  // jobs submitted and not yet taken by a thread
 
 private:
   using thread_it = std::list<std::thread>::iterator;
   void start_thread();  // caller holds mu_
   void thread_main(thread_it self) noexcept;
-  void join_finished(std::unique_lock<std::mutex>& lk);
+  void join_finished(std::unique_lock<std::mutex>& lk) noexcept;
+  void stop_and_join(std::unique_lock<std::mutex>& lk) noexcept;  // step 4
 
   const blocking_options opts_;
   mutable std::mutex mu_;
@@ -52,6 +63,12 @@ private:
   unsigned idle_ = 0;                // guarded by mu_
   bool stop_ = false;                // guarded by mu_
 };
+
+// Test seam (fault injection, tests/alloc_fault_test.cpp): after n more successful
+// allocations in a pool (a queue slot in submit(), a thread start), the following ones
+// throw std::bad_alloc as if memory had run out; n < 0 turns it off. Set it while no other
+// thread submits or starts a pool.
+void blocking_alloc_inject_failure_after(long n) noexcept;
 
 // The runtime's default pool (run_blocking), created on first use.
 blocking_pool_impl& default_blocking_pool(runtime& rt);

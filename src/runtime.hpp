@@ -29,6 +29,11 @@ void thread_start_inject_failure_after(long n) noexcept;
 // that excludes its CPU (n < 0: never). Only for tests (test-catalogue F4).
 void pin_inject_failure_for_worker(int index) noexcept;
 int pin_injected_failure(unsigned index) noexcept;  // EPERM for the injected worker, else 0
+// Test seam (tests/lifetime_test.cpp): called first thing in runtime::notify_idle. For a
+// wake from outside the workers (wake -> worker::push_remote) the fiber is queued, so it
+// may already run, finish, and let its scheduler be destroyed, while the waker is here.
+// Install it before the threads that wake start (nullptr: off).
+void set_notify_idle_hook(void (*hook)() noexcept) noexcept;
 
 class worker;
 class blocking_pool_impl;
@@ -42,7 +47,8 @@ public:
   void shutdown() noexcept;
   // Outside spawn (not on one of our workers). Throws after shutdown began.
   void spawn_external(task* t);
-  // Makes a suspended fiber runnable. Any thread.
+  // Makes a suspended fiber runnable. Any thread. From outside the workers it is counted
+  // in outside_wakes_ until its last touch of the runtime (scheduler.cpp shutdown step 4).
   void wake(fiber_impl* f) noexcept;
   // Appends items to the injection queue and runs the idle protocol's P2-P4.
   void inject(const item* items, std::size_t n) noexcept;
@@ -90,6 +96,8 @@ public:
   alignas(64) std::atomic<bool> closing_{false};  // set once by shutdown(); spawns check it
   std::atomic<bool> stop_{false};                 // set once every fiber finished
   std::atomic<std::uint64_t> external_spawned_{0};
+  // Wakes from outside the workers still inside wake() (scheduler.cpp shutdown step 4).
+  alignas(64) std::atomic<std::int64_t> outside_wakes_{0};
   std::atomic<std::uint64_t> id_source_{1};
   // Live-fiber slots not held by any worker (max_fibers); unused when unlimited_.
   alignas(64) std::atomic<std::int64_t> budget_{0};

@@ -12,7 +12,19 @@
 //      (spawn -> publish -> run -> complete is a happens-before chain), so the sums can be
 //      equal only when every fiber ever spawned has finished; nothing can spawn after
 //      that (only running fibers and outside threads can, and the latter are refused).
-//   4. stop_ is set (release) and every worker unparked; a worker exits when it finds no
+//   4. Outside wakers: a wake from outside the workers (runtime::wake from a plain thread,
+//      a blocking-pool thread, another scheduler's worker) makes its fiber runnable in
+//      worker::push_remote and then still touches the runtime (remote count, idle
+//      bookkeeping, unpark), so the fiber may run and finish, and step 3 pass, while the
+//      waker is still inside. Such wakes are counted in outside_wakes_ around
+//      push_remote, and shutdown waits for the count to drain after step 3: the runtime
+//      is freed only after shutdown returned (the lifetime rule of wait_list.hpp step 5,
+//      applied to the scheduler). A counted wake's increment is ordered before its
+//      fiber's completion (the queue's hand-over, then the completion counter that step
+//      3 reads with acquire), so step 3's quiescence implies the increment is visible.
+//      Wakes from the workers and the reactor thread are not counted: shutdown and
+//      ~runtime join those threads before anything is freed.
+//   5. stop_ is set (release) and every worker unparked; a worker exits when it finds no
 //      work and sees stop_. Workers destroy their pooled fibers on their own threads.
 // A fiber blocked forever (a user deadlock) keeps shutdown waiting; every 5 s shutdown
 // prints how many fibers it is waiting for, so the hang is diagnosable, not silent.
@@ -298,7 +310,10 @@ void runtime::shutdown() noexcept {
       next_report += std::chrono::seconds(5);
     }
   }
-  // release: pairs with the acquire loads of stop_ in worker::find_work/park (step 4).
+  // Step 4. acquire: pairs with the waker's release decrement; everything it did to the
+  // runtime happens before the runtime is freed. The window is a few instructions long.
+  while (outside_wakes_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  // release: pairs with the acquire loads of stop_ in worker::find_work/park (step 5).
   stop_.store(true, std::memory_order_release);
   (void)idle_.take_all_sleepers();  // they exit; keep the counts consistent anyway
   for (auto& x : workers_) x->unpark();
@@ -344,7 +359,17 @@ void runtime::inject(const item* items, std::size_t n) noexcept {
   notify_idle(-1);
 }
 
+namespace {
+std::atomic<void (*)() noexcept> notify_idle_hook{nullptr};  // relaxed: set before use
+}  // namespace
+
+void set_notify_idle_hook(void (*hook)() noexcept) noexcept {
+  notify_idle_hook.store(hook, std::memory_order_relaxed);
+}
+
 void runtime::notify_idle(int preferred) noexcept {
+  auto hook = notify_idle_hook.load(std::memory_order_relaxed);  // relaxed: set before use
+  if (__builtin_expect(hook != nullptr, 0)) hook();
   int w = idle_.notify_one(preferred);
   if (w >= 0) workers_[static_cast<unsigned>(w)]->unpark();
 }
@@ -354,9 +379,16 @@ void runtime::wake(fiber_impl* f) noexcept {
   if (w && &w->rt() == this) {
     if (__builtin_expect(w->fuzz().on(), 0) && w->fuzz_migrate(f)) return;  // sched_fuzz.hpp 4
     w->wake_local(f);  // runs next on the waker's worker (warm cache, no futex)
+    return;
   }
-  else if (!reactor::defer_wake(this, f))  // the reactor thread batches its dispatch (reactor.hpp)
-    f->home->push_remote(as_item(f));
+  if (reactor::defer_wake(this, f)) return;  // the reactor thread batches its dispatch
+                                             // (reactor.hpp)
+  // Shutdown step 4. relaxed: shutdown needs this increment only once f has finished,
+  // which the queue's hand-over and the completion counter order after it.
+  outside_wakes_.fetch_add(1, std::memory_order_relaxed);
+  f->home->push_remote(as_item(f));  // from here f may run, finish, and shutdown begin
+  // release: the last touch of *this; pairs with shutdown's acquire load (step 4).
+  outside_wakes_.fetch_sub(1, std::memory_order_release);
 }
 
 bool runtime::any_work_visible() const noexcept {

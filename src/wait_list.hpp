@@ -22,7 +22,28 @@
 //      before resume().
 //   4. resume() is the last touch of a waiter by the winner: for a fiber it calls wake()
 //      (reads w->fiber first); for a plain thread it stores flag = 1 (release) and
-//      futex-wakes the word (a wake on a stack slot already reused is harmless).
+//      futex-wakes the word. After that store only the word's address is used: the waiter
+//      may have returned and reused the stack slot, and a wake on it is at worst a
+//      spurious wake of whatever futex lives there now; every futex wait in weft
+//      re-checks its word in a loop (block_thread, parker, join), as glibc's do.
+//   5. Lifetimes: a waiter may destroy the object as soon as its wait returns, while the
+//      party that released it is still inside the releasing call (set, done, release,
+//      unlock, notify, send, close). The rule: the releasing party's last touch of the
+//      object precedes the store that lets the waiter return; after it only stack copies
+//      (and claimed waiters, step 4) are used. A store made under the primitive's lock
+//      counts as made at the unlock: every destructor first takes the lock
+//      (assert_no_waiters), so it cannot free the object under a releaser that still
+//      holds it. Hence: state that a waiter reads without the lock (a fast path) is
+//      changed only under the lock, and a releasing call touches nothing of the object
+//      after its unlock. A released waiter returns without touching the object either
+//      (it never re-checks after a successful claim), and a call that both releases and
+//      waits (latch and barrier arrive_and_wait) queues itself in the same lock hold as
+//      its arrival, or does not wait at all when it is the releaser. Re-locking after a
+//      release (a condition variable's wait) is therefore not an option for a primitive
+//      the released waiter may destroy: barrier waits on a phase gate instead. The
+//      same rule holds for the scheduler a woken fiber belongs to: a wake from outside
+//      its workers keeps it alive until the waker's last touch (scheduler.cpp, shutdown
+//      step 4).
 // Lock order: a primitive's spinlock -> timer_shard::lock_ (arm in post) -> idle::lock_.
 // condition_variable additionally takes its own lock before its mutex's lock. select
 // takes channel locks in address order. Nothing takes a primitive lock while holding
@@ -137,15 +158,44 @@ inline wait_node* pop_front(wait_queue& q) noexcept {
                                           std::memory_order_relaxed);
 }
 
+// ---- Test seam: the release window (tests/lifetime_test.cpp). Off unless a test installs
+// a hook. A releasing call reports these points:
+//   published  it just made the store that may let a waiter return without queueing (a
+//              fast path that reads the primitive's state without its lock); it may still
+//              hold the primitive's lock, which the destructor waits for;
+//   done       its last touch of the object is behind it;
+//   woken      resume() just released a plain-thread waiter (object = its futex word) and
+//              is about to futex-wake that address.
+// A test sleeps in the hook so the waiter can return and destroy the object (or reuse its
+// stack) in between: any later touch then hits a destroyed object.
+enum class release_point { published, done, woken };
+using release_hook = void (*)(const void* object, release_point) noexcept;
+// Any thread; install it before the threads that release start (nullptr: off).
+void set_release_hook(release_hook h) noexcept;
+extern std::atomic<release_hook> release_hook_now;
+inline void release_window(const void* object, release_point p) noexcept {
+  // relaxed: installed before the releasing threads start (set_release_hook).
+  release_hook h = release_hook_now.load(std::memory_order_relaxed);
+  if (__builtin_expect(h != nullptr, 0)) h(object, p);
+}
+
+// Test seam (fault injection, tests/alloc_fault_test.cpp): after n more successful channel
+// buffer allocations (a bounded channel's buffer, an unbounded channel's growth), the
+// following ones throw std::bad_alloc as if memory had run out; n < 0 turns it off. Set it
+// while no other thread allocates a channel buffer.
+void chan_alloc_inject_failure_after(long n) noexcept;
+
 // Step 4. Any thread; after a successful try_claim and after writing the slot.
 inline void resume(waiter* w) noexcept {
   if (fiber_impl* f = w->fiber) {
     wake(f);
     return;
   }
+  std::atomic<std::int32_t>* word = &w->flag;  // an address only, once the flag is set
   // release: publishes the outcome and slot; pairs with the acquire load in block().
-  w->flag.store(1, std::memory_order_release);
-  futex_wake(&w->flag, 1);
+  word->store(1, std::memory_order_release);
+  release_window(word, release_point::woken);
+  futex_wake(word, 1);
 }
 
 // Claimed nodes, chained through wait_node::next after they were popped (a claimed node

@@ -20,6 +20,12 @@
 //      one; otherwise link one node per case, all owned by one waiter, and block: the
 //      post-switch action releases every lock. The winner's claim CAS picks the case;
 //      afterwards the select re-locks all channels and unlinks the other nodes.
+//   6. Allocation: only an unbounded channel's growth allocates under lock_ (step 2's
+//      buffering; step 3's refill goes to a bounded channel's freed slot). grow()
+//      allocates before it changes anything, so when it throws, send (or select) unlocks
+//      and rethrows with the channel as it was and the caller's value untouched; no
+//      receiver was claimed (a send claims one only instead of buffering). The buffer's
+//      byte size is checked: capacity * sizeof(T) that overflows throws length_error.
 // Hand-off keeps partners together: resume() calls wake(), which on a worker puts the
 // partner in that worker's runnext slot, so a ping-pong runs on one worker's cache.
 #include <weft/sync/channel.hpp>
@@ -29,10 +35,24 @@
 #include "../wait_list.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <new>
+#include <stdexcept>
+#include <string>
 
 namespace weft::detail {
+
+namespace {
+// Test seam (chan_alloc_inject_failure_after): allocations left before they fail, or -1.
+// relaxed: tests set it while no other thread allocates a channel buffer.
+std::atomic<long> alloc_countdown{-1};
+}  // namespace
+
+void chan_alloc_inject_failure_after(long n) noexcept {
+  alloc_countdown.store(n, std::memory_order_relaxed);
+}
 
 struct chan_ops {
   static unsigned char* slot(chan_core& c, std::size_t i) noexcept {
@@ -42,16 +62,31 @@ struct chan_ops {
     if (c.cap_ == chan_core::unbounded) return true;
     return c.count_ < c.cap_;
   }
+  // Throws std::length_error when n slots are more than any allocation can hold (n * size
+  // overflows, or exceeds PTRDIFF_MAX bytes), std::bad_alloc when memory is out.
   static unsigned char* allocate(chan_core& c, std::size_t n) {
+    const std::size_t max_slots = static_cast<std::size_t>(PTRDIFF_MAX) / c.vt_.size;
+    if (n > max_slots)
+      throw std::length_error("weft::channel: " + std::to_string(n) + " slots of " +
+                              std::to_string(c.vt_.size) +
+                              " bytes exceed the largest possible allocation");
+    if (long k = alloc_countdown.load(std::memory_order_relaxed); __builtin_expect(k >= 0, 0)) {
+      if (k == 0) throw std::bad_alloc();
+      alloc_countdown.store(k - 1, std::memory_order_relaxed);
+    }
     return static_cast<unsigned char*>(
         ::operator new(n * c.vt_.size, std::align_val_t(std::max(c.vt_.align, sizeof(void*)))));
   }
   static void deallocate(chan_core& c, unsigned char* p) noexcept {
     ::operator delete(p, std::align_val_t(std::max(c.vt_.align, sizeof(void*))));
   }
-  // Unbounded channels only; under lock_. Doubles the ring, keeping FIFO order.
+  // Unbounded channels only; under lock_. Doubles the ring, keeping FIFO order. Throws
+  // (std::bad_alloc, std::length_error) before changing anything: the values stay where
+  // they are, and send() releases lock_ on the way out (step 6).
   static void grow(chan_core& c) {
-    const std::size_t n = c.buf_cap_ ? c.buf_cap_ * 2 : 16;
+    std::size_t n = 16;
+    if (c.buf_cap_ != 0) n = c.buf_cap_ <= SIZE_MAX / 2 ? c.buf_cap_ * 2 : SIZE_MAX;  // refused
+
     unsigned char* fresh = allocate(c, n);
     for (std::size_t i = 0; i < c.count_; ++i) {
       unsigned char* from = slot(c, i);
@@ -158,10 +193,17 @@ chan_core::~chan_core() {
 channel_status chan_core::send(void* src, clock::time_point deadline, bool block) {
   wait_node* partner = nullptr;
   lock_.lock();
-  channel_status st = chan_ops::try_send(*this, src, &partner);
+  channel_status st;
+  try {
+    st = chan_ops::try_send(*this, src, &partner);
+  } catch (...) {  // step 6: the growth failed; nothing changed, *src is untouched
+    lock_.unlock();
+    throw;
+  }
   if (st != channel_status::full || !block) {
     lock_.unlock();
     if (partner) resume(partner->owner);
+    release_window(this, release_point::done);
     return st;
   }
   return chan_ops::wait(*this, senders_, src, deadline);  // releases lock_
@@ -174,6 +216,7 @@ channel_status chan_core::recv(void* dst, clock::time_point deadline, bool block
   if (st != channel_status::empty || !block) {
     lock_.unlock();
     if (partner) resume(partner->owner);
+    release_window(this, release_point::done);
     return st;
   }
   return chan_ops::wait(*this, receivers_, dst, deadline);  // releases lock_
@@ -191,6 +234,7 @@ bool chan_core::close() noexcept {
   while (wait_node* n = chan_ops::claim_first(senders_, outcome_closed)) chain.add(n);
   lock_.unlock();
   chain.resume_all();
+  release_window(this, release_point::done);
   return true;
 }
 
@@ -256,11 +300,17 @@ select_outcome chan_ops::select(select_case* cases, std::size_t n, clock::time_p
     const std::size_t i = (start + k) % n;
     select_case& c = cases[i];
     wait_node* partner = nullptr;
-    const channel_status st = c.send ? try_send(*c.ch, c.slot, &partner)
-                                     : try_recv(*c.ch, c.slot, &partner);
+    channel_status st;
+    try {
+      st = c.send ? try_send(*c.ch, c.slot, &partner) : try_recv(*c.ch, c.slot, &partner);
+    } catch (...) {  // step 6, for a send case: release every lock, nothing happened
+      ls.unlock();
+      throw;
+    }
     if (st == channel_status::ok || st == channel_status::closed) {
       ls.unlock();
       if (partner) resume(partner->owner);
+      release_window(c.ch, release_point::done);
       return {i, st};
     }
   }

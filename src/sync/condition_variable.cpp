@@ -61,6 +61,7 @@ void condition_variable::notify_one() noexcept {
     }
   lock_.unlock();
   if (claimed) resume(claimed->owner);
+  release_window(this, release_point::done);
 }
 
 void condition_variable::notify_all() noexcept {
@@ -70,6 +71,7 @@ void condition_variable::notify_all() noexcept {
     if (try_claim(n->owner, make_outcome(outcome_ok))) chain.add(n);
   lock_.unlock();
   chain.resume_all();
+  release_window(this, release_point::done);
 }
 
 }  // namespace weft

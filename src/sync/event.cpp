@@ -42,17 +42,21 @@ void event::set() noexcept {
         claimed = n;
         break;
       }
-    if (claimed)
+    if (claimed) {
       chain.add(claimed);
-    else
+    } else {
       set_.store(true, std::memory_order_release);  // release: pairs with try_consume()
+      release_window(this, release_point::published);
+    }
   } else {
     set_.store(true, std::memory_order_release);  // release: pairs with try_consume()
+    release_window(this, release_point::published);
     while (wait_node* n = pop_front(queue_))
       if (try_claim(n->owner, make_outcome(outcome_ok))) chain.add(n);
   }
   lock_.unlock();
   chain.resume_all();
+  release_window(this, release_point::done);
 }
 
 void event::reset() noexcept {

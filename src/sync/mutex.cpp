@@ -137,12 +137,16 @@ void mutex::unlock() noexcept {
   std::uint32_t s = locked;
   // release: publishes the critical section to the next acquirer (lock/try_lock CAS).
   if (state_.compare_exchange_strong(s, 0, std::memory_order_release,
-                                     std::memory_order_relaxed))
+                                     std::memory_order_relaxed)) {
+    release_window(this, release_point::done);
     return;
+  }
   while (!(s & waiters) || (s & woken)) {  // step 2, nobody to wake
     if (state_.compare_exchange_weak(s, s & ~locked, std::memory_order_release,
-                                     std::memory_order_relaxed))
+                                     std::memory_order_relaxed)) {
+      release_window(this, release_point::done);
       return;
+    }
   }
   lock_.lock();
   wait_node* h = nullptr;
@@ -164,6 +168,7 @@ void mutex::unlock() noexcept {
   }
   lock_.unlock();
   if (h) resume(h->owner);
+  release_window(this, release_point::done);
 }
 
 }  // namespace weft

@@ -47,9 +47,13 @@ void counting_semaphore::release(std::ptrdiff_t n) noexcept {
     }
   }
   // release: publishes the releaser's writes to a later try_acquire (its acquire CAS).
-  if (n > 0) count_.fetch_add(n, std::memory_order_release);
+  if (n > 0) {
+    count_.fetch_add(n, std::memory_order_release);
+    release_window(this, release_point::published);
+  }
   lock_.unlock();
   chain.resume_all();
+  release_window(this, release_point::done);
 }
 
 void counting_semaphore::acquire() { (void)try_acquire_until(clock::time_point::max()); }

@@ -128,6 +128,13 @@ namespace {
 thread_local char thread_token_anchor;
 }
 
+std::atomic<release_hook> release_hook_now{nullptr};
+
+void set_release_hook(release_hook h) noexcept {
+  // relaxed: see release_window().
+  release_hook_now.store(h, std::memory_order_relaxed);
+}
+
 std::uintptr_t caller_token() noexcept {
   if (fiber_impl* f = current_fiber(); f && f->current)
     return reinterpret_cast<std::uintptr_t>(f->current);

@@ -7,14 +7,21 @@
 // Each phase completes when `expected` arrivals have been counted; the last arriver runs
 // the completion function (under the barrier's lock: it must not call into this barrier)
 // and then releases every waiter of the phase. arrive_and_drop() also lowers `expected`
-// for the following phases. Built on weft::mutex and weft::condition_variable.
+// for the following phases. Built on weft::mutex (the counts) and a phase gate (the
+// waiters, weft/sync/detail/phase_gate.hpp).
 //
 // Memory ordering: every arrival of a phase happens-before the completion function of
-// that phase, which happens-before the return of every wait for that phase (all go
-// through the barrier's mutex).
+// that phase, which happens-before the return of every wait for that phase (arrivals and
+// completion under the mutex; the gate's phase store publishes them to the waiters).
+//
+// Lifetime (as std::barrier): the barrier may be destroyed as soon as every participant's
+// last wait has been released, even before all of those calls have returned: a released
+// waiter touches nothing of the barrier, the last arriver of arrive_and_wait() does not
+// wait, and the destructor first takes the mutex, so the arrival that ended the phase has
+// released it.
 #pragma once
 
-#include <weft/sync/condition_variable.hpp>
+#include <weft/sync/detail/phase_gate.hpp>
 #include <weft/sync/mutex.hpp>
 
 #include <cstddef>
@@ -51,27 +58,37 @@ public:
       : expected_(expected), remaining_(expected), f_(std::move(f)) {
     if (expected < 0) violation("barrier constructed with a negative count");
   }
+  // Waits for the arrival that ended the last phase to release the mutex (see Lifetime).
+  ~barrier() { std::lock_guard<mutex> g(mu_); }
   barrier(const barrier&) = delete;
   barrier& operator=(const barrier&) = delete;
 
   // Counts n arrivals in the current phase. Precondition (checked, aborts): n > 0 and no
   // more than the arrivals the phase still expects.
   [[nodiscard]] arrival_token arrive(std::ptrdiff_t n = 1) {
-    std::unique_lock<mutex> lk(mu_);
-    return arrive_locked(lk, n);
+    std::lock_guard<mutex> lk(mu_);
+    arrival_token t(phase_);
+    (void)arrive_locked(n);
+    return t;
   }
   // Waits until the phase the token was taken in has completed.
-  void wait(arrival_token&& t) const {
+  void wait(arrival_token&& t) const { gate_.wait_past(t.phase_); }
+  // arrive() and wait() in one step: the arrival that ends the phase does not wait, and
+  // the others are queued before the mutex is released, so no participant touches the
+  // barrier after the phase ended (see Lifetime).
+  void arrive_and_wait() {
     std::unique_lock<mutex> lk(mu_);
-    cv_.wait(lk, [&] { return phase_ != t.phase_; });
+    const std::uint64_t phase = phase_;
+    if (arrive_locked(1)) return;  // ended the phase; unlocking is the last touch
+    lk.release();
+    gate_.unlock_and_wait_past(mu_, phase);
   }
-  void arrive_and_wait() { wait(arrive()); }
   // Arrives, and takes this participant out of every later phase.
   void arrive_and_drop() {
-    std::unique_lock<mutex> lk(mu_);
+    std::lock_guard<mutex> lk(mu_);
     if (expected_ == 0) violation("barrier::arrive_and_drop with no participant left");
     --expected_;
-    (void)arrive_locked(lk, 1);
+    (void)arrive_locked(1);
   }
   static constexpr std::ptrdiff_t max() noexcept { return PTRDIFF_MAX; }
 
@@ -80,21 +97,20 @@ private:
     std::fprintf(stderr, "weft: contract violation: %s\n", what);
     std::abort();
   }
-  arrival_token arrive_locked(std::unique_lock<mutex>&, std::ptrdiff_t n) {
+  // Under mu_. True when these arrivals ended the phase (and released its waiters).
+  bool arrive_locked(std::ptrdiff_t n) {
     if (n <= 0 || n > remaining_) violation("barrier::arrive: more arrivals than the phase expects");
-    arrival_token t(phase_);
     remaining_ -= n;
-    if (remaining_ == 0) {
-      f_();
-      ++phase_;
-      remaining_ = expected_;
-      cv_.notify_all();
-    }
-    return t;
+    if (remaining_ != 0) return false;
+    f_();
+    ++phase_;
+    remaining_ = expected_;
+    gate_.open(phase_);
+    return true;
   }
 
   mutable mutex mu_;
-  mutable condition_variable cv_;
+  detail::phase_gate gate_;   // its phase follows phase_ (opened under mu_)
   std::ptrdiff_t expected_;   // guarded by mu_
   std::ptrdiff_t remaining_;  // guarded by mu_: arrivals still missing in this phase
   std::uint64_t phase_ = 0;   // guarded by mu_

@@ -122,7 +122,9 @@ public:
   static constexpr std::size_t unbounded = detail::chan_core::unbounded;
 
   // capacity 0: rendezvous (each send waits for its receiver, Go's unbuffered channel);
-  // N: at most N values buffered; channel<T>::unbounded: sends never wait.
+  // N: at most N values buffered; channel<T>::unbounded: sends never wait. Throws
+  // std::length_error when N values of T are more than any allocation can hold
+  // (N * sizeof(T) overflows), std::bad_alloc when the buffer cannot be allocated.
   explicit channel(std::size_t capacity = 0) : core_(capacity, detail::chan_vtable_of<T>::value) {}
   // Destroys buffered values. Aborts (contract violation) if fibers or threads wait on it.
   ~channel() = default;
@@ -131,7 +133,8 @@ public:
 
   // Sends v, waiting (fiber: suspends; plain thread: blocks) for buffer space or, with
   // capacity 0, for a receiver. Returns ok, or closed (v is left untouched). Any fiber or
-  // thread.
+  // thread. An unbounded channel whose buffer cannot grow throws std::bad_alloc (from
+  // every send flavour and select): v is left untouched and the channel unchanged.
   [[nodiscard]] channel_status send(T&& v) { return core_.send(&v, clock::time_point::max(), true); }
   [[nodiscard]] channel_status send(const T& v) {
     T copy(v);

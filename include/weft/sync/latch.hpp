@@ -9,6 +9,10 @@
 //
 // Memory ordering: every count_down() happens-before the return of a wait() or a true
 // try_wait() that observes the count at zero (as std::latch).
+//
+// Lifetime: a waiter may destroy the latch as soon as its wait (or arrive_and_wait)
+// returns, even while the count_down() or arrive_and_wait() that released it is still
+// running (src/sync/wait_group.cpp).
 #pragma once
 
 #include <weft/sync/wait_group.hpp>
@@ -34,10 +38,10 @@ public:
   [[nodiscard]] bool try_wait() const noexcept { return wg_.reached_zero(); }
   // Waits until the count is zero.
   void wait() const { wg_.wait(); }
-  void arrive_and_wait(std::ptrdiff_t n = 1) {
-    count_down(n);
-    wait();
-  }
+  // count_down(n) and wait() in one step: the arriver that makes the zero does not wait,
+  // and the others count down and queue in one lock hold, so no arriver touches the latch
+  // once the zero is made (the waiters it releases may destroy it at once).
+  void arrive_and_wait(std::ptrdiff_t n = 1) { wg_.arrive_and_wait(static_cast<std::int64_t>(n)); }
   static constexpr std::ptrdiff_t max() noexcept { return PTRDIFF_MAX; }
 
 private:

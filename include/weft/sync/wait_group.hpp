@@ -9,6 +9,9 @@
 //
 // Memory ordering: every done() (and add() with a negative delta) happens-before the
 // return of a wait() that observes the count at zero.
+//
+// Lifetime: a waiter may destroy the wait_group as soon as its wait returns, even while
+// the done() that released it is still running (src/sync/wait_group.cpp step 1).
 #pragma once
 
 #include <weft/export.hpp>
@@ -20,6 +23,11 @@
 #include <cstdint>
 
 namespace weft {
+
+class latch;
+namespace detail {
+struct resume_chain;
+}
 
 class wait_group {
 public:
@@ -53,8 +61,15 @@ public:
   }
 
 private:
-  // The count: changed by add() with acq_rel RMWs (a release sequence, so the last
-  // done() carries every earlier one); read with acquire by wait().
+  friend class latch;
+  // Applies a delta under lock_; when it makes the zero, claims the waiters into chain.
+  bool add_locked(std::int64_t delta, detail::resume_chain& chain) noexcept;
+  // Counts n down and, unless that made the zero, waits, in one lock_ hold (latch).
+  WEFT_API void arrive_and_wait(std::int64_t n);
+
+  // The count: changed by add() with RMWs, each a release (a release sequence, so the
+  // acq_rel RMW that makes the zero, under lock_, carries every earlier one); read with
+  // acquire by wait().
   std::atomic<std::int64_t> count_;
   detail::spinlock lock_;
   detail::wait_queue queue_;  // guarded by lock_

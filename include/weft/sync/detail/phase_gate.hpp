@@ -1,0 +1,45 @@
+// weft/sync/detail/phase_gate.hpp - the waiting half of weft::barrier: a phase number and
+// the fibers and threads waiting for a phase to end. Not API: names here may change.
+//
+// A waiter released by open() returns without touching the gate (or the barrier around
+// it) again, so the barrier may be destroyed as soon as any wait for the phase returns
+// (src/sync/phase_gate.cpp).
+#pragma once
+
+#include <weft/export.hpp>
+#include <weft/sync/detail/wait_queue.hpp>
+
+#include <atomic>
+#include <cstdint>
+
+namespace weft {
+class mutex;
+}
+
+namespace weft::detail {
+
+class phase_gate {
+public:
+  phase_gate() noexcept = default;
+  // Aborts (contract violation) if fibers or threads still wait on it.
+  WEFT_API ~phase_gate();
+  phase_gate(const phase_gate&) = delete;
+  phase_gate& operator=(const phase_gate&) = delete;
+
+  // Waits until phase p has ended. Fiber: suspends; plain thread: blocks.
+  WEFT_API void wait_past(std::uint64_t p) const;
+  // The caller holds m, under which phases end, and p is the current phase: queues the
+  // caller, releases m, and waits as wait_past(p) (the phase cannot end in between).
+  WEFT_API void unlock_and_wait_past(mutex& m, std::uint64_t p) const;
+  // Ends the current phase: `next` (the current one + 1) becomes the phase and every
+  // waiter is released. Called under the mutex that unlock_and_wait_past() is given.
+  WEFT_API void open(std::uint64_t next) noexcept;
+
+private:
+  // Written by open() under lock_ (release); read by the waiters' fast path (acquire).
+  std::atomic<std::uint64_t> phase_{0};
+  mutable spinlock lock_;
+  mutable wait_queue queue_;  // guarded by lock_
+};
+
+}  // namespace weft::detail

@@ -1,0 +1,63 @@
+// src/sync/phase_gate.cpp - detail::phase_gate, the waiting half of weft::barrier.
+//
+// Protocol (wait_list.hpp steps; the lifetime rule is its step 5):
+//   1. open() stores the new phase and pops and claims every queued node under lock_,
+//      then resumes them after unlocking. Its caller holds the barrier's mutex, so phases
+//      end in order and every queued node waits for the phase open() ends.
+//   2. wait_past(p) checks the phase without the lock (fast path), then under lock_
+//      before it links (wait_until_ready), so an open() either sees its node or happened
+//      before its check.
+//   3. unlock_and_wait_past(m, p) links its node under lock_ and only then releases m
+//      (condition_variable's step 1): the phase cannot end before the node is linked, and
+//      a waiter that open() released returns at once, touching neither the gate nor the
+//      mutex (a condition variable would re-lock the mutex, which the last arriver may
+//      already have destroyed with the barrier).
+// Lock order: the barrier's mutex -> lock_ -> the mutex's internal lock (step 3 unlocks
+// the mutex under lock_, which may take that lock to wake a waiter).
+#include <weft/sync/detail/phase_gate.hpp>
+#include <weft/sync/mutex.hpp>
+
+#include "../assert.hpp"
+#include "../wait_list.hpp"
+
+namespace weft::detail {
+
+phase_gate::~phase_gate() {
+  assert_no_waiters(lock_, queue_, "weft::barrier destroyed while fibers or threads wait on it");
+}
+
+void phase_gate::wait_past(std::uint64_t p) const {
+  // acquire: pairs with the release store in open(); the phase's completion is visible.
+  (void)wait_until_ready(lock_, queue_, clock::time_point::max(),
+                         [&] { return phase_.load(std::memory_order_acquire) > p; });
+}
+
+void phase_gate::unlock_and_wait_past(mutex& m, std::uint64_t p) const {
+  waiter w;
+  wait_node node;
+  node.owner = &w;
+  lock_.lock();
+  // relaxed: phase_ changes only under m, which the caller holds.
+  WEFT_DCHECK(phase_.load(std::memory_order_relaxed) == p, "the phase ended under its mutex");
+  (void)p;
+  push_back(queue_, &node);
+  m.unlock();  // step 3, under lock_
+  (void)block(w, lock_, clock::time_point::max());
+  // Released by open() (untimed, one claimer): return without touching *this.
+}
+
+void phase_gate::open(std::uint64_t next) noexcept {
+  resume_chain chain;
+  lock_.lock();
+  // release: publishes the phase's arrivals and completion to the fast path's acquire.
+  phase_.store(next, std::memory_order_release);
+  release_window(this, release_point::published);
+  while (wait_node* n = pop_front(queue_))
+    if (try_claim(n->owner, make_outcome(outcome_ok))) chain.add(n);
+  lock_.unlock();
+  chain.resume_all();
+  // The gate's last touch; the barrier's mutex is still held (its destructor waits for it).
+  release_window(this, release_point::done);
+}
+
+}  // namespace weft::detail
