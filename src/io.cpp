@@ -132,8 +132,9 @@ void post_commit(fiber_impl* from, void* arg) noexcept {
     current_worker()->wake_local(from);
 }
 
-// Why a registered wait must not sleep, or ended (protocol steps 3 and 6).
-std::error_code stop_reason(io_desc& d, reactor& r, clock::time_point deadline) noexcept {
+// Why a registered wait must not sleep (protocol step 3's order).
+[[gnu::always_inline]] inline std::error_code stop_reason(io_desc& d, reactor& r,
+                                                          clock::time_point deadline) noexcept {
   if (d.closing()) return errc(std::errc::bad_file_descriptor);
   if (r.io_cancelled()) return errc(std::errc::operation_canceled);
   if (deadline != clock::time_point::max() && clock::now() >= deadline)
@@ -141,13 +142,17 @@ std::error_code stop_reason(io_desc& d, reactor& r, clock::time_point deadline) 
   return {};
 }
 
-// Protocol steps 3-6 for a registered wait: word is the slot (node == nullptr) or
-// node->state. Empty code: retry the syscall.
-std::error_code sleep_on(io_desc& d, io_dir dir, std::atomic<std::uintptr_t>& word,
-                         io_waiter* node, std::uint32_t seen, clock::time_point deadline,
-                         fiber_impl* self, reactor& r) {
+// Protocol steps 3-6 for a registered wait: word is the slot (Queued false, node null)
+// or node->state. Empty code: retry the syscall. Inlined into both callers: the slot
+// path (every wait of the one-waiter case) then pays no call and no node checks.
+template <bool Queued>
+[[gnu::always_inline]] inline std::error_code sleep_on(io_desc& d, io_dir dir,
+                                                       std::atomic<std::uintptr_t>& word,
+                                                       io_waiter* node, std::uint32_t seen,
+                                                       clock::time_point deadline,
+                                                       fiber_impl* self, reactor& r) {
   auto withdraw = [&] {  // step 6: removes exactly this wait, if still registered
-    if (node) d.dequeue(dir, *node);
+    if constexpr (Queued) d.dequeue(dir, *node);
     else (void)io_desc::end_own(word, self);  // never a wake: it had not committed
   };
   // seq_cst: step 7 (after the registration RMW/store).
@@ -170,11 +175,12 @@ std::error_code sleep_on(io_desc& d, io_dir dir, std::atomic<std::uintptr_t>& wo
   }
   suspend_current(post_commit, &word);
   if (timed) (void)cancel_timer(&t);  // after this no worker touches t (timers.hpp step 5)
-  if (node) d.dequeue(dir, *node);    // still linked when its timer ended it
+  if constexpr (Queued) d.dequeue(dir, *node);  // still linked when its timer ended it
   if (d.closing()) return errc(std::errc::bad_file_descriptor);
   if (r.io_cancelled()) return errc(std::errc::operation_canceled);
-  if (d.edges(dir) != seen) return {};
-  if (timed && clock::now() >= deadline) return errc(std::errc::timed_out);
+  // An edge since the sample means retry even past the deadline (the data may be there).
+  if (timed && d.edges(dir) == seen && clock::now() >= deadline)
+    return errc(std::errc::timed_out);
   return {};
 }
 
@@ -185,7 +191,7 @@ std::error_code sleep_on(io_desc& d, io_dir dir, std::atomic<std::uintptr_t>& wo
                                               reactor& r) {
   io_waiter node(self);
   d.enqueue(dir, node);
-  return sleep_on(d, dir, node.state, &node, seen, deadline, self, r);
+  return sleep_on<true>(d, dir, node.state, &node, seen, deadline, self, r);
 }
 
 // Fiber context. seen: the edge count sampled before the syscall that got EAGAIN. Empty
@@ -195,7 +201,7 @@ std::error_code wait_fiber(io_desc& d, io_dir dir, std::uint32_t seen, clock::ti
   reactor& r = reactor_of(self);
   if (std::error_code ec = r.register_fd(d)) return ec;
   if (!d.claim_slot(dir, self)) return wait_queued(d, dir, seen, deadline, self, r);
-  return sleep_on(d, dir, d.slot(dir), nullptr, seen, deadline, self, r);
+  return sleep_on<false>(d, dir, d.slot(dir), nullptr, seen, deadline, self, r);
 }
 
 // Plain thread: poll(2) in slices of at most 50 ms, so a close from another thread is
