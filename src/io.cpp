@@ -1,5 +1,6 @@
 // src/io.cpp - the public fd calls: try the syscall, on EAGAIN wait on the fd's io_desc
 // (fiber: suspend, io_desc.hpp protocol; plain thread: poll(2)), retry.
+#include "assert.hpp"
 #include "io_desc.hpp"
 #include "reactor.hpp"
 #include "suspend.hpp"
@@ -65,8 +66,12 @@ std::error_code finish_close(io_desc& d) noexcept {
     std::uint32_t next = d.gen_.load(std::memory_order_relaxed) + 1;
     // release: pairs with the reactor's acquire load in dispatch_io().
     d.gen_.store(next ? next : 1, std::memory_order_release);
-    d.rd_.store(io_desc::slot_nil, std::memory_order_relaxed);
-    d.wr_.store(io_desc::slot_nil, std::memory_order_relaxed);
+    // Every waiter held a reference, so none is registered any more: slots are NIL and
+    // the queues empty (protocol step 6).
+    WEFT_ASSERT(d.rd_.load(std::memory_order_relaxed) == io_desc::slot_nil &&
+                    d.wr_.load(std::memory_order_relaxed) == io_desc::slot_nil &&
+                    !d.queue_[0] && !d.queue_[1],
+                "io_desc finished with a waiter registered");
     d.nonblock_.store(0, std::memory_order_relaxed);
     d.socket_.store(0, std::memory_order_relaxed);
     // release: the reset above happens before any operation on the next incarnation
@@ -105,24 +110,31 @@ std::error_code ensure_nonblocking(io_desc& d) noexcept {
 
 // ---------------------------------------------------------------- waiting
 
-// A wait's timeout: fire unblocks the slot (protocol step 4, ready=false).
+// A wait's timeout: fire ends the wait if its word still holds it (protocol step 5).
 struct io_timer : timer_entry {
-  std::atomic<std::uintptr_t>* slot = nullptr;
+  std::atomic<std::uintptr_t>* word = nullptr;  // the slot, or the queued node's state
+  fiber_impl* self = nullptr;
 };
 
+static_assert(alignof(fiber_impl) > io_desc::pending_bit, "io_desc tags fiber pointers");
+static_assert(sizeof(io_desc) == 128, "io_desc: one hot line, one cold line (see its fields)");
+
 void fire_io_timer(timer_entry* e) noexcept {
-  if (fiber_impl* f = io_desc::unblock(*static_cast<io_timer*>(e)->slot, false)) wake(f);
+  auto* t = static_cast<io_timer*>(e);
+  if (fiber_impl* f = io_desc::end_own(*t->word, t->self)) wake(f);
 }
 
-// Protocol step 3's commit, as the post-switch action. arg: the slot (in the descriptor,
-// never on the suspended fiber's stack).
+// Protocol step 3's commit, as the post-switch action. arg: the wait's word (the slot in
+// the descriptor, or the node on the suspended fiber's stack: the CAS is the publication,
+// nothing touches it afterwards).
 void post_commit(fiber_impl* from, void* arg) noexcept {
   if (!io_desc::commit(*static_cast<std::atomic<std::uintptr_t>*>(arg), from))
     current_worker()->wake_local(from);
 }
 
-// Why a claimed wait must not sleep, or ended (protocol step 5's priority order).
-std::error_code stop_reason(io_desc& d, reactor& r, clock::time_point deadline) noexcept {
+// Why a registered wait must not sleep (protocol step 3's order).
+[[gnu::always_inline]] inline std::error_code stop_reason(io_desc& d, reactor& r,
+                                                          clock::time_point deadline) noexcept {
   if (d.closing()) return errc(std::errc::bad_file_descriptor);
   if (r.io_cancelled()) return errc(std::errc::operation_canceled);
   if (deadline != clock::time_point::max() && clock::now() >= deadline)
@@ -130,18 +142,26 @@ std::error_code stop_reason(io_desc& d, reactor& r, clock::time_point deadline) 
   return {};
 }
 
-// Fiber context. Empty code: retry the syscall. Protocol steps 0-5.
-std::error_code wait_fiber(io_desc& d, io_dir dir, clock::time_point deadline, fiber_impl* self) {
-  reactor& r = reactor_of(self);
-  if (std::error_code ec = r.register_fd(d)) return ec;
-  switch (d.prepare(dir)) {
-    case prepare_result::retry: return {};
-    case prepare_result::busy: return errc(std::errc::device_or_resource_busy);
-    case prepare_result::claimed: break;
+// Protocol steps 3-6 for a registered wait: word is the slot (Queued false, node null)
+// or node->state. Empty code: retry the syscall. Inlined into both callers: the slot
+// path (every wait of the one-waiter case) then pays no call and no node checks.
+template <bool Queued>
+[[gnu::always_inline]] inline std::error_code sleep_on(io_desc& d, io_dir dir,
+                                                       std::atomic<std::uintptr_t>& word,
+                                                       io_waiter* node, std::uint32_t seen,
+                                                       clock::time_point deadline,
+                                                       fiber_impl* self, reactor& r) {
+  auto withdraw = [&] {  // step 6: removes exactly this wait, if still registered
+    if constexpr (Queued) d.dequeue(dir, *node);
+    else (void)io_desc::end_own(word, self);  // never a wake: it had not committed
+  };
+  // seq_cst: step 7 (after the registration RMW/store).
+  if (d.edges(dir, std::memory_order_seq_cst) != seen) {
+    withdraw();
+    return {};
   }
-  std::atomic<std::uintptr_t>& slot = d.slot(dir);
   if (std::error_code ec = stop_reason(d, r, deadline)) {
-    (void)slot.exchange(io_desc::slot_nil, std::memory_order_seq_cst);
+    withdraw();
     return ec;
   }
   io_timer t;
@@ -149,17 +169,39 @@ std::error_code wait_fiber(io_desc& d, io_dir dir, clock::time_point deadline, f
   if (timed) {
     t.deadline = deadline;
     t.fire = fire_io_timer;
-    t.slot = &slot;
+    t.word = &word;
+    t.self = self;
     arm_timer(&t);  // may fire before the commit: the commit then fails (step 3)
   }
-  suspend_current(post_commit, &slot);
-  const std::uintptr_t old = slot.exchange(io_desc::slot_nil, std::memory_order_seq_cst);
+  suspend_current(post_commit, &word);
   if (timed) (void)cancel_timer(&t);  // after this no worker touches t (timers.hpp step 5)
+  if constexpr (Queued) d.dequeue(dir, *node);  // still linked when its timer ended it
   if (d.closing()) return errc(std::errc::bad_file_descriptor);
   if (r.io_cancelled()) return errc(std::errc::operation_canceled);
-  if (old == io_desc::slot_ready) return {};
-  if (timed && clock::now() >= deadline) return errc(std::errc::timed_out);
+  // An edge since the sample means retry even past the deadline (the data may be there).
+  if (timed && d.edges(dir) == seen && clock::now() >= deadline)
+    return errc(std::errc::timed_out);
   return {};
+}
+
+// The slot was taken: wait as a queued node (protocol step 2's slow path). Not inlined,
+// so the one-waiter path does not build a node.
+[[gnu::noinline]] std::error_code wait_queued(io_desc& d, io_dir dir, std::uint32_t seen,
+                                              clock::time_point deadline, fiber_impl* self,
+                                              reactor& r) {
+  io_waiter node(self);
+  d.enqueue(dir, node);
+  return sleep_on<true>(d, dir, node.state, &node, seen, deadline, self, r);
+}
+
+// Fiber context. seen: the edge count sampled before the syscall that got EAGAIN. Empty
+// code: retry the syscall. Protocol steps 0-6.
+std::error_code wait_fiber(io_desc& d, io_dir dir, std::uint32_t seen, clock::time_point deadline,
+                           fiber_impl* self) {
+  reactor& r = reactor_of(self);
+  if (std::error_code ec = r.register_fd(d)) return ec;
+  if (!d.claim_slot(dir, self)) return wait_queued(d, dir, seen, deadline, self, r);
+  return sleep_on<false>(d, dir, d.slot(dir), nullptr, seen, deadline, self, r);
 }
 
 // Plain thread: poll(2) in slices of at most 50 ms, so a close from another thread is
@@ -182,8 +224,9 @@ std::error_code wait_thread(io_desc& d, io_dir dir, clock::time_point deadline) 
   }
 }
 
-std::error_code wait_ready(io_desc& d, io_dir dir, clock::time_point deadline) {
-  if (fiber_impl* self = current_fiber()) return wait_fiber(d, dir, deadline, self);
+// seen: io_desc::edges(dir) sampled before the syscall that got EAGAIN.
+std::error_code wait_ready(io_desc& d, io_dir dir, std::uint32_t seen, clock::time_point deadline) {
+  if (fiber_impl* self = current_fiber()) return wait_fiber(d, dir, seen, deadline, self);
   return wait_thread(d, dir, deadline);
 }
 
@@ -195,12 +238,13 @@ result<std::size_t> run_op(int fd, io_dir dir, clock::time_point deadline, Sys&&
   if (!ref) return errc(std::errc::bad_file_descriptor);
   if (std::error_code ec = ensure_nonblocking(*d)) return ec;
   for (;;) {
+    const std::uint32_t seen = d->edges(dir);  // protocol step 2: before the syscall
     ssize_t n = sys(*d);
     if (n >= 0) return static_cast<std::size_t>(n);
     const int e = errno;
     if (e == EINTR) continue;
     if (e != EAGAIN && e != EWOULDBLOCK) return errno_code(e);
-    if (std::error_code ec = wait_ready(*d, dir, deadline)) return ec;
+    if (std::error_code ec = wait_ready(*d, dir, seen, deadline)) return ec;
   }
 }
 
@@ -350,11 +394,13 @@ result<void> connect(int fd, const sockaddr* addr, socklen_t len, clock::time_po
   detail::op_ref ref(d);
   if (!ref) return std::make_error_code(std::errc::bad_file_descriptor);
   if (std::error_code ec = detail::ensure_nonblocking(*d)) return ec;
+  std::uint32_t seen = d->edges(io_dir::write);  // protocol step 2: before the syscall
   if (::connect(fd, addr, len) == 0) return {};
   // EINTR: the connection attempt goes on asynchronously, as with EINPROGRESS.
   if (errno != EINPROGRESS && errno != EINTR) return detail::errno_code(errno);
   for (;;) {
-    if (std::error_code ec = detail::wait_ready(*d, io_dir::write, deadline)) return ec;
+    if (std::error_code ec = detail::wait_ready(*d, io_dir::write, seen, deadline)) return ec;
+    seen = d->edges(io_dir::write);  // before the checks that may send us back to wait
     int err = 0;
     socklen_t n = sizeof err;
     if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n) != 0) return detail::errno_code(errno);
@@ -363,7 +409,7 @@ result<void> connect(int fd, const sockaddr* addr, socklen_t len, clock::time_po
     socklen_t plen = sizeof peer;
     if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0) return {};
     if (errno != ENOTCONN) return detail::errno_code(errno);
-    // A stale READY woke us before the handshake finished: wait again.
+    // An earlier edge woke us before the handshake finished: wait again.
   }
 }
 
@@ -374,9 +420,9 @@ result<void> close(int fd) {
     case io_desc::close_result::already_closing:
       return std::make_error_code(std::errc::bad_file_descriptor);
     case io_desc::close_result::deferred:
-      // Close step b: wake the waiters; the last operation finishes the close.
+      // Close step b: wake every waiter; the last operation finishes the close.
       for (io_dir dir : {io_dir::read, io_dir::write})
-        if (detail::fiber_impl* f = io_desc::unblock(d->slot(dir), false)) detail::wake(f);
+        d->wake_all(dir, [](detail::fiber_impl* f) { detail::wake(f); });
       return {};
     case io_desc::close_result::finish_now:
       break;

@@ -1,6 +1,7 @@
 // src/reactor.cpp - see the protocol in reactor.hpp.
 #include "reactor.hpp"
 
+#include "assert.hpp"
 #include "io_desc.hpp"
 #include "fiber_impl.hpp"
 #include "runtime.hpp"
@@ -54,13 +55,16 @@ reactor::~reactor() {
   wake();
   thread_.join();
   // Unbind the fds still registered here (closing epfd_ drops the registrations), so a
-  // later scheduler registers them again. Every fiber has finished: no slot holds a waiter.
+  // later scheduler registers them again. Every fiber has finished: no slot or queue
+  // holds a waiter (io_desc.hpp step 6).
   descs().for_each([this](io_desc& d) {
     if (d.owner_.load(std::memory_order_relaxed) != this) return;
     std::lock_guard<std::mutex> g(d.lock_);
+    WEFT_ASSERT(d.rd_.load(std::memory_order_relaxed) == io_desc::slot_nil &&
+                    d.wr_.load(std::memory_order_relaxed) == io_desc::slot_nil &&
+                    !d.queue_[0] && !d.queue_[1],
+                "reactor destroyed while a fiber waits on one of its fds");
     d.owner_.store(nullptr, std::memory_order_relaxed);
-    d.rd_.store(io_desc::slot_nil, std::memory_order_relaxed);
-    d.wr_.store(io_desc::slot_nil, std::memory_order_relaxed);
   });
   close(evfd_);
   close(watch_fd_);
@@ -197,7 +201,8 @@ std::error_code reactor::register_fd(io_desc& d) noexcept {
   }
   // seq_cst (release would do for the fast path at the top): cancel_io() filters on
   // owner_ after its flag exchange, and must see it once the waiter's later seq_cst
-  // slot CAS (prepare) precedes that exchange.
+  // registration (io_desc.hpp step 2: the slot CAS or the queued_ store) precedes that
+  // exchange.
   d.owner_.store(this, std::memory_order_seq_cst);
   return {};
 }
@@ -208,26 +213,28 @@ void reactor::unregister_fd(io_desc& d) noexcept {
 }
 
 void reactor::cancel_io() noexcept {
-  // seq_cst: io_desc.hpp step 6 (flag first, then the slots).
+  // seq_cst: io_desc.hpp step 7 (flag first, then the slots and queues).
   if (io_cancelled_.exchange(true, std::memory_order_seq_cst)) return;
   descs().for_each([this](io_desc& d) {
     // seq_cst: see register_fd().
     if (d.owner_.load(std::memory_order_seq_cst) != this) return;
     for (io_dir dir : {io_dir::read, io_dir::write})
-      if (fiber_impl* f = io_desc::unblock(d.slot(dir), false)) wake_fiber(f);
+      d.wake_all(dir, [this](fiber_impl* f) { wake_fiber(f); });
   });
 }
 
 void reactor::dispatch_io(std::uint64_t tag, std::uint32_t events) noexcept {
   io_desc* d = descs().find(static_cast<int>(tag >> 32));
   // acquire: pairs with the release increment in close step c. A stale tag is dropped;
-  // an event racing with that increment can at worst mark the next incarnation READY,
-  // which costs its next waiter one extra syscall (EAGAIN) and nothing else.
+  // an event racing with that increment can at worst count an edge for (and wake the
+  // waiters of) the next incarnation: one extra syscall each (EAGAIN), nothing else.
   if (!d || d->gen_.load(std::memory_order_acquire) != static_cast<std::uint32_t>(tag)) return;
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-    if (fiber_impl* f = io_desc::unblock(d->rd_, true)) wake_fiber(f);
-  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-    if (fiber_impl* f = io_desc::unblock(d->wr_, true)) wake_fiber(f);
+  const bool rd = events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+  const bool wr = events & (EPOLLOUT | EPOLLHUP | EPOLLERR);
+  d->count_edge(rd, wr);  // io_desc.hpp step 4: count first (step 7), then wake
+  auto wake = [this](fiber_impl* f) { wake_fiber(f); };
+  if (rd) d->wake_all(io_dir::read, wake);
+  if (wr) d->wake_all(io_dir::write, wake);
 }
 
 void reactor::wake_fiber(fiber_impl* f) noexcept { rt_.wake(f); }

@@ -6,9 +6,10 @@
 // I/O: fds are registered edge-triggered once (io_desc.hpp protocol step 0); an event's
 // user data is (fd << 32 | generation), 0 is the wake eventfd. The reactor looks the fd's
 // io_desc up, drops the event when the generation no longer matches (the fd was closed
-// and perhaps reused: io_desc.hpp close step c), and unblocks the read slot on
-// IN/RDHUP/HUP/ERR and the write slot on OUT/HUP/ERR (step 4). HUP and ERR wake both
-// directions so the syscall reports the error or EOF; no event is ever interpreted here.
+// and perhaps reused: io_desc.hpp close step c), counts an edge for the read direction
+// on IN/RDHUP/HUP/ERR and for the write direction on OUT/HUP/ERR, and wakes every waiter
+// of those directions (step 4). HUP and ERR wake both directions so the syscall reports
+// the error or EOF; no event is ever interpreted here.
 //
 // Poller hand-off protocol (Go's netpoll: awake Ps poll without blocking; only an idle
 // runtime blocks on the set):
@@ -104,7 +105,7 @@ public:
   // Shutdown hook (scheduler.cpp step 1): from now on every I/O wait of this reactor's
   // fibers ends with operation_canceled; current waiters are woken. Idempotent.
   void cancel_io() noexcept;
-  // seq_cst: the flag side of io_desc.hpp step 6, paired with the slot RMW in prepare().
+  // seq_cst: the flag side of io_desc.hpp step 7, paired with the waiter's registration.
   bool io_cancelled() const noexcept { return io_cancelled_.load(std::memory_order_seq_cst); }
 
 private:

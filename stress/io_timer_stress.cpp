@@ -19,6 +19,17 @@
 //      compaction in crowded slots). Each wait ends exactly once; one never set times
 //      out, never early; one set before its deadline is notified (a timer never fires
 //      early, so a set that completed first must win).
+//   F. shared fds (io_desc.hpp: several waiters per direction): on each socketpair one
+//      or six reader fibers read 1-3 bytes at a time from one end while writer fibers
+//      and plain threads write bursts of 1-8 bytes to the other, mostly waiting until the
+//      readers drained the pair before the next burst (so the burst's edge races with
+//      the readers' EAGAIN and re-registration). On half the pairs the readers wait
+//      without deadlines, so a byte left unread while they sleep (a lost or unshared
+//      edge) stays stranded: every drain must finish within 5 s, also the last one,
+//      before the write end closes (whose EOF edge would wake everyone). On the other
+//      half some reads have 0-300 µs deadlines (timeouts, late wakes and
+//      re-registration churn): no timeout ends early, no byte is lost or read twice
+//      (count and sum).
 //   B. timers: fibers sleep for random 0-300 µs, wait on events with random timeouts
 //      while other fibers set them, and now and then hog their worker for ~1 ms without
 //      yielding (a shard only peers or the watchdog can fire). No sleep ends early, every
@@ -30,8 +41,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <random>
+#include <string>
 #include <sys/socket.h>
 #include <thread>
 #include <vector>
@@ -158,6 +171,131 @@ bool churn_round(unsigned workers, long connections) {
   std::printf("io_timer_stress: churn workers=%u connections=%ld done=%ld messages=%ld bad=%ld\n",
               workers, connections, done.load(), messages.load(), bad.load());
   return bad.load() == 0 && done.load() == connections;
+}
+
+bool shared_fd_round(unsigned workers, long bytes_per_writer) {
+  constexpr int pairs = 8, writers = 2;
+  weft::scheduler sched({.workers = workers});
+  struct pair_state {
+    int fd[2] = {-1, -1};
+    bool timed = false;
+    std::atomic<long> written{0}, read{0}, sum_written{0}, sum_read{0};
+  };
+  std::vector<std::unique_ptr<pair_state>> ps;
+  std::atomic<long> bad{0}, early{0}, timeouts{0}, stranded{0};
+  stress::watchdog dog(std::chrono::seconds(240), [&] {
+    std::string st;
+    for (auto& p : ps)
+      st += " " + std::to_string(p->read.load()) + "/" + std::to_string(p->written.load());
+    return "shared workers=" + std::to_string(workers) +
+           " stranded=" + std::to_string(stranded.load()) + " read/written:" + st + " " +
+           stress::stats_line(sched);
+  });
+  for (int i = 0; i < pairs; ++i) {
+    auto p = std::make_unique<pair_state>();
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, p->fd) != 0) return false;
+    p->timed = i % 2 == 1;
+    ps.push_back(std::move(p));
+  }
+  auto write_side = [&](pair_state& p, unsigned seed, bool in_fiber) {
+    std::mt19937 rng(seed);
+    long left = bytes_per_writer;
+    while (left > 0) {
+      unsigned char buf[8];
+      const long n = std::min<long>(left, 1 + static_cast<long>(rng() % 8));
+      long sum = 0;
+      for (long k = 0; k < n; ++k) sum += buf[k] = static_cast<unsigned char>(rng());
+      // Counted before the write: a reader may see the bytes before write_all returns.
+      p.written.fetch_add(n);
+      p.sum_written.fetch_add(sum);
+      if (!io::write_all(p.fd[0], buf, static_cast<std::size_t>(n))) bad.fetch_add(1);
+      left -= n;
+      // Mostly wait until the readers drained the pair, so the next burst's edge is the
+      // only thing that can wake them, and it races with their EAGAIN and re-register
+      // (io_desc.hpp step 3). A drain that takes 5 s means an edge was lost.
+      if (rng() % 8 != 0) {
+        const auto give_up = clk::now() + std::chrono::seconds(5);
+        while (p.read.load() < p.written.load()) {
+          if (clk::now() > give_up) {
+            stranded.fetch_add(1);
+            break;
+          }
+          if (in_fiber)
+            weft::this_fiber::yield();
+          else
+            std::this_thread::sleep_for(std::chrono::microseconds(20));
+        }
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  std::atomic<int> threads_done{0};
+  for (int i = 0; i < pairs; i += 2)  // a plain-thread writer on every other pair
+    threads.emplace_back([&, i] {
+      write_side(*ps[i], 500u + i, false);
+      threads_done.fetch_add(1);
+    });
+  sched.block_on([&] {
+    std::vector<weft::join_handle<void>> rs, ws;
+    for (int i = 0; i < pairs; ++i) {
+      pair_state& p = *ps[i];
+      const int readers = i / 2 % 2 ? 6 : 1;  // one reader: the slot only
+      for (int r = 0; r < readers; ++r)
+        rs.push_back(weft::spawn([&, r, i] {
+          std::mt19937 rng(static_cast<unsigned>(i * 131 + r));
+          for (;;) {
+            unsigned char buf[3];
+            const bool timed = p.timed && rng() % 2 == 0;
+            const auto deadline =
+                timed ? clk::now() + std::chrono::microseconds(rng() % 300) : io::forever;
+            auto n = io::read(p.fd[1], buf, 1 + rng() % 3, deadline);
+            if (!n) {
+              if (timed && n.error() == std::make_error_code(std::errc::timed_out)) {
+                timeouts.fetch_add(1, std::memory_order_relaxed);
+                if (clk::now() < deadline) early.fetch_add(1);
+                continue;
+              }
+              bad.fetch_add(1);
+              return;
+            }
+            if (*n == 0) return;  // the write end closed
+            long sum = 0;
+            for (std::size_t k = 0; k < *n; ++k) sum += buf[k];
+            p.sum_read.fetch_add(sum);
+            p.read.fetch_add(static_cast<long>(*n));
+          }
+        }));
+      const int fiber_writers = i % 2 == 0 ? writers - 1 : writers;
+      for (int w = 0; w < fiber_writers; ++w)
+        ws.push_back(weft::spawn(write_side, std::ref(p), 900u + i * 7 + w, true));
+    }
+    for (auto& w : ws) w.join();
+    while (threads_done.load() < static_cast<int>(threads.size()))  // no join: a worker
+      weft::this_fiber::sleep_for(std::chrono::milliseconds(1));
+    // Every byte is read before the write ends close (their EOF edge would wake all).
+    for (auto& p : ps) {
+      const auto give_up = clk::now() + std::chrono::seconds(5);
+      while (p->read.load() < p->written.load() && clk::now() < give_up)
+        weft::this_fiber::sleep_for(std::chrono::milliseconds(1));
+      if (p->read.load() != p->written.load()) stranded.fetch_add(1);
+      (void)io::close(p->fd[0]);
+    }
+    for (auto& r : rs) r.join();
+    for (auto& p : ps) (void)io::close(p->fd[1]);
+  });
+  for (auto& t : threads) t.join();
+  long want = 0, got = 0, sums_bad = 0;
+  for (auto& p : ps) {
+    want += p->written.load();
+    got += p->read.load();
+    if (p->sum_read.load() != p->sum_written.load()) ++sums_bad;
+  }
+  std::printf("io_timer_stress: shared workers=%u bytes=%ld/%ld timeouts=%ld early=%ld "
+              "stranded=%ld bad_sums=%ld bad=%ld %s\n",
+              workers, got, want, timeouts.load(), early.load(), stranded.load(), sums_bad,
+              bad.load(), stress::stats_line(sched).c_str());
+  return bad.load() == 0 && early.load() == 0 && stranded.load() == 0 && sums_bad == 0 &&
+         got == want && want == pairs * writers * bytes_per_writer;
 }
 
 bool timer_round(unsigned workers, long fibers) {
@@ -399,6 +537,7 @@ int main() {
   const long rounds = stress::scaled(4000, 100);
   const long fibers = stress::scaled(20000, 1000);
   const long connections = stress::scaled(20000, 400);
+  const long shared_bytes = stress::scaled(20000, 1000);
   // S6: 500 pairs, 200 clients x 1000 messages at full scale; 50 x 100 at the least.
   const int s6_pairs = static_cast<int>(stress::scaled(500, 50));
   const int s6_clients = static_cast<int>(stress::scaled(200, 50));
@@ -407,6 +546,7 @@ int main() {
     (s6_round(workers, s6_pairs, s6_clients, s6_msgs) ? passed : failed) += 1;
     (echo_round(workers, rounds) ? passed : failed) += 1;
     (churn_round(workers, connections) ? passed : failed) += 1;
+    (shared_fd_round(workers, shared_bytes) ? passed : failed) += 1;
     (timer_round(workers, fibers) ? passed : failed) += 1;
     (cancel_round(workers, fibers) ? passed : failed) += 1;
   }

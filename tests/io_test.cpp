@@ -1,12 +1,16 @@
 // tests/io_test.cpp - fd-level I/O (weft/io.hpp) on pipes and socketpairs: data, EOF,
-// timeouts, close while waiting (U8), fd reuse (U9), bad fds (B4, B5), SIGPIPE, busy,
-// plain threads, and shutdown cancelling waits.
+// timeouts, close while waiting (U8), fd reuse (U9), bad fds (B4, B5), SIGPIPE, several
+// waiters on one fd, plain threads, and shutdown cancelling waits.
 #include "weft_test.hpp"
 
 #include <weft/io.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <csignal>
 #include <cstring>
 #include <dirent.h>
@@ -84,6 +88,63 @@ protected:
 WEFT_INSTANTIATE(Io);
 
 std::error_code err(std::errc e) { return std::make_error_code(e); }
+
+// Turns a lost wake-up into a failure instead of a hang: unless disarmed (destroyed)
+// within `limit`, a plain thread runs `rescue` (typically io::close of the fd the
+// waiters wait on: close wakes every registered waiter) and fired() says so. Read fired()
+// after disarm(), which joins that thread.
+class rescue_after {
+public:
+  rescue_after(std::chrono::milliseconds limit, std::function<void()> rescue)
+      : thread_([this, limit, rescue = std::move(rescue)] {
+          std::unique_lock<std::mutex> l(mu_);
+          if (!cv_.wait_for(l, limit, [this] { return done_; })) {
+            fired_ = true;
+            rescue();
+          }
+        }) {}
+  ~rescue_after() { disarm(); }
+  void disarm() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  bool fired() const { return fired_; }
+
+private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  bool fired_ = false;
+  std::thread thread_;
+};
+
+// A waiter nobody can reach any more cannot be rescued: abort with a message (the
+// scheduler's destructor would wait for it forever).
+std::function<void()> abort_with(const char* what) {
+  return [what] {
+    std::fprintf(stderr, "WATCHDOG: %s\n", what);
+    std::fflush(stderr);
+    std::abort();
+  };
+}
+
+// Fills fd's send buffer until a write would wait.
+std::size_t fill_send_buffer(int fd) {
+  std::vector<char> big(256 * 1024, 'z');
+  std::size_t written = 0;
+  for (;;) {
+    auto w = io::write(fd, big.data(), big.size(), clock::now());
+    if (!w) {
+      EXPECT_EQ(w.error(), err(std::errc::timed_out));
+      return written;
+    }
+    written += *w;
+  }
+}
 
 // U7: a reader that hits EAGAIN many times, a writer, 1 MiB through a socketpair.
 TEST_P(Io, SocketpairTransfersDataIntact) {
@@ -274,22 +335,219 @@ TEST_P(Io, BadDescriptors) {
   });
 }
 
-TEST_P(Io, SecondWaiterSameDirectionIsBusy) {
+// ---- Several waiters on one fd in the same direction (io_desc.hpp: the slot and the
+// queue). Each owns its registration: its wake, timeout or close removes exactly itself.
+
+// Reader A's deadline passes while every worker is held by fibers that compute without
+// suspending: the reactor's watchdog fires A's timer (timers.hpp step 7) and A waits,
+// runnable, in the injection queue. The fiber holding A's worker then waits on the same
+// fd (reader B), which frees the worker, which then runs A. A must report timed_out and
+// leave B registered: B gets the byte written once A returned, and the scheduler's
+// destructor returns. (When A's resume cleared the fd's slot, B was never woken - not
+// by the byte, its own deadline, nor shutdown - and the watchdog aborts.)
+TEST_P(Io, LateWakeOfATimedOutReaderKeepsTheNextReadersRegistration) {
   pair_fds p = make_socketpair();
-  sched().block_on([&] {
-    auto first = weft::spawn([&] {
-      char c;
-      return io::read(p.b, &c, 1, weft::deadline_after(2s));
-    });
-    weft::this_fiber::sleep_for(10ms);
-    char c;
-    EXPECT_EQ(io::read(p.b, &c, 1).error(), err(std::errc::device_or_resource_busy));
-    // The writing direction is independent.
-    EXPECT_TRUE(io::write_all(p.b, "w", 1));
-    EXPECT_TRUE(io::write_all(p.a, "r", 1));
-    auto r = first.join();
-    EXPECT_TRUE(r && *r == 1);
+  rescue_after dog(30s, abort_with("reader B was never woken: its registration was lost"));
+  std::atomic<unsigned> hogs_running{0};
+  std::atomic<bool> release_hogs{false}, a_returned{false};
+  std::thread writer([&] {
+    while (!a_returned.load()) std::this_thread::sleep_for(1ms);
+    std::this_thread::sleep_for(5ms);
+    EXPECT_TRUE(io::write_all(p.a, "x", 1));
   });
+  sched().block_on([&] {
+    // Hold every other worker (bounded: 20 s at most).
+    std::vector<weft::join_handle<void>> hogs;
+    for (unsigned i = 1; i < workers(); ++i)
+      hogs.push_back(weft::spawn([&] {
+        hogs_running.fetch_add(1);
+        const auto give_up = clock::now() + 20s;
+        while (!release_hogs.load() && clock::now() < give_up) {
+        }
+      }));
+    while (hogs_running.load() < workers() - 1) weft::this_fiber::sleep_for(1ms);
+    // This fiber's worker is now the only free one: A runs there and waits.
+    auto a = weft::spawn([&] {
+      char c;
+      auto t0 = clock::now();
+      auto r = io::read(p.b, &c, 1, weft::deadline_after(20ms));
+      auto waited = clock::now() - t0;
+      a_returned = true;
+      return std::make_pair(r.error(), waited);
+    });
+    weft::this_fiber::sleep_for(5ms);
+    const auto until = clock::now() + 100ms;  // hold this worker past A's deadline
+    while (clock::now() < until) {
+    }
+    char c = 0;
+    auto b = io::read(p.b, &c, 1, weft::deadline_after(10s));  // B: this fiber
+    release_hogs = true;
+    for (auto& h : hogs) h.join();
+    EXPECT_TRUE(b) << b.error().message();
+    EXPECT_EQ(c, 'x');
+    auto [ea, waited] = a.join();
+    EXPECT_EQ(ea, err(std::errc::timed_out));
+    EXPECT_GE(waited, 20ms);
+  });
+  writer.join();
+  dog.disarm();
+  close_pair(p);
+}
+
+// k readers on one socketpair end, each reading one byte; the bytes come one write at a
+// time (one edge each), then all in one write (one edge for k bytes), then from a plain
+// thread racing with the readers' re-waits. Every reader gets exactly one byte and every
+// byte is read once: an edge wakes every waiter of the direction, the losers wait again.
+TEST_P(Io, ManyReadersOnOneFdEachGetOneByte) {
+  constexpr int k = 32;
+  pair_fds p = make_socketpair();
+  rescue_after dog(20s, [&] { (void)io::close(p.b); });  // stranded readers: EBADF
+  for (int round = 0; round < 3; ++round) {
+    sched().block_on([&] {
+      std::vector<weft::join_handle<int>> readers;
+      for (int i = 0; i < k; ++i)
+        readers.push_back(weft::spawn([&] {
+          unsigned char c;
+          auto r = io::read(p.b, &c, 1, weft::deadline_after(30s));
+          return r && *r == 1 ? int{c} : -1;
+        }));
+      weft::this_fiber::sleep_for(10ms);  // every reader waits
+      unsigned char bytes[k];
+      for (int i = 0; i < k; ++i) bytes[i] = static_cast<unsigned char>(round * k + i);
+      std::thread plain;
+      if (round == 0) {
+        for (int i = 0; i < k; ++i) {
+          EXPECT_TRUE(io::write_all(p.a, &bytes[i], 1));
+          if (i % 4 == 0) weft::this_fiber::sleep_for(100us);
+        }
+      } else if (round == 1) {
+        EXPECT_TRUE(io::write_all(p.a, bytes, k));
+      } else {
+        plain = std::thread([&] {
+          for (int i = 0; i < k; ++i) EXPECT_TRUE(io::write_all(p.a, &bytes[i], 1));
+        });
+      }
+      std::vector<int> got;
+      for (auto& r : readers) got.push_back(r.join());
+      if (plain.joinable()) plain.join();
+      std::sort(got.begin(), got.end());
+      std::vector<int> want(k);
+      for (int i = 0; i < k; ++i) want[i] = round * k + i;
+      EXPECT_EQ(got, want) << "round " << round << " (-1: a reader failed)";
+    });
+  }
+  dog.disarm();
+  EXPECT_FALSE(dog.fired()) << "readers were stranded with bytes unread";
+  if (!dog.fired()) {
+    EXPECT_TRUE(io::close(p.b));
+  }
+  p.b = -1;
+  close_pair(p);
+}
+
+// io::close wakes every waiter of both directions with bad_file_descriptor: four readers
+// and four writers (the send buffer is full) on one fd, closed from another fiber, then
+// (a fresh pair) from a plain thread.
+TEST_P(Io, CloseWakesEveryWaiterInBothDirections) {
+  for (bool from_thread : {false, true}) {
+    pair_fds p = make_socketpair();
+    (void)fill_send_buffer(p.a);
+    std::atomic<int> started{0};
+    std::vector<weft::join_handle<std::error_code>> hs;
+    for (int i = 0; i < 4; ++i) {
+      hs.push_back(sched().spawn([&] {
+        started.fetch_add(1);
+        char c;
+        return io::read(p.a, &c, 1, weft::deadline_after(10s)).error();
+      }));
+      hs.push_back(sched().spawn([&] {
+        started.fetch_add(1);
+        std::vector<char> buf(4096, 'w');
+        return io::write(p.a, buf.data(), buf.size(), weft::deadline_after(10s)).error();
+      }));
+    }
+    while (started.load() < 8) std::this_thread::sleep_for(1ms);
+    std::this_thread::sleep_for(20ms);  // every call waits
+    const auto t0 = clock::now();
+    if (from_thread) {
+      EXPECT_TRUE(io::close(p.a));
+    } else {
+      sched().block_on([&] { EXPECT_TRUE(io::close(p.a)); });
+    }
+    for (auto& h : hs) EXPECT_EQ(h.join(), err(std::errc::bad_file_descriptor)) << from_thread;
+    EXPECT_LT(clock::now() - t0, 5s);  // woken by the close, not by their deadlines
+    p.a = -1;
+    close_pair(p);
+  }
+}
+
+// Shutdown ends every waiter of every direction with operation_canceled, several per fd.
+TEST_P(Io, ShutdownCancelsSeveralWaitersPerFd) {
+  constexpr int n = 8, per_dir = 3;
+  std::vector<pair_fds> pairs(n);
+  for (auto& p : pairs) {
+    p = make_socketpair();
+    (void)fill_send_buffer(p.b);
+  }
+  std::atomic<int> canceled{0}, blocked{0}, other{0};
+  clock::time_point t0;
+  {
+    weft::scheduler s({.workers = workers()});
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < 2 * per_dir; ++j)
+        s.spawn([&, i, j] {
+           blocked.fetch_add(1);
+           char buf[512] = {};
+           auto r = j % 2 ? io::read(pairs[i].b, buf, 1, weft::deadline_after(20s))
+                          : io::write(pairs[i].b, buf, sizeof buf, weft::deadline_after(20s));
+           (r.error() == err(std::errc::operation_canceled) ? canceled : other).fetch_add(1);
+         }).detach();
+    while (blocked.load() < n * 2 * per_dir) std::this_thread::sleep_for(1ms);
+    std::this_thread::sleep_for(20ms);
+    t0 = clock::now();
+  }  // destructor: shutdown
+  EXPECT_LT(clock::now() - t0, 10s);  // woken by the shutdown, not by their deadlines
+  EXPECT_EQ(canceled.load(), n * 2 * per_dir);
+  EXPECT_EQ(other.load(), 0);
+  for (auto& p : pairs) close_pair(p);
+}
+
+// Timeouts of several waiters on one fd are their own: the first waiter (the longest
+// deadline) and queued ones (shorter deadlines) each time out at their own deadline, no
+// earlier, and none of them disturbs the untimed reader, which gets the byte written
+// after they all returned.
+TEST_P(Io, TimeoutsOfWaitersOnOneFdAreTheirOwn) {
+  pair_fds p = make_socketpair();
+  rescue_after dog(15s, [&] { (void)io::close(p.b); });  // a waiter never timed out
+  sched().block_on([&] {
+    auto timed = [&](std::chrono::milliseconds after) {
+      return weft::spawn([&, after] {
+        const auto deadline = weft::deadline_after(after);
+        char c;
+        auto r = io::read(p.b, &c, 1, deadline);
+        return r.error() == err(std::errc::timed_out) && clock::now() >= deadline;
+      });
+    };
+    std::vector<weft::join_handle<bool>> ts;
+    ts.push_back(timed(150ms));  // registers first
+    weft::this_fiber::sleep_for(2ms);
+    auto untimed = weft::spawn([&] {
+      char c = 0;
+      auto r = io::read(p.b, &c, 1);
+      return r ? c : '!';
+    });
+    weft::this_fiber::sleep_for(2ms);
+    for (auto ms : {20ms, 40ms, 60ms, 90ms, 20ms}) ts.push_back(timed(ms));
+    for (auto& t : ts) EXPECT_TRUE(t.join());
+    EXPECT_TRUE(io::write_all(p.a, "u", 1));
+    EXPECT_EQ(untimed.join(), 'u');
+  });
+  dog.disarm();
+  EXPECT_FALSE(dog.fired()) << "a timed waiter did not time out";
+  if (!dog.fired()) {
+    EXPECT_TRUE(io::close(p.b));
+  }
+  p.b = -1;
   close_pair(p);
 }
 

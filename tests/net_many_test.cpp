@@ -1,6 +1,7 @@
 // tests/net_many_test.cpp - 5,000 concurrent connections to an in-process echo server,
 // every byte checked; and a connection churn test (connect/close storms, half the
-// clients closing mid-stream). 127.0.0.1 only; bounded in count and time.
+// clients closing mid-stream) against an acceptor pool. 127.0.0.1 only; bounded in
+// count and time.
 //
 // RLIMIT_NOFILE is raised to its hard limit. Both ends live in this process, so N
 // connections need 2N + a few fds: N is reduced (and printed) when the hard limit is
@@ -50,32 +51,37 @@ class NetMany : public weft_test {};
 INSTANTIATE_TEST_SUITE_P(workers, NetMany, ::testing::Values(2u),
                          [](const auto& info) { return "w" + std::to_string(info.param); });
 
+// An echo server: `acceptors` fibers accept on one listener (an acceptor pool when > 1).
 struct server {
   weft::tcp_listener listener;
-  weft::join_handle<void> acceptor;
+  std::vector<weft::join_handle<void>> acceptors;
   std::atomic<int> accepted{0};
 
-  void start() {
+  void start(int pool = 1) {
     listener = std::move(*weft::tcp_listener::bind(*weft::endpoint::parse("127.0.0.1", 0),
                                                    {.backlog = 4096}));
-    acceptor = weft::spawn([this] {
-      for (;;) {
-        auto c = listener.accept();
-        if (!c) return;  // closed by stop()
-        accepted.fetch_add(1, std::memory_order_relaxed);
-        weft::spawn([s = std::move(*c)]() mutable {
-          char buf[2048];
-          for (;;) {
-            auto n = s.read(buf, sizeof buf);
-            if (!n || *n == 0 || !s.write_all(buf, *n)) return;
+    for (int i = 0; i < pool; ++i)
+      acceptors.push_back(weft::spawn([this] {
+        for (;;) {
+          auto c = listener.accept();
+          if (!c) {  // closed by stop()
+            EXPECT_EQ(c.error(), std::make_error_code(std::errc::bad_file_descriptor));
+            return;
           }
-        }).detach();
-      }
-    });
+          accepted.fetch_add(1, std::memory_order_relaxed);
+          weft::spawn([s = std::move(*c)]() mutable {
+            char buf[2048];
+            for (;;) {
+              auto n = s.read(buf, sizeof buf);
+              if (!n || *n == 0 || !s.write_all(buf, *n)) return;
+            }
+          }).detach();
+        }
+      }));
   }
   void stop() {
     EXPECT_TRUE(listener.close());
-    acceptor.join();
+    for (auto& a : acceptors) a.join();
   }
 };
 
@@ -141,14 +147,15 @@ TEST_P(NetMany, FiveThousandConcurrentConnections) {
 
 // Churn: waves of short connections; some clients close without reading their echo
 // (the server then sees EPIPE/ECONNRESET or EOF); the rest check every byte. fd numbers
-// are reused constantly, exercising the generation tags.
+// are reused constantly, exercising the generation tags. The server accepts with a pool
+// of four fibers on its listener.
 TEST_P(NetMany, ConnectionChurn) {
   const int waves = sanitized ? 5 : 40, per_wave = sanitized ? 40 : 200;
   std::atomic<int> good{0}, expected_good{0};
   const auto t0 = std::chrono::steady_clock::now();
   sched().block_on([&] {
     server srv;
-    srv.start();
+    srv.start(4);
     const weft::endpoint ep = *srv.listener.local_endpoint();
     std::mt19937 rng(12345);
     for (int w = 0; w < waves && std::chrono::steady_clock::now() - t0 < 60s; ++w) {

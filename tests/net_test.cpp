@@ -1,5 +1,6 @@
 // tests/net_test.cpp - tcp_listener / tcp_stream on 127.0.0.1 and ::1: echo, accept and
-// connect errors and timeouts, shutdown cancelling a server's accept loop.
+// connect errors and timeouts, an acceptor pool, shutdown cancelling a server's accept
+// loop.
 #include "weft_test.hpp"
 
 #include <weft/net.hpp>
@@ -283,6 +284,67 @@ TEST_P(Net, ReadAfterShortReadSeesWhatFollowsTheData) {
       EXPECT_EQ(std::string(buf, *n), "de");
     }
   });
+}
+
+// An acceptor pool (several fibers in accept() on one listener, the usual way to spread
+// accepts): every connection is accepted exactly once, each acceptor gets some (each
+// holds its first connection until all four hold one, so none can take them all), and
+// closing the listener wakes every acceptor with bad_file_descriptor.
+TEST_P(Net, AcceptorPoolAcceptsEachConnectionOnce) {
+  constexpr int acceptors = 4, clients = 64;
+  weft::tcp_listener l = listen_any();
+  const weft::endpoint ep = *l.local_endpoint();
+  std::vector<std::atomic<int>> seen(clients);
+  std::atomic<int> holding{0};
+  std::atomic<bool> stuck{false};
+  sched().block_on([&] {
+    std::vector<weft::join_handle<std::pair<std::error_code, int>>> pool;
+    for (int a = 0; a < acceptors; ++a)
+      pool.push_back(weft::spawn([&] {
+        int mine = 0;
+        for (;;) {
+          auto c = l.accept(weft::deadline_after(20s));
+          if (!c) return std::make_pair(c.error(), mine);
+          std::uint32_t id = 0;
+          std::size_t got = 0;
+          while (got < sizeof id) {
+            auto n = c->read(reinterpret_cast<char*>(&id) + got, sizeof id - got,
+                             weft::deadline_after(10s));
+            if (!n || *n == 0) break;
+            got += *n;
+          }
+          if (got == sizeof id && id < clients) seen[id].fetch_add(1);
+          if (++mine == 1) {
+            holding.fetch_add(1);
+            const auto give_up = clock::now() + 10s;
+            while (holding.load() < acceptors && !stuck.load()) {
+              if (clock::now() > give_up) stuck = true;
+              weft::this_fiber::sleep_for(1ms);
+            }
+          }
+        }  // the stream closes: the client reads EOF
+      }));
+    weft::this_fiber::sleep_for(10ms);  // every acceptor waits
+    std::vector<weft::join_handle<bool>> cs;
+    for (std::uint32_t i = 0; i < clients; ++i)
+      cs.push_back(weft::spawn([&, i] {
+        auto c = weft::tcp_stream::connect(ep, weft::deadline_after(10s));
+        if (!c || !c->write_all(&i, sizeof i, weft::deadline_after(10s))) return false;
+        char x;
+        auto n = c->read(&x, 1, weft::deadline_after(15s));
+        return n && *n == 0;
+      }));
+    for (auto& c : cs) EXPECT_TRUE(c.join());
+    weft::this_fiber::sleep_for(10ms);  // every acceptor waits again
+    EXPECT_TRUE(l.close());
+    for (auto& h : pool) {
+      auto [e, n] = h.join();
+      EXPECT_EQ(e, err(std::errc::bad_file_descriptor));
+      EXPECT_GE(n, 1);
+    }
+  });
+  EXPECT_FALSE(stuck.load()) << "not every acceptor got a connection";
+  for (int i = 0; i < clients; ++i) EXPECT_EQ(seen[i].load(), 1) << "client " << i;
 }
 
 // Shutdown cancels the accept loop and the connections' reads: the server unwinds.

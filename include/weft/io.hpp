@@ -13,11 +13,15 @@
 //   - std::errc::bad_file_descriptor for fd < 0, an fd closed with io::close (also when the
 //     close happens while the call waits: the waiter wakes at once), a double close;
 //   - std::errc::operation_canceled when the scheduler began shutting down (fibers only);
-//   - std::errc::device_or_resource_busy when another fiber already waits on the same fd
-//     in the same direction (one reader and one writer per fd at a time are supported);
 //   - any other errno of the syscall or of epoll_ctl (connection_reset, broken_pipe,
 //     operation_not_permitted for a regular file ...). EAGAIN and EINTR never surface.
 // Writes never raise SIGPIPE: sockets use MSG_NOSIGNAL; pipes block SIGPIPE around write.
+//
+// Any number of fibers may wait on one fd in the same direction (an acceptor pool: several
+// fibers in accept() on one listener; several readers of one pipe). Readiness wakes all
+// of them; each retries its syscall and those that find nothing left wait again, so which
+// one gets the data is unspecified, but nothing is delivered twice or left unreported.
+// Each waiter's deadline is its own; io::close and shutdown wake them all.
 //
 // Rules: the first call makes the fd non-blocking (O_NONBLOCK) and, from a fiber,
 // registers it with that scheduler's reactor. An fd used with these calls must be closed

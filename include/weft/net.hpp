@@ -9,7 +9,10 @@
 // IPv4 and IPv6; numeric addresses only (resolve names with run_blocking(getaddrinfo)).
 // Every call follows io.hpp: result<T>, steady_clock deadlines, from fibers and plain
 // threads alike. Destructors close the fd through io::close (waiters wake with
-// bad_file_descriptor). Objects are move-only; one reader and one writer at a time.
+// bad_file_descriptor). Objects are move-only. Several fibers may wait in the same call
+// on one object (io.hpp): an acceptor pool of fibers in accept() on one listener is the
+// usual way to spread accepts; several readers of one stream each get some of the bytes,
+// in no particular order.
 #pragma once
 
 #include <weft/export.hpp>
@@ -17,6 +20,7 @@
 #include <weft/result.hpp>
 #include <weft/timer.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <sys/socket.h>
@@ -101,21 +105,26 @@ class WEFT_API tcp_listener {
 public:
   tcp_listener() noexcept = default;
   tcp_listener(tcp_listener&& o) noexcept
-      : fd_(std::exchange(o.fd_, -1)), nodelay_(o.nodelay_) {}
+      : fd_(o.fd_.exchange(-1, std::memory_order_relaxed)), nodelay_(o.nodelay_) {}
   tcp_listener& operator=(tcp_listener&& o) noexcept;
   ~tcp_listener();
 
   // socket + options + bind + listen. Port 0 picks a free port (see local_endpoint()).
   static result<tcp_listener> bind(const endpoint& local, const listen_options& opts = {});
-  // Waits for a connection. peer, when given, receives the remote address.
+  // Waits for a connection. peer, when given, receives the remote address. Any number of
+  // fibers may wait here at once (an acceptor pool); each connection goes to one of them.
   result<tcp_stream> accept(clock::time_point deadline = io::forever, endpoint* peer = nullptr);
   result<endpoint> local_endpoint() const;
+  // Closes now; may run while other fibers wait in accept(): they all wake with
+  // bad_file_descriptor, as does every later accept().
   result<void> close();
-  bool is_open() const noexcept { return fd_ >= 0; }
-  int fd() const noexcept { return fd_; }
+  bool is_open() const noexcept { return fd() >= 0; }
+  int fd() const noexcept { return fd_.load(std::memory_order_relaxed); }
 
 private:
-  int fd_ = -1;
+  // Atomic: close() runs while the pool's fibers call accept(), which reads it. relaxed:
+  // only the value matters (the fd's own state is ordered by the I/O layer).
+  std::atomic<int> fd_{-1};
   bool nodelay_ = true;
 };
 
