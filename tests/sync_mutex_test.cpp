@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -251,9 +253,17 @@ TEST(SyncDeathTest, DestroyingMutexWithWaitersAborts) {
         weft::scheduler s(weft::scheduler::options{.workers = 1});
         auto* m = new weft::mutex;
         m->lock();
-        auto h = s.spawn([m] { m->lock(); });
-        std::this_thread::sleep_for(50ms);  // the fiber is queued by now
+        suspension_probe waiting;
+        auto h = s.spawn([m, &waiting] {
+          waiting.arm();
+          m->lock();
+        });
+        if (!waiting.wait(s)) {
+          std::fputs("the locker never suspended\n", stderr);
+          std::abort();
+        }
         delete m;
+        std::_Exit(0);  // not aborted: fail now, not wait forever for a fiber nobody wakes
       },
       "destroyed while");
 }

@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
@@ -259,9 +261,17 @@ TEST(SyncSignalDeathTest, Misuse) {
       {
         weft::scheduler s(weft::scheduler::options{.workers = 1});
         auto* ev = new weft::event;
-        auto h = s.spawn([ev] { ev->wait(); });
-        std::this_thread::sleep_for(50ms);
+        suspension_probe waiting;
+        auto h = s.spawn([ev, &waiting] {
+          waiting.arm();
+          ev->wait();
+        });
+        if (!waiting.wait(s)) {
+          std::fputs("the waiter never suspended\n", stderr);
+          std::abort();
+        }
         delete ev;
+        std::_Exit(0);  // not aborted: fail now, not wait forever for a fiber nobody wakes
       },
       "destroyed while");
   EXPECT_DEATH({ weft::counting_semaphore s(-1); }, "negative initial");
