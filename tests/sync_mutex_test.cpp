@@ -86,14 +86,23 @@ TEST_P(SyncMutex, TryLockAndTimedLock) {
   EXPECT_TRUE(lk.try_lock_for(1ms));
 }
 
+// As SyncEvent.BlockedFiberLeavesWorkerFree: the contended locker's worker switches away
+// from it (at every worker count), and with one worker another fiber runs there.
 TEST_P(SyncMutex, ContendedFiberDoesNotBlockItsWorker) {
   weft::mutex m;
   std::atomic<bool> progressed{false};
   m.lock();  // held by this plain thread
-  auto waiter = sched().spawn([&] { std::lock_guard g(m); });
-  auto other = sched().spawn([&] { progressed = true; });
-  other.join();  // with one worker this needs the waiter to be suspended, not spinning
-  EXPECT_TRUE(progressed);
+  suspension_probe waiting;
+  auto waiter = sched().spawn([&] {
+    waiting.arm();
+    std::lock_guard g(m);
+  });
+  const bool suspended = waiting.wait(sched());
+  EXPECT_TRUE(suspended) << "the contended fiber kept its worker";
+  if (suspended) {
+    sched().spawn([&] { progressed = true; }).join();
+    EXPECT_TRUE(progressed);
+  }
   m.unlock();
   waiter.join();
 }
@@ -177,13 +186,19 @@ TEST_P(SyncCondvar, ThreadWaitsFiberNotifies) {
     EXPECT_TRUE(cv.wait_for(lk, 10s, [&] { return ready; }));
   }
   h.join();
-  // And the other way round: a fiber waits, a plain thread notifies.
+  // And the other way round: a fiber waits, a plain thread notifies once it has really
+  // suspended (else the predicate alone could end the wait). A lost wake would end the
+  // wait only at its 20 s deadline, far beyond the generous 10 s allowed.
   ready = false;
+  suspension_probe waiting;
   auto w = sched().spawn([&] {
     std::unique_lock lk(m);
-    cv.wait(lk, [&] { return ready; });
+    const auto t0 = weft::clock::now();
+    waiting.arm();
+    EXPECT_TRUE(cv.wait_for(lk, 20s, [&] { return ready; }));
+    EXPECT_LT(weft::clock::now() - t0, 10s) << "the plain thread's notify did not wake the fiber";
   });
-  std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(waiting.wait(sched())) << "the fiber never suspended";
   {
     std::lock_guard g(m);
     ready = true;

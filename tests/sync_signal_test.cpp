@@ -98,21 +98,41 @@ TEST_P(SyncEvent, ThreadWaitsFiberSets) {
   ev.wait();
   EXPECT_EQ(payload, 42);
   h.join();
+  // The thread sets once the fiber has really suspended (a remote wake, not a fast path).
+  // The wait's 20 s deadline bounds a lost wake: it would end the wait (claimed by the
+  // set(), so still `true`) only then, far beyond the generous 10 s allowed here.
   weft::event ev2;
+  suspension_probe waiting;
   std::thread t([&] {
-    std::this_thread::sleep_for(3ms);
+    EXPECT_TRUE(waiting.wait(sched())) << "the fiber never suspended";
     payload = 7;
     ev2.set();
   });
-  sched().block_on([&] { ev2.wait(); EXPECT_EQ(payload, 7); });
+  sched().block_on([&] {
+    const auto t0 = weft::clock::now();
+    waiting.arm();
+    EXPECT_TRUE(ev2.wait_for(20s));
+    EXPECT_LT(weft::clock::now() - t0, 10s) << "the plain thread's set() did not wake the fiber";
+    EXPECT_EQ(payload, 7);
+  });
   t.join();
 }
 
+// The waiter's worker switches away from it (a wait that blocked or spun on the worker
+// thread never would), at every worker count; then, with one worker, another fiber runs
+// there. A failure ends the wait instead of hanging the test.
 TEST_P(SyncEvent, BlockedFiberLeavesWorkerFree) {
   weft::event ev;
-  auto waiter = sched().spawn([&] { ev.wait(); });
-  // With one worker, this only completes when the waiter suspended instead of spinning.
-  sched().spawn([] {}).join();
+  suspension_probe waiting;
+  auto waiter = sched().spawn([&] {
+    waiting.arm();
+    ev.wait();
+  });
+  const bool suspended = waiting.wait(sched());
+  EXPECT_TRUE(suspended) << "the waiting fiber kept its worker";
+  if (suspended) {
+    EXPECT_EQ(sched().spawn([] { return 1; }).join(), 1);
+  }
   ev.set();
   waiter.join();
 }
