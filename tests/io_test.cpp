@@ -252,17 +252,27 @@ TEST_P(Io, CloseFromFiberWakesWaiter) {
 }
 
 TEST_P(Io, CloseFromForeignThreadWakesWaiter) {
+  // The close comes once the reader has really suspended (after a 10 ms sleep it might
+  // not have, and a read that starts after the close fails with EBADF all the same). A
+  // close that does not wake it fails after 20 s; shutdown() then ends the wait.
   pair_fds p = make_socketpair();
-  std::atomic<bool> waiting{false};
+  suspension_probe waiting;
+  std::atomic<bool> woken{false};
   auto h = sched().spawn([&] {
     char c;
-    waiting.store(true);
-    return io::read(p.b, &c, 1).error();
+    waiting.arm();
+    auto e = io::read(p.b, &c, 1).error();
+    woken = true;
+    return e;
   });
-  while (!waiting.load()) std::this_thread::sleep_for(1ms);
-  std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(waiting.wait(sched())) << "the reader never suspended";
   auto t0 = clock::now();
   EXPECT_TRUE(io::close(p.b));
+  while (!woken.load() && clock::now() - t0 < 20s) std::this_thread::sleep_for(100us);
+  if (!woken.load()) {
+    ADD_FAILURE() << "the close did not wake the reader";
+    sched().shutdown();  // cancels the wait
+  }
   EXPECT_EQ(h.join(), err(std::errc::bad_file_descriptor));
   EXPECT_LT(clock::now() - t0, 100ms);
   p.b = -1;

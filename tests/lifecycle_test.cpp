@@ -74,15 +74,37 @@ TEST(Lifecycle, ShutdownWaitsForDetachedFibers) {
   EXPECT_EQ(finished.load(), 100);
 }
 
+// The fiber spawns its children only once shutdown has begun: a helper thread's outside
+// spawns fail from then on (closing_, step 1 of runtime::shutdown), and only then does it
+// raise `closing`. (A 10 ms sleep stood in for that handshake, and a machine slow to
+// reach the destructor made the test pass without spawning during the drain at all.)
+// The fiber polls `closing` rather than waiting on an event: a plain thread's wake may
+// still be inside the runtime (worker::push_remote) when the fiber it woke has finished
+// and the destructor frees the workers.
 TEST(Lifecycle, FibersMaySpawnWhileShutdownDrains) {
   std::atomic<int> children{0};
+  std::atomic<bool> closing{false};
+  std::thread prober;
   {
     weft::scheduler s({.workers = 2});
     s.spawn([&] {
-       weft::this_fiber::sleep_for(10ms);  // shutdown has begun by now
+       while (!closing.load()) weft::this_fiber::sleep_for(100us);
        for (int i = 0; i < 50; ++i) weft::spawn([&] { children.fetch_add(1); }).detach();
      }).detach();
-  }
+    prober = std::thread([&] {
+      // s outlives this loop: its destructor waits for the fiber, which waits for `closing`.
+      for (;;) {
+        try {
+          s.spawn_detached([] {});
+        } catch (const std::runtime_error&) {
+          break;  // shutdown has begun
+        }
+        std::this_thread::sleep_for(100us);
+      }
+      closing = true;
+    });
+  }  // the destructor begins shutdown and waits for the fiber and its children
+  prober.join();
   EXPECT_EQ(children.load(), 50);
 }
 

@@ -65,25 +65,34 @@ TEST_P(Scheduler, ExceptionCrossesJoin) {
       std::runtime_error);
 }
 
+// Two fibers that yield after every step. On one worker each yield must hand the worker
+// to the other, so their steps strictly alternate (counting the steps alone, as this test
+// once did, passed with a yield() that does nothing). With more workers they may also
+// run side by side, so only the count is checked there.
 TEST_P(Scheduler, YieldInterleaves) {
-  std::atomic<int> turns{0};
+  std::mutex mu;
+  std::vector<int> order;
   sched().block_on([&] {
-    auto a = weft::spawn([&] {
+    auto steps = [&](int who) {
       for (int i = 0; i < 1000; ++i) {
-        turns.fetch_add(1);
+        {
+          std::lock_guard<std::mutex> g(mu);
+          order.push_back(who);
+        }
         weft::this_fiber::yield();
       }
-    });
-    auto b = weft::spawn([&] {
-      for (int i = 0; i < 1000; ++i) {
-        turns.fetch_add(1);
-        weft::this_fiber::yield();
-      }
-    });
+    };
+    auto a = weft::spawn(steps, 0);
+    auto b = weft::spawn(steps, 1);
     a.join();
     b.join();
   });
-  EXPECT_EQ(turns.load(), 2000);
+  ASSERT_EQ(order.size(), 2000u);
+  if (workers() == 1) {
+    int repeats = 0;
+    for (std::size_t i = 1; i < order.size(); ++i) repeats += order[i] == order[i - 1];
+    EXPECT_EQ(repeats, 0) << "a yield did not let the other fiber run";
+  }
 }
 
 }  // namespace
@@ -102,14 +111,39 @@ TEST_P(Sleep, SleepForWaitsAtLeastTheDuration) {
   EXPECT_GE(elapsed, std::chrono::milliseconds(20));
 }
 
+// "At once" means without suspending: the caller's worker does not switch (its switch
+// counter, read on that worker, stays put; a suspension, even one whose timer is already
+// due, switches away and back), and on one worker a sibling queued before the calls does
+// not get to run. No clock bound: a loaded machine may preempt the thread anyway.
 TEST_P(Sleep, ZeroNegativeAndPastDeadlinesReturnAtOnce) {
-  sched().block_on([] {
-    weft::this_fiber::sleep_for(std::chrono::milliseconds(0));
-    weft::this_fiber::sleep_for(std::chrono::milliseconds(-5));
-    weft::this_fiber::sleep_until(std::chrono::steady_clock::now() - std::chrono::seconds(1));
-    weft::this_fiber::sleep_until(std::chrono::steady_clock::time_point::min());
+  using namespace std::chrono;
+  sched().block_on([&] {
+    std::atomic<bool> sibling_ran{false};
+    auto sibling = weft::spawn([&] { sibling_ran = true; });
+    auto returns_at_once = [&](auto&& sleep, const char* what) {
+      const int w = weft::this_worker::index();
+      const auto switches = sched().stats().workers[static_cast<unsigned>(w)].switches;
+      sleep();
+      EXPECT_EQ(weft::this_worker::index(), w) << what << " moved the fiber";
+      EXPECT_EQ(sched().stats().workers[static_cast<unsigned>(w)].switches, switches)
+          << what << " suspended the fiber";
+      if (workers() == 1) {
+        EXPECT_FALSE(sibling_ran.load()) << what << " let another fiber run";
+      }
+    };
+    returns_at_once([] { weft::this_fiber::sleep_for(milliseconds(0)); }, "sleep_for(0)");
+    returns_at_once([] { weft::this_fiber::sleep_for(milliseconds(-5)); }, "sleep_for(-5ms)");
+    returns_at_once([] { weft::this_fiber::sleep_for(hours::min()); }, "sleep_for(hours::min())");
+    returns_at_once([] { weft::this_fiber::sleep_until(steady_clock::now() - seconds(1)); },
+                    "sleep_until(now - 1s)");
+    returns_at_once([] { weft::this_fiber::sleep_until(steady_clock::time_point::min()); },
+                    "sleep_until(time_point::min())");
+    returns_at_once(
+        [] { weft::this_fiber::sleep_until(time_point<steady_clock, hours>(hours::min())); },
+        "sleep_until(hours-based time_point::min())");
+    sibling.join();
+    EXPECT_TRUE(sibling_ran.load());
   });
-  SUCCEED();
 }
 
 TEST_P(Sleep, TimersFireInDeadlineOrderAndNeverEarly) {
@@ -138,15 +172,35 @@ TEST_P(Sleep, TimersFireInDeadlineOrderAndNeverEarly) {
   }
 }
 
+// A fiber spawns `other` onto its own worker and sleeps: `other` must run on that worker
+// while the sleeper sleeps. (Joining `other` from a third fiber, as this test once did,
+// runs it inline on the joiner's stack, so it passed even when sleeping blocked the
+// worker thread.) With one worker every round is conclusive; with more, `other` may be
+// stolen by an idle peer, which proves nothing about the sleeper's worker, so such
+// rounds are retried.
 TEST_P(Sleep, SleepingFiberDoesNotBlockItsWorker) {
-  std::atomic<bool> other_ran{false};
-  sched().block_on([&] {
-    auto sleeper = weft::spawn([] { weft::this_fiber::sleep_for(std::chrono::milliseconds(50)); });
-    auto other = weft::spawn([&] { other_ran = true; });
-    other.join();
-    EXPECT_TRUE(other_ran.load());
-    sleeper.join();
-  });
+  int conclusive = 0;
+  for (int round = 0; round < 20 && conclusive < 3; ++round) {
+    std::atomic<bool> asleep{false}, ran_during_sleep{false};
+    std::atomic<int> sleeper_worker{-1}, other_worker{-2};
+    sched().block_on([&] {
+      sleeper_worker = weft::this_worker::index();
+      asleep = true;
+      auto other = weft::spawn([&] {
+        other_worker = weft::this_worker::index();
+        ran_during_sleep = asleep.load();
+      });
+      // Sleeps on sleeper_worker: nothing suspended this fiber since it was read.
+      weft::this_fiber::sleep_for(std::chrono::milliseconds(20));
+      asleep = false;
+      other.join();
+    });
+    if (other_worker.load() != sleeper_worker.load()) continue;  // stolen: inconclusive
+    ++conclusive;
+    EXPECT_TRUE(ran_during_sleep.load())
+        << "round " << round << ": the other fiber ran only after the sleep ended";
+  }
+  EXPECT_GT(conclusive, 0) << "the other fiber never ran on the sleeper's worker";
 }
 
 }  // namespace

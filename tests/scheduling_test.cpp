@@ -6,6 +6,7 @@
 #include <chrono>
 #include <set>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -116,17 +117,40 @@ TEST_P(Scheduling, InjectedWorkIsNotStarvedByBusyLocalQueues) {
   for (auto& h : busy) h.join();
 }
 
+// A fiber suspended on an event is woken by set() from a plain thread. That waker has no
+// worker, so the wake goes to the fiber's home worker's remote queue (runtime::wake),
+// which the home worker drains (stats: remote_wakes) or, with more workers, a searching
+// peer may take (stats: steals; nothing else is there to steal). The thread sets only
+// once the fiber has really suspended. The wait's 20 s deadline bounds a lost wake: the
+// timer would end the wait only then (claimed by the set(), so still `true`), far beyond
+// the generous 10 s allowed. (This test once slept 1 ms in a fiber: a worker fired the
+// timer, a local wake.)
 TEST_P(Scheduling, RemoteWakeFromAPlainThreadResumesTheFiber) {
-  // join() of a fiber finished by... a fiber woken by a plain thread's spawn/join chain:
-  // the joiner is woken from a worker or from outside, whichever finishes it.
-  auto h = sched().spawn([] {
-    auto inner = weft::spawn([] {
-      weft::this_fiber::sleep_for(1ms);  // woken by the reactor thread (remote wake)
-      return 7;
+  for (int round = 0; round < 5; ++round) {
+    weft::event ev;
+    suspension_probe waiting;
+    const auto before = sched().stats().total();
+    auto h = sched().spawn([&] {
+      const auto t0 = std::chrono::steady_clock::now();
+      waiting.arm();
+      const bool woken = ev.wait_for(20s);
+      return std::make_pair(woken, std::chrono::steady_clock::now() - t0);
     });
-    return inner.join() * 6;
-  });
-  EXPECT_EQ(h.join(), 42);
+    EXPECT_TRUE(waiting.wait(sched())) << "the fiber never suspended";
+    ev.set();  // from this plain thread: a remote wake
+    const auto [woken, waited] = h.join();
+    EXPECT_TRUE(woken);
+    EXPECT_LT(waited, 10s) << "round " << round
+                           << ": the plain thread's set() did not wake the fiber";
+    const auto after = sched().stats().total();
+    if (workers() == 1) {
+      EXPECT_EQ(after.remote_wakes - before.remote_wakes, 1u) << "round " << round;
+    } else {
+      EXPECT_GE(after.remote_wakes - before.remote_wakes + (after.steals - before.steals), 1u)
+          << "round " << round;
+    }
+    if (HasFailure()) return;  // one failing round says it all (a lost wake costs 20 s)
+  }
 }
 
 weft::fiber_local<int> local_counter;

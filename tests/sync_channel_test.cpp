@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -351,9 +353,17 @@ TEST(SyncChannelDeathTest, DestroyWithWaitersAborts) {
       {
         weft::scheduler s(weft::scheduler::options{.workers = 1});
         auto* ch = new weft::channel<int>;
-        auto h = s.spawn([ch] { (void)ch->recv(); });
-        std::this_thread::sleep_for(50ms);
+        suspension_probe waiting;
+        auto h = s.spawn([ch, &waiting] {
+          waiting.arm();
+          (void)ch->recv();
+        });
+        if (!waiting.wait(s)) {
+          std::fputs("the receiver never suspended\n", stderr);
+          std::abort();
+        }
         delete ch;
+        std::_Exit(0);  // not aborted: fail now, not wait forever for a fiber nobody wakes
       },
       "channel destroyed while");
 }

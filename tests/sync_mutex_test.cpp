@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -84,14 +86,23 @@ TEST_P(SyncMutex, TryLockAndTimedLock) {
   EXPECT_TRUE(lk.try_lock_for(1ms));
 }
 
+// As SyncEvent.BlockedFiberLeavesWorkerFree: the contended locker's worker switches away
+// from it (at every worker count), and with one worker another fiber runs there.
 TEST_P(SyncMutex, ContendedFiberDoesNotBlockItsWorker) {
   weft::mutex m;
   std::atomic<bool> progressed{false};
   m.lock();  // held by this plain thread
-  auto waiter = sched().spawn([&] { std::lock_guard g(m); });
-  auto other = sched().spawn([&] { progressed = true; });
-  other.join();  // with one worker this needs the waiter to be suspended, not spinning
-  EXPECT_TRUE(progressed);
+  suspension_probe waiting;
+  auto waiter = sched().spawn([&] {
+    waiting.arm();
+    std::lock_guard g(m);
+  });
+  const bool suspended = waiting.wait(sched());
+  EXPECT_TRUE(suspended) << "the contended fiber kept its worker";
+  if (suspended) {
+    sched().spawn([&] { progressed = true; }).join();
+    EXPECT_TRUE(progressed);
+  }
   m.unlock();
   waiter.join();
 }
@@ -175,13 +186,19 @@ TEST_P(SyncCondvar, ThreadWaitsFiberNotifies) {
     EXPECT_TRUE(cv.wait_for(lk, 10s, [&] { return ready; }));
   }
   h.join();
-  // And the other way round: a fiber waits, a plain thread notifies.
+  // And the other way round: a fiber waits, a plain thread notifies once it has really
+  // suspended (else the predicate alone could end the wait). A lost wake would end the
+  // wait only at its 20 s deadline, far beyond the generous 10 s allowed.
   ready = false;
+  suspension_probe waiting;
   auto w = sched().spawn([&] {
     std::unique_lock lk(m);
-    cv.wait(lk, [&] { return ready; });
+    const auto t0 = weft::clock::now();
+    waiting.arm();
+    EXPECT_TRUE(cv.wait_for(lk, 20s, [&] { return ready; }));
+    EXPECT_LT(weft::clock::now() - t0, 10s) << "the plain thread's notify did not wake the fiber";
   });
-  std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(waiting.wait(sched())) << "the fiber never suspended";
   {
     std::lock_guard g(m);
     ready = true;
@@ -190,30 +207,92 @@ TEST_P(SyncCondvar, ThreadWaitsFiberNotifies) {
   w.join();
 }
 
+// Each timed wait ends exactly once, with the outcome its timing allows (this
+// implementation never wakes a waiter spuriously, see condition_variable.hpp):
+//   expire:  deadlines of 0.2-2 ms and no notify until every one of them returned: each
+//            times out, never before its deadline;
+//   release: 20 s deadlines; once all of them are queued (each counted itself under the
+//            mutex, which the wait gives up only once queued), `k` notify_one calls
+//            release exactly k of them, and a notify_all the rest;
+//   race:    deadlines of 0-2 ms around a notify_all: either outcome, but a notified
+//            return only after the notify began and a timeout never before the deadline.
+// A timeout reported as a notify, a notify_one that releases more than one waiter, or a
+// notify lost to a timeout fails here; `notified + timed_out == n` could see none of them.
 TEST_P(SyncCondvar, TimeoutsRacingNotifiesEachEndOnce) {
-  // Exactly one of {notified, timed out} per wait; the notified count never exceeds the
-  // number of notify_one calls that found a waiter.
+  constexpr int n_expire = 20, n_release = 20, n_race = 60, k = n_release / 2;
+  constexpr int n = n_expire + n_release + n_race;
   weft::mutex m;
   weft::condition_variable cv;
-  std::atomic<int> notified{0}, timed_out{0};
-  constexpr int n = 200;
+  int queued = 0;  // release waiters inside wait_for; guarded by m
+  std::atomic<bool> notify_begun{false};
+  std::vector<std::atomic<int>> ends(n), notified(n), early(n), before_notify(n);
+  std::atomic<int> expired_done{0}, released{0};
+  auto waiter = [&](int i, std::chrono::microseconds d, bool counted) {
+    std::unique_lock lk(m);
+    if (counted) ++queued;
+    const auto deadline = weft::deadline_after(d);
+    const bool got = cv.wait_until(lk, deadline) == std::cv_status::no_timeout;
+    ends[i].fetch_add(1);
+    if (got) {
+      notified[i].store(1);
+      if (!notify_begun.load()) before_notify[i].store(1);
+    } else if (weft::clock::now() < deadline) {
+      early[i].store(1);
+    }
+  };
+  // Polls `cond` with short sleeps, for up to 20 s.
+  auto eventually = [](auto cond) {
+    const auto give_up = weft::clock::now() + 20s;
+    while (!cond() && weft::clock::now() < give_up) weft::this_fiber::sleep_for(200us);
+    return cond();
+  };
   sched().block_on([&] {
     std::vector<weft::join_handle<void>> hs;
-    for (int i = 0; i < n; ++i)
+    for (int i = 0; i < n_expire; ++i)
       hs.push_back(weft::spawn([&, i] {
-        std::unique_lock lk(m);
-        if (cv.wait_for(lk, std::chrono::microseconds(50 * (i % 40))) == std::cv_status::timeout)
-          timed_out.fetch_add(1);
-        else
-          notified.fetch_add(1);
+        waiter(i, std::chrono::microseconds(200 + 90 * i), false);
+        expired_done.fetch_add(1);
       }));
-    for (int i = 0; i < 300; ++i) {
-      cv.notify_one();
-      if (i % 4 == 0) weft::this_fiber::yield();
-    }
+    EXPECT_TRUE(eventually([&] { return expired_done.load() == n_expire; }));
+    for (int i = 0; i < n_release; ++i)
+      hs.push_back(weft::spawn([&, i] {
+        waiter(n_expire + i, 20s, true);
+        released.fetch_add(1);
+      }));
+    EXPECT_TRUE(eventually([&] {
+      std::lock_guard g(m);
+      return queued == n_release;
+    }));
+    notify_begun = true;
+    for (int i = 0; i < k; ++i) cv.notify_one();
+    EXPECT_TRUE(eventually([&] { return released.load() >= k; }));
+    // Give any extra release time to show: on one worker, every fiber a notify made
+    // runnable has run once this sleep returns.
+    weft::this_fiber::sleep_for(5ms);
+    EXPECT_EQ(released.load(), k) << "notify_one released more than one waiter";
+    cv.notify_all();
+    EXPECT_TRUE(eventually([&] { return released.load() == n_release; }));
+    notify_begun = false;
+    for (int i = 0; i < n_race; ++i)
+      hs.push_back(weft::spawn(waiter, n_expire + n_release + i,
+                               std::chrono::microseconds(35 * i), false));
+    weft::this_fiber::sleep_for(1ms);
+    notify_begun = true;
+    cv.notify_all();
     for (auto& h : hs) h.join();
   });
-  EXPECT_EQ(notified + timed_out, n);
+  for (int i = 0; i < n; ++i) {
+    const char* group = i < n_expire ? "expire" : i < n_expire + n_release ? "release" : "race";
+    EXPECT_EQ(ends[i].load(), 1) << group << " waiter " << i;
+    EXPECT_EQ(early[i].load(), 0) << group << " waiter " << i << " timed out early";
+    EXPECT_EQ(before_notify[i].load(), 0)
+        << group << " waiter " << i << " notified before a notify";
+    if (i < n_expire) {
+      EXPECT_EQ(notified[i].load(), 0) << "expire waiter " << i << " reported a notify";
+    } else if (i < n_expire + n_release) {
+      EXPECT_EQ(notified[i].load(), 1) << "release waiter " << i << " timed out";
+    }
+  }
 }
 
 // ---- contract violations (death tests: fork, run, expect the message and an abort)
@@ -251,9 +330,17 @@ TEST(SyncDeathTest, DestroyingMutexWithWaitersAborts) {
         weft::scheduler s(weft::scheduler::options{.workers = 1});
         auto* m = new weft::mutex;
         m->lock();
-        auto h = s.spawn([m] { m->lock(); });
-        std::this_thread::sleep_for(50ms);  // the fiber is queued by now
+        suspension_probe waiting;
+        auto h = s.spawn([m, &waiting] {
+          waiting.arm();
+          m->lock();
+        });
+        if (!waiting.wait(s)) {
+          std::fputs("the locker never suspended\n", stderr);
+          std::abort();
+        }
         delete m;
+        std::_Exit(0);  // not aborted: fail now, not wait forever for a fiber nobody wakes
       },
       "destroyed while");
 }

@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
@@ -96,40 +98,101 @@ TEST_P(SyncEvent, ThreadWaitsFiberSets) {
   ev.wait();
   EXPECT_EQ(payload, 42);
   h.join();
+  // The thread sets once the fiber has really suspended (a remote wake, not a fast path).
+  // The wait's 20 s deadline bounds a lost wake: it would end the wait (claimed by the
+  // set(), so still `true`) only then, far beyond the generous 10 s allowed here.
   weft::event ev2;
+  suspension_probe waiting;
   std::thread t([&] {
-    std::this_thread::sleep_for(3ms);
+    EXPECT_TRUE(waiting.wait(sched())) << "the fiber never suspended";
     payload = 7;
     ev2.set();
   });
-  sched().block_on([&] { ev2.wait(); EXPECT_EQ(payload, 7); });
+  sched().block_on([&] {
+    const auto t0 = weft::clock::now();
+    waiting.arm();
+    EXPECT_TRUE(ev2.wait_for(20s));
+    EXPECT_LT(weft::clock::now() - t0, 10s) << "the plain thread's set() did not wake the fiber";
+    EXPECT_EQ(payload, 7);
+  });
   t.join();
 }
 
+// The waiter's worker switches away from it (a wait that blocked or spun on the worker
+// thread never would), at every worker count; then, with one worker, another fiber runs
+// there. A failure ends the wait instead of hanging the test.
 TEST_P(SyncEvent, BlockedFiberLeavesWorkerFree) {
   weft::event ev;
-  auto waiter = sched().spawn([&] { ev.wait(); });
-  // With one worker, this only completes when the waiter suspended instead of spinning.
-  sched().spawn([] {}).join();
+  suspension_probe waiting;
+  auto waiter = sched().spawn([&] {
+    waiting.arm();
+    ev.wait();
+  });
+  const bool suspended = waiting.wait(sched());
+  EXPECT_TRUE(suspended) << "the waiting fiber kept its worker";
+  if (suspended) {
+    EXPECT_EQ(sched().spawn([] { return 1; }).join(), 1);
+  }
   ev.set();
   waiter.join();
 }
 
+// Each timed wait ends exactly once, with the outcome its timing allows:
+//   expire:  deadlines of 0.2-2 ms, and set() only after every one of them returned: each
+//            must time out, never before its deadline;
+//   release: 20 s deadlines, set() while they wait: each must be released;
+//   race:    deadlines of 0-1 ms around the set(): either outcome, but a release only
+//            after set() began, and a timeout never before the deadline.
+// The first two force both outcomes, so a timeout reported as a release (or a release
+// lost to a timeout) fails here; counting `released + timed_out == n` could not see it.
 TEST_P(SyncEvent, TimeoutsRacingSetsEachEndOnce) {
-  for (int round = 0; round < 20; ++round) {
+  constexpr int n_expire = 20, n_release = 20, n_race = 50;
+  constexpr int n = n_expire + n_release + n_race;
+  for (int round = 0; round < 5; ++round) {
     weft::event ev;
-    std::atomic<int> yes{0}, no{0};
+    std::atomic<bool> set_begun{false};
+    std::vector<std::atomic<int>> ends(n), released(n), early(n), before_set(n);
+    std::atomic<int> expired_done{0};
+    auto waiter = [&](int i, std::chrono::microseconds d) {
+      const auto deadline = weft::deadline_after(d);
+      const bool got = ev.wait_until(deadline);
+      ends[i].fetch_add(1);
+      if (got) {
+        released[i].store(1);
+        if (!set_begun.load()) before_set[i].store(1);
+      } else if (weft::clock::now() < deadline) {
+        early[i].store(1);
+      }
+    };
     sched().block_on([&] {
       std::vector<weft::join_handle<void>> hs;
-      for (int i = 0; i < 50; ++i)
+      for (int i = 0; i < n_release; ++i)
+        hs.push_back(weft::spawn(waiter, n_expire + i, std::chrono::microseconds(20s)));
+      for (int i = 0; i < n_expire; ++i)
         hs.push_back(weft::spawn([&, i] {
-          (ev.wait_for(std::chrono::microseconds(20 * i)) ? yes : no).fetch_add(1);
+          waiter(i, std::chrono::microseconds(200 + 90 * i));
+          expired_done.fetch_add(1);
         }));
+      while (expired_done.load() < n_expire) weft::this_fiber::sleep_for(1ms);
+      for (int i = 0; i < n_race; ++i)
+        hs.push_back(
+            weft::spawn(waiter, n_expire + n_release + i, std::chrono::microseconds(20 * i)));
       weft::this_fiber::sleep_for(std::chrono::microseconds(500));
+      set_begun = true;
       ev.set();
       for (auto& h : hs) h.join();
     });
-    EXPECT_EQ(yes + no, 50);
+    for (int i = 0; i < n; ++i) {
+      const char* group = i < n_expire ? "expire" : i < n_expire + n_release ? "release" : "race";
+      EXPECT_EQ(ends[i].load(), 1) << group << " waiter " << i << ", round " << round;
+      EXPECT_EQ(early[i].load(), 0) << group << " waiter " << i << " timed out early";
+      EXPECT_EQ(before_set[i].load(), 0) << group << " waiter " << i << " released before set()";
+      if (i < n_expire) {
+        EXPECT_EQ(released[i].load(), 0) << "expire waiter " << i << " released, round " << round;
+      } else if (i < n_expire + n_release) {
+        EXPECT_EQ(released[i].load(), 1) << "release waiter " << i << " timed out, round " << round;
+      }
+    }
   }
 }
 
@@ -259,9 +322,17 @@ TEST(SyncSignalDeathTest, Misuse) {
       {
         weft::scheduler s(weft::scheduler::options{.workers = 1});
         auto* ev = new weft::event;
-        auto h = s.spawn([ev] { ev->wait(); });
-        std::this_thread::sleep_for(50ms);
+        suspension_probe waiting;
+        auto h = s.spawn([ev, &waiting] {
+          waiting.arm();
+          ev->wait();
+        });
+        if (!waiting.wait(s)) {
+          std::fputs("the waiter never suspended\n", stderr);
+          std::abort();
+        }
         delete ev;
+        std::_Exit(0);  // not aborted: fail now, not wait forever for a fiber nobody wakes
       },
       "destroyed while");
   EXPECT_DEATH({ weft::counting_semaphore s(-1); }, "negative initial");

@@ -7,8 +7,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 
 class weft_test : public ::testing::TestWithParam<unsigned> {
 protected:
@@ -26,3 +30,45 @@ private:
 #define WEFT_INSTANTIATE(suite)                                               \
   INSTANTIATE_TEST_SUITE_P(workers, suite, ::testing::Values(1u, 2u, 4u),    \
                            [](const auto& info) { return "w" + std::to_string(info.param); })
+
+// Tells a test that a fiber has really suspended, not merely announced that it is about
+// to: a waker that must act on a parked fiber (a plain thread's set(), a destructor's
+// "destroyed while waited on" check) waits for this instead of sleeping "long enough".
+//
+// The fiber calls arm() immediately before its blocking call, with nothing in between
+// that could switch. arm() reads its worker's switch counter (on that worker: exact);
+// the worker bumps it only in worker::switch_to, which a running fiber reaches only by
+// stopping (here: suspending in the blocking call). By then the wait is committed: a
+// sync wait linked its node under the primitive's lock, released in the post-switch
+// action (src/wait_list.hpp step 1), so a waker taking that lock finds the node; an I/O
+// wait publishes itself in that action too (src/suspend.hpp rule 1).
+class suspension_probe {
+public:
+  // In the fiber, right before the blocking call.
+  void arm() {
+    const int w = weft::this_worker::index();
+    switches_ = weft::scheduler::current()->stats().workers[static_cast<unsigned>(w)].switches;
+    // release: publishes switches_; pairs with the acquire load in wait().
+    worker_.store(w, std::memory_order_release);
+  }
+  // A plain thread. True once the armed fiber has switched away from its worker; false
+  // if it did not within `limit` (the test then fails instead of hanging).
+  bool wait(const weft::scheduler& s, std::chrono::seconds limit = std::chrono::seconds(20)) const {
+    const auto give_up = std::chrono::steady_clock::now() + limit;
+    int w;
+    // acquire: pairs with arm()'s release store.
+    while ((w = worker_.load(std::memory_order_acquire)) < 0) {
+      if (std::chrono::steady_clock::now() > give_up) return false;
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    while (s.stats().workers[static_cast<unsigned>(w)].switches == switches_) {
+      if (std::chrono::steady_clock::now() > give_up) return false;
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    return true;
+  }
+
+private:
+  std::atomic<int> worker_{-1};
+  std::uint64_t switches_ = 0;  // written before worker_'s release store
+};
