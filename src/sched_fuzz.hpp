@@ -12,8 +12,12 @@
 //   1. Which runnable fiber runs next (worker::next_local): the next-to-run slot is skipped
 //      at random, and a popped item is sent to the back of the local queue at random (a
 //      random rotation of the FIFO).
-//   2. Injected yields at spawn, wake, lock, send and recv (fuzz_point()): the calling
-//      fiber yields first at random, so the party it hands to may run before it goes on.
+//   2. Injected yields (fuzz_point()): at spawn; after the calls that wake (event::set,
+//      notify_one/all, counting_semaphore::release, the wait_group done that reaches
+//      zero); on entry to send, recv, event and semaphore waits and a contended lock.
+//      The calling fiber yields first at random, so the party it hands to may run before
+//      it goes on. mutex::unlock does not yield: condition_variable and barrier call it
+//      with an internal spinlock held.
 //   3. Steal victims: the order in which a searching worker visits its peers.
 //   4. Forced migration at suspension points: a yielding or woken fiber is queued at random
 //      on another worker (its remote queue) instead of its own, so a thread_local cached

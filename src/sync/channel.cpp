@@ -33,6 +33,7 @@
 
 #include "../assert.hpp"
 #include "../wait_list.hpp"
+#include "../sched_fuzz.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -191,6 +192,7 @@ chan_core::~chan_core() {
 }
 
 channel_status chan_core::send(void* src, clock::time_point deadline, bool block) {
+  fuzz_point();  // sched_fuzz.hpp choice 2
   wait_node* partner = nullptr;
   lock_.lock();
   channel_status st;
@@ -210,6 +212,7 @@ channel_status chan_core::send(void* src, clock::time_point deadline, bool block
 }
 
 channel_status chan_core::recv(void* dst, clock::time_point deadline, bool block) {
+  fuzz_point();  // sched_fuzz.hpp choice 2
   wait_node* partner = nullptr;
   lock_.lock();
   channel_status st = chan_ops::try_recv(*this, dst, &partner);

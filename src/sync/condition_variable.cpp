@@ -14,6 +14,7 @@
 
 #include "../assert.hpp"
 #include "../wait_list.hpp"
+#include "../sched_fuzz.hpp"
 
 namespace weft {
 
@@ -62,6 +63,7 @@ void condition_variable::notify_one() noexcept {
   lock_.unlock();
   if (claimed) resume(claimed->owner);
   release_window(this, release_point::done);
+  fuzz_point();  // sched_fuzz.hpp choice 2
 }
 
 void condition_variable::notify_all() noexcept {
@@ -72,6 +74,7 @@ void condition_variable::notify_all() noexcept {
   lock_.unlock();
   chain.resume_all();
   release_window(this, release_point::done);
+  fuzz_point();  // sched_fuzz.hpp choice 2
 }
 
 }  // namespace weft

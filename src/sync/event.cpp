@@ -11,6 +11,7 @@
 
 #include "../assert.hpp"
 #include "../wait_list.hpp"
+#include "../sched_fuzz.hpp"
 
 namespace weft {
 
@@ -57,6 +58,7 @@ void event::set() noexcept {
   lock_.unlock();
   chain.resume_all();
   release_window(this, release_point::done);
+  fuzz_point();  // sched_fuzz.hpp choice 2 (after the last touch of *this)
 }
 
 void event::reset() noexcept {
@@ -73,6 +75,7 @@ bool event::is_set() const noexcept {
 void event::wait() { (void)wait_until(clock::time_point::max()); }
 
 bool event::wait_until(clock::time_point deadline) {
+  fuzz_point();  // sched_fuzz.hpp choice 2
   return wait_until_ready(lock_, queue_, deadline, [this] { return try_consume(); });
 }
 

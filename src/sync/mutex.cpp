@@ -23,6 +23,7 @@
 
 #include "../assert.hpp"
 #include "../wait_list.hpp"
+#include "../sched_fuzz.hpp"
 
 namespace weft {
 
@@ -67,6 +68,7 @@ void mutex::lock_slow() {
   // bit, CAS, spinlock release) while the next holder needs it. W6 (1000 fibers, 2
   // workers), A/B 4 x 5 reps: 21.0-21.7 -> 13.2-15.0 ns/lock; 3 tries: 15.6-17.3; a
   // 32-try spin with pause: 37-68 (below).
+  fuzz_point();  // sched_fuzz.hpp choice 2 (contended locks only: lock()'s fast path is inline)
   if (try_lock()) return;
   const bool got = lock_until(clock::time_point::max());
   WEFT_ASSERT(got, "weft::mutex::lock: an untimed wait ended without the mutex");

@@ -8,6 +8,7 @@
 
 #include "../assert.hpp"
 #include "../wait_list.hpp"
+#include "../sched_fuzz.hpp"
 
 namespace weft {
 
@@ -54,11 +55,13 @@ void counting_semaphore::release(std::ptrdiff_t n) noexcept {
   lock_.unlock();
   chain.resume_all();
   release_window(this, release_point::done);
+  fuzz_point();  // sched_fuzz.hpp choice 2
 }
 
 void counting_semaphore::acquire() { (void)try_acquire_until(clock::time_point::max()); }
 
 bool counting_semaphore::try_acquire_until(clock::time_point deadline) {
+  fuzz_point();  // sched_fuzz.hpp choice 2
   return wait_until_ready(lock_, queue_, deadline, [this] { return try_acquire(); });
 }
 

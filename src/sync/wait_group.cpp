@@ -20,6 +20,7 @@
 
 #include "../assert.hpp"
 #include "../wait_list.hpp"
+#include "../sched_fuzz.hpp"
 
 namespace weft {
 
@@ -72,6 +73,7 @@ void wait_group::add(std::int64_t delta) noexcept {
   lock_.unlock();  // the last touch of *this (step 1)
   chain.resume_all();
   if (zero) release_window(this, release_point::done);
+  fuzz_point();  // sched_fuzz.hpp choice 2: the released waiters may run first
 }
 
 void wait_group::arrive_and_wait(std::int64_t n) {
