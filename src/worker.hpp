@@ -10,20 +10,65 @@
 //   5. remote_: fibers woken from other threads, moved into ring_ in batches;
 //   6. the runtime's injection queue (outside spawns and ring spills), in batches;
 //   7. searching: steal half of a peer's ring, or take from its remote queue, visiting
-//      peers nearest first (topology tiers), from a random start in each tier;
-//   8. park (idle.hpp protocol), with a timeout at the earliest timer of any worker.
+//      peers nearest first (topology tiers), from a random start in each tier; from a
+//      peer that is stalled (work conservation 1), its runnext_ or a private_ task;
+//   8. park (idle.hpp protocol), with a timeout at the earliest timer of any worker, and
+//      as the watcher (idle.hpp W1-W4) at most watch_period apart.
 // Timers (timers.hpp) are fired into ring_ at every fairness tick, when the queues above
 // are empty, and while searching (a peer's due timers too). Ready fds (reactor.hpp step
 // 2) are polled into ring_ when the queues are empty, while searching, and on fairness
 // ticks at most every 20 µs.
 //
 // Private spawns (lazy publication): a spawn from a fiber goes to private_, a small
-// owner-only LIFO that stealers cannot see. A join of a child still in private_ removes
-// it and runs it inline on the joiner's stack, with no queue traffic, no new fiber and no
+// LIFO that only the owner pushes to. A join of a child still in private_ removes it and
+// runs it inline on the joiner's stack, with no queue traffic, no new fiber and no
 // switch, which is what makes fork-join (fib, skynet) cheap. private_ is published to the
 // ring (oldest first) when it is full, whenever some worker is idle (searching or
-// parked), and whenever the running fiber stops running (suspends or finishes), so a
-// private task is never stranded.
+// parked), and whenever the running fiber stops running (suspends or finishes).
+//
+// Work conservation. Invariant: while any worker is idle (searching or parked), a
+// runnable item held by a busy worker becomes visible to an idle one within a bounded
+// time, however it became runnable: spawn, a wake from any primitive, a timer, I/O, a
+// yield, a spill. A fiber that computes without suspending keeps its own worker (we
+// cannot preempt it), but never the items queued behind it.
+//   1. Where a runnable item can wait, and who may take it:
+//       - ring_, remote_, the injection queue: anyone, at any time (run_queue.hpp,
+//         peer_queue.hpp); the producer runs idle.hpp P1-P4 when it may have been the
+//         first item (spill, publication, batch wakes, remote wakes, outside spawns),
+//         but not on a yield's requeue (the yielder's worker is busy by definition);
+//       - runnext_ and private_: the owner, and a thief, but the thief only from a
+//         *stalled* owner: one whose progress_ (scheduling points passed: next_local
+//         calls) has not moved for stall_grace since the thief first saw its value.
+//         An owner that passes a scheduling point takes runnext_ and publishes private_
+//         itself, so a thief only ever takes what its owner cannot reach; a ping-pong
+//         pair hands runnext_ back and forth on one worker and is never split (Go's
+//         runqgrab gives the owner ~3 us the same way). Both slots are atomics: the owner
+//         stores with release (a plain mov on x86), takes with exchange (the slot's
+//         single RMW on the owner's side, as ring_.pop()'s CAS), and a thief takes with a
+//         CAS from the value it read (ABA is harmless: whatever the slot holds when the
+//         CAS succeeds is runnable, and the CAS acquires the owner's store of it). With
+//         one worker (solo_) nobody steals and the owner uses plain loads and stores.
+//       - fired_spill_ (timers fired into a full ring) and batch_: flushed to the
+//         injection queue before the batch that filled them returns; never held across
+//         user code.
+//   2. Who notices: a searching worker (find_work's spin) looks at every peer's ring_,
+//       remote_ and, once a peer looks stalled, its runnext_ and private_. A parked
+//       worker cannot look, and the owner does not wake anyone when it fills runnext_ or
+//       private_ (a futex wake costs 24-64 us here, on every hand-off of a ping-pong:
+//       Tokio 1.51 lost ~30% throughput that way). Instead, while any worker is awake,
+//       one parked worker, the *watcher* (idle.hpp W1-W4), sleeps at most watch_period
+//       at a time and on each timeout looks at every peer: visible work (idle.hpp step C3:
+//       a yield's requeue is one), a due timer, or a stalled peer with runnext_ or
+//       private_ set makes it leave its park and search, and its search steals the item.
+//   3. The bound: a stalled owner is seen stalled on the second watcher tick after its
+//       last scheduling point, so a stranded item waits at most 2 * watch_period plus
+//       the time to leave a timed futex wait (tens of us on an idle vCPU here), and less
+//       when a worker is searching (stall_grace). conservation_test prints the figure.
+//   4. Cost: the owner's side is one exchange per runnext_ take and per private_ join or
+//       publication, on lines of its own; the watcher reads one line per peer per tick
+//       (progress_, runnext_, private count) plus what idle.hpp step C3 reads: O(workers)
+//       loads every watch_period, and only while some worker is awake and another
+//       parked. No global counter or lock is touched on the hot path.
 #pragma once
 
 #include "context.hpp"
@@ -142,8 +187,11 @@ public:
       wake_local(f);
       return true;
     }
-    if (runnext_ || f->rt != &rt_) return false;
-    runnext_ = as_item(f);
+    // relaxed: only the owner fills the slot; a thief only empties it, so 0 stays 0.
+    if (runnext_.load(std::memory_order_relaxed) || f->rt != &rt_) return false;
+    // release: a thief's CAS (acquire) takes f; f's saved state reached us through the
+    // primitive that woke it (work conservation 1).
+    runnext_.store(as_item(f), std::memory_order_release);
     return true;
   }
   // Reserves a live-fiber slot (max_fibers); false when the cap is reached.
@@ -186,7 +234,21 @@ private:
 
   item next_local() noexcept;
   item find_work() noexcept;
-  item try_steal() noexcept;
+  item try_steal(std::int64_t now) noexcept;
+  // Owner: takes runnext_ (0 when empty or taken by a thief).
+  item take_runnext() noexcept;
+  // Owner: empties private_ slot i and returns what it held (nullptr: a thief took it).
+  task* take_private_slot(std::size_t i) noexcept;
+  // Thief, on a victim: its runnext_ or its oldest private_ task, if the victim looks
+  // stalled (work conservation 1); 0 otherwise.
+  item steal_hidden(worker& v, std::int64_t now) noexcept;
+  // Records v's progress_; true when it has not moved for stall_grace (since seen_ first
+  // held this value).
+  bool stalled(worker& v, std::int64_t now) noexcept;
+  // The watcher's look at the peers (idle.hpp W2): true when one has work to take.
+  bool watch_tick(std::int64_t now) noexcept;
+  // park()'s sleep after C3 found nothing: as the watcher or not (idle.hpp W1-W4).
+  void sleep(std::int64_t wake_at) noexcept;
   item poll_remote() noexcept;
   item poll_inject(std::size_t max) noexcept;
   void push_ring(item it) noexcept;
@@ -226,11 +288,7 @@ private:
   context sched_ctx_;
   fiber_impl* current_ = nullptr;
   post_action post_;
-  std::array<task*, private_cap> private_{};
-  std::size_t private_n_ = 0;
-  item runnext_ = 0;
   unsigned runnext_streak_ = 0;
-  unsigned tick_ = 0;
   bool searching_ = false;
   bool had_work_ = false;  // see find_work()
   const bool diag_;         // the stall detector is on: publish diag_task_ on each switch
@@ -243,6 +301,12 @@ private:
   std::vector<fiber_impl*> pool_;
   std::vector<std::vector<unsigned>> tiers_;
   std::minstd_rand rng_;
+  // Per peer: the last progress_ value seen and when it was first seen (stalled()).
+  struct seen_progress {
+    std::uint64_t progress = ~std::uint64_t{0};
+    std::int64_t since = 0;
+  };
+  std::vector<seen_progress> seen_;
   std::int64_t budget_ = 0;
   std::uint64_t id_next_ = 0, id_end_ = 0;
   std::array<item, 64> batch_{};
@@ -254,6 +318,17 @@ private:
   peer_queue<item>::consumer inject_tok_;
 
   // Shared with stealers and wakers.
+  // What thieves read of a busy owner (work conservation 1), one line: written by the
+  // owner at scheduling points and hand-offs, read by peers only while they search or
+  // watch. progress_ counts next_local() calls (its % fairness_interval is the fairness
+  // tick); relaxed: a hint for "stalled", never used to claim anything.
+  alignas(64) std::atomic<std::uint64_t> progress_{0};
+  std::atomic<item> runnext_{0};
+  // Slots [0, private_n_) of private_ may hold tasks (holes are nullptr). release store /
+  // acquire load: a thief that reads n then sees the slots' tasks (their CAS acquires
+  // each one anyway).
+  std::atomic<std::size_t> private_n_{0};
+  alignas(64) std::array<std::atomic<task*>, private_cap> private_{};
   run_queue<256> ring_;
   alignas(64) peer_queue<item> remote_;
   // Items in remote_: incremented (seq_cst) after enqueue, decremented after dequeue;
