@@ -42,13 +42,13 @@
 // for it. So one sleeper at a time watches:
 //   W1. A worker that found nothing at C3 claims the watch (watcher_: CAS -1 -> itself,
 //       seq_cst) if some worker is awake (state_'s unparked count, seq_cst, read after
-//       its own C1). The watcher parks with a timeout of watch_period (or its timer
-//       deadline, if sooner); every other sleeper parks as before.
+//       its own C1). The watcher parks with a timeout (worker.hpp work conservation 3:
+//       50 us to 1 ms, or its timer deadline if sooner); every other sleeper parks as
+//       before.
 //   W2. On each timeout the watcher looks: C3's sources again, every worker's earliest
-//       timer, and every peer's progress: a peer whose progress has not moved since the
-//       last tick with runnext_ or private_ filled is stalled with work behind it. Any of
-//       these: it leaves the sleeper list (cancel_park, as C3) and searches; its search
-//       steals the item. Otherwise it parks again (back to W1).
+//       timer, and every peer (worker::look_at: a peer whose running fiber strands its
+//       runnext_ or private_). Any of these: it leaves the sleeper list (cancel_park, as
+//       C3) and searches; its search takes the item. Otherwise it parks again (W1).
 //   W3. The watcher gives the watch up (watcher_ = -1) whenever it wakes: unparked by a
 //       producer, timed out (it re-claims at W1 if it stays), or leaving.
 //   W4. Why some worker always watches while one is awake and another parked: a worker

@@ -25,11 +25,17 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
 #include <new>
 #include <pthread.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <system_error>
 #include <thread>
+#include <unistd.h>
 
 namespace weft::detail {
 
@@ -52,16 +58,23 @@ namespace {
 // in the work into that latency; a longer one burns CPU in idle phases (W9 measures it).
 constexpr std::int64_t spin_for_ns = 50'000;
 
-// Work conservation (worker.hpp). A thief takes a peer's runnext_ or private_ tasks only
-// after the peer's progress_ stood still this long: a fiber running that long without a
-// scheduling point is computing, and its partner would otherwise wait for all of it. A
-// ping-pong pair passes a scheduling point every few hundred ns and is never split.
+// Work conservation (worker.hpp, steps 1-4). A thief takes a peer's runnext_ or private_
+// tasks only when the peer's progress_ has stood still for stall_grace and its thread
+// computes (its CPU clock advanced by a quarter of the time between two reads, at least
+// probe_ns apart) or sleeps in a syscall; not while it waits for a CPU (preempted: the OS
+// runs it again soon; taking them then moved W4's pair from core to core, and W4 on a
+// loaded 2-vCPU VM ran at ~half speed). After stall_limit without a move it takes them
+// whatever the thread does.
 constexpr std::int64_t stall_grace_ns = 20'000;
-// The watcher (idle.hpp W1-W4) sleeps at most this long between looks at its peers: a
-// stranded item waits at most about twice this (worker.hpp, work conservation 3). Each
-// look costs the watcher a timed futex wake and O(workers) loads, the busy owners one
-// line transfer each.
-constexpr std::int64_t watch_period_ns = 50'000;
+constexpr std::int64_t probe_ns = 10'000;
+constexpr std::int64_t stall_limit_ns = 50'000'000;
+// The watcher's looks (idle.hpp W2, worker.hpp step 3): watch_period_min apart while some
+// awake peer stands still and may be computing, doubling up to watch_period_max while
+// every awake peer keeps moving. Each look costs a timed futex wake (~16 us of CPU on
+// this VM kind) and O(workers) loads; looks 50 us apart all the time cost W4 ~40% on a
+// loaded 2-vCPU VM.
+constexpr std::int64_t watch_period_min_ns = 50'000;
+constexpr std::int64_t watch_period_max_ns = 1'000'000;
 
 // A busy worker polls the fds (reactor.hpp step 2) at most this often on fairness ticks:
 // an epoll_wait costs ~0.5 µs, a tick comes every 61 picks.
@@ -102,7 +115,10 @@ worker::worker(runtime& rt, unsigned index)
   pool_.reserve(rt.opts_.stack_cache);
 }
 
-worker::~worker() = default;
+worker::~worker() {
+  // After the thread was joined: no thief reads it any more.
+  if (const int fd = stat_fd_.load(std::memory_order_relaxed); fd >= 0) ::close(fd);
+}
 
 // ---------------------------------------------------------------- the worker thread
 
@@ -130,6 +146,21 @@ void worker::thread_main(int os_cpu, std::vector<std::vector<unsigned>> steal_ti
   // idle worker. 1 us keeps the kernel's batching without the lateness. Best effort.
   (void)prctl(PR_SET_TIMERSLACK, worker_timer_slack_ns, 0, 0, 0);
   install_overflow_handler_for_this_thread();
+  {
+    // Work conservation 1: what thieves read to tell a computing thread from a preempted
+    // or blocked one. Missing: they judge by progress_ alone.
+    clockid_t clock;
+    if (::pthread_getcpuclockid(::pthread_self(), &clock) == 0) {
+      cpu_clock_ = clock;
+      // release: publishes cpu_clock_; pairs with the acquire load in thread_cpu_ns().
+      cpu_clock_ok_.store(true, std::memory_order_release);
+    }
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/self/task/%ld/stat",
+                  static_cast<long>(::syscall(SYS_gettid)));
+    // release: pairs with the acquire load in thread_asleep().
+    stat_fd_.store(::open(path, O_RDONLY | O_CLOEXEC), std::memory_order_release);
+  }
   context_init_thread(sched_ctx_);
   while (item it = find_work()) dispatch(it);
   for (fiber_impl* f : pool_) destroy_fiber(f);
@@ -226,11 +257,12 @@ void worker::park() noexcept {
 
 // idle.hpp W1-W4. Returns unparked, or off the sleeper list (counted searching).
 void worker::sleep(std::int64_t wake_at) noexcept {
+  std::int64_t period = watch_period_min_ns;
   for (;;) {
     // W1: while some worker is awake, one sleeper watches it.
     const bool watching = rt_.idle_.try_claim_watch(index_);
     std::int64_t until = wake_at;
-    if (watching) until = std::min(until, steady_ns() + watch_period_ns);
+    if (watching) until = std::min(until, steady_ns() + period);
     if (until == timer_shard::none) {
       parker_.park();
       return;
@@ -240,49 +272,123 @@ void worker::sleep(std::int64_t wake_at) noexcept {
     if (unparked) return;
     // Timed out with no unpark. W2: the watcher looks at its peers.
     const std::int64_t now = steady_ns();
+    bool calm = false;
     if (now >= wake_at || rt_.stop_.load(std::memory_order_acquire) ||
-        (watching && watch_tick(now))) {
+        (watching && watch_tick(now, calm))) {
       // Leave the sleeper list like C3's cancel_park; if a producer popped us
       // meanwhile, its unpark is pending (consume it).
       if (!rt_.idle_.cancel_park(index_)) parker_.park();
       return;
     }
-    // Still nothing: timers armed since we parked may be due sooner (timers.hpp step 3).
+    // Work conservation 3: back off while every awake peer keeps moving.
+    period = calm ? std::min(2 * period, watch_period_max_ns) : watch_period_min_ns;
+    // Timers armed since we parked may be due sooner (timers.hpp step 3).
     wake_at = std::min(wake_at, rt_.earliest_timer());
   }
 }
 
-bool worker::watch_tick(std::int64_t now) noexcept {
+bool worker::watch_tick(std::int64_t now, bool& calm) noexcept {
   // seq_cst loads (any_work_visible): C3's reads again. Items queued without a notify (a
   // yield's requeue) and due timers of any worker are found here.
   if (rt_.any_work_visible() || rt_.earliest_timer() <= now) return true;
   bool found = false;
+  calm = true;
   for (unsigned i = 0, n = rt_.worker_count(); i < n; ++i) {
     worker& v = rt_.worker_at(i);
     if (&v == this) continue;
-    // Every peer's progress_ is recorded, stalled or not, so that the next tick can
-    // tell; relaxed: hints (the search's CAS decides what is taken).
-    if (stalled(v, now) && (v.runnext_.load(std::memory_order_relaxed) != 0 ||
-                            v.private_n_.load(std::memory_order_relaxed) != 0))
-      found = true;
+    // relaxed: hints (parker state, slots); the search's CAS decides what is taken.
+    const bool hidden = v.runnext_.load(std::memory_order_relaxed) != 0 ||
+                        v.private_n_.load(std::memory_order_relaxed) != 0;
+    switch (look_at(v, now, hidden)) {
+      case peer_state::moved:
+        break;
+      case peer_state::waiting:  // preempted (or parked): the OS, not us, must run it
+        break;
+      case peer_state::unknown:
+      case peer_state::computing:  // may hide something any moment: look again soon
+        if (!v.parker_.sleeping()) calm = false;
+        break;
+      case peer_state::stranding:
+        found = true;
+        break;
+    }
   }
   return found;
 }
 
-bool worker::stalled(worker& v, std::int64_t now) noexcept {
+bool worker::observe(worker& v, std::int64_t now) noexcept {
   // relaxed: a hint; the owner's stores of runnext_/private_ are acquired by the CAS.
   const std::uint64_t p = v.progress_.load(std::memory_order_relaxed);
   seen_progress& s = seen_[v.index_];
-  if (p != s.progress) {
-    s.progress = p;
-    s.since = now;
-    return false;
+  if (p == s.progress) return false;
+  s = seen_progress{};
+  s.progress = p;
+  s.since = now;
+  return true;
+}
+
+std::int64_t worker::thread_cpu_ns() const noexcept {
+  // acquire: pairs with the release store in thread_main (cpu_clock_ is set before).
+  if (!cpu_clock_ok_.load(std::memory_order_acquire)) return -1;
+  timespec ts;
+  // The clock of a running thread includes its current slice (the kernel updates it).
+  if (::clock_gettime(cpu_clock_, &ts) != 0) return -1;
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+bool worker::thread_asleep() const noexcept {
+  // acquire: pairs with the release store in thread_main.
+  const int fd = stat_fd_.load(std::memory_order_acquire);
+  if (fd < 0) return true;  // unknown: progress_ and the CPU clock alone decide
+  char buf[256];
+  const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return true;
+  buf[n] = '\0';
+  // "<tid> (<comm>) <state> ...": the comm may contain ") ", so take the last ')'.
+  const char* close = std::strrchr(buf, ')');
+  if (!close || close[1] != ' ') return true;
+  return close[2] == 'S' || close[2] == 'D';  // 'R': running, or waiting for a CPU
+}
+
+worker::peer_state worker::look_at(worker& v, std::int64_t now, bool hidden) noexcept {
+  if (observe(v, now)) return peer_state::moved;
+  seen_progress& s = seen_[v.index_];
+  if (hidden && now - s.since >= stall_limit_ns) return peer_state::stranding;
+  // Its CPU clock is read (a syscall of ~2 us) once per probe_ns at most: a searcher
+  // calls this on every pass of its spin. In between, the last finding stands.
+  if (s.cpu_at == 0 || now - s.cpu_at >= probe_ns) {
+    const std::int64_t cpu = v.thread_cpu_ns();
+    if (cpu < 0) {
+      s.last = peer_state::computing;  // no CPU clock: progress_ alone decides
+    } else {
+      // Ran for a quarter of the interval at least (other processes may share its CPU).
+      const bool running = s.cpu_at != 0 && 4 * (cpu - s.cpu) >= now - s.cpu_at;
+      const bool first = s.cpu_at == 0;
+      s.cpu = cpu;
+      s.cpu_at = now;
+      if (observe(v, now)) return peer_state::moved;  // got its CPU back meanwhile
+      if (first)
+        s.last = peer_state::unknown;
+      else if (running)
+        s.last = peer_state::computing;
+      else  // blocked in a syscall, or waiting for a CPU: only the first is ours to fix
+        s.last = hidden && v.thread_asleep() ? peer_state::stranding : peer_state::waiting;
+    }
   }
-  return now - s.since >= stall_grace_ns;
+  if (s.last == peer_state::computing && hidden && now - s.since >= stall_grace_ns)
+    return peer_state::stranding;
+  if (s.last == peer_state::stranding && !hidden) return peer_state::waiting;
+  return s.last;
 }
 
 item worker::steal_hidden(worker& v, std::int64_t now) noexcept {
-  if (!stalled(v, now)) return 0;
+  const bool hidden = v.runnext_.load(std::memory_order_relaxed) != 0 ||
+                      v.private_n_.load(std::memory_order_relaxed) != 0;
+  if (!hidden) {
+    observe(v, now);  // keeps seen_ current for when it hides something
+    return 0;
+  }
+  if (look_at(v, now, true) != peer_state::stranding) return 0;
   // acquire (CAS): pairs with the owner's release store of the slot (try_wake_local,
   // wake_local, spawn_local, publish_private), so the item's state is visible here.
   item r = v.runnext_.load(std::memory_order_relaxed);

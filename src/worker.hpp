@@ -30,45 +30,57 @@
 // runnable item held by a busy worker becomes visible to an idle one within a bounded
 // time, however it became runnable: spawn, a wake from any primitive, a timer, I/O, a
 // yield, a spill. A fiber that computes without suspending keeps its own worker (we
-// cannot preempt it), but never the items queued behind it.
+// cannot preempt it), but not the items queued behind it.
 //   1. Where a runnable item can wait, and who may take it:
 //       - ring_, remote_, the injection queue: anyone, at any time (run_queue.hpp,
 //         peer_queue.hpp); the producer runs idle.hpp P1-P4 when it may have been the
 //         first item (spill, publication, batch wakes, remote wakes, outside spawns),
 //         but not on a yield's requeue (the yielder's worker is busy by definition);
-//       - runnext_ and private_: the owner, and a thief, but the thief only from a
-//         *stalled* owner: one whose progress_ (scheduling points passed: next_local
-//         calls) has not moved for stall_grace since the thief first saw its value.
-//         An owner that passes a scheduling point takes runnext_ and publishes private_
-//         itself, so a thief only ever takes what its owner cannot reach; a ping-pong
-//         pair hands runnext_ back and forth on one worker and is never split (Go's
-//         runqgrab gives the owner ~3 us the same way). Both slots are atomics: the owner
-//         stores with release (a plain mov on x86), takes with exchange (the slot's
-//         single RMW on the owner's side, as ring_.pop()'s CAS), and a thief takes with a
-//         CAS from the value it read (ABA is harmless: whatever the slot holds when the
-//         CAS succeeds is runnable, and the CAS acquires the owner's store of it). With
-//         one worker (solo_) nobody steals and the owner uses plain loads and stores.
+//       - runnext_ and private_: the owner, and a thief, but the thief only when the
+//         owner's running fiber strands them (look_at()): the owner's progress_
+//         (scheduling points passed: next_local calls) has not moved for stall_grace,
+//         and its thread computes (its CPU clock advances between two reads) or sleeps
+//         in a syscall. Not while its thread waits for a CPU: the OS runs it again soon,
+//         and taking its runnext_ then only moved ping-pong pairs from core to core
+//         (after stall_limit without a move, the thief takes them anyway). An owner that
+//         passes a scheduling point takes runnext_ and publishes private_ itself, so a
+//         thief only takes what its owner cannot reach, and a ping-pong pair is never
+//         split (Go's runqgrab gives the owner ~3 us the same way). Both are atomics:
+//         the owner stores with release (a plain mov on x86) and takes with exchange (its
+//         one RMW, as ring_.pop()'s CAS); a thief takes with a CAS from the value it read
+//         (ABA is harmless: whatever the slot holds when the CAS succeeds is runnable,
+//         and the CAS acquires the owner's store of it). With one worker (solo_) nobody
+//         steals and the owner uses plain loads and stores.
 //       - fired_spill_ (timers fired into a full ring) and batch_: flushed to the
 //         injection queue before the batch that filled them returns; never held across
 //         user code.
 //   2. Who notices: a searching worker (find_work's spin) looks at every peer's ring_,
-//       remote_ and, once a peer looks stalled, its runnext_ and private_. A parked
-//       worker cannot look, and the owner does not wake anyone when it fills runnext_ or
-//       private_ (a futex wake costs 24-64 us here, on every hand-off of a ping-pong:
-//       Tokio 1.51 lost ~30% throughput that way). Instead, while any worker is awake,
-//       one parked worker, the *watcher* (idle.hpp W1-W4), sleeps at most watch_period
-//       at a time and on each timeout looks at every peer: visible work (idle.hpp step C3:
-//       a yield's requeue is one), a due timer, or a stalled peer with runnext_ or
-//       private_ set makes it leave its park and search, and its search steals the item.
-//   3. The bound: a stalled owner is seen stalled on the second watcher tick after its
-//       last scheduling point, so a stranded item waits at most 2 * watch_period plus
-//       the time to leave a timed futex wait (tens of us on an idle vCPU here), and less
-//       when a worker is searching (stall_grace). conservation_test prints the figure.
+//      remote_ and, through look_at(), its runnext_ and private_. A parked worker cannot
+//      look, and the owner does not wake anyone when it fills runnext_ or private_ (a
+//      futex wake costs 24-64 us here, on every hand-off of a ping-pong: Tokio 1.51 lost
+//      ~30% throughput that way). Instead, while any worker is awake, one parked worker,
+//      the *watcher* (idle.hpp W1-W4), parks with a timeout and, on each timeout, looks
+//      at every peer: visible work (idle.hpp step C3: a yield's requeue is one), a due
+//      timer of any worker, or a peer that strands what it holds makes it leave its park
+//      and search, and its search takes the item.
+//   3. The bound: the watcher looks again after watch_period_min (50 us) while some awake
+//      peer stands still and is not known to wait for a CPU (it computes: it may strand
+//      something any moment), and backs off, doubling up to watch_period_max (1 ms),
+//      while every awake peer keeps moving. look_at() needs two reads of a peer's CPU
+//      clock: a fiber that has computed since before the watcher's last look is taken
+//      at the next look (<= 50 us, plus the time to leave a timed futex wait: tens of us
+//      on an idle vCPU here); one that passed its last scheduling point just before,
+//      after one or two more looks (<= 1.1 ms when the watcher had backed off). A
+//      searching worker takes it after stall_grace (20 us). conservation_test and
+//      stress/conservation_stress print the waits.
 //   4. Cost: the owner's side is one exchange per runnext_ take and per private_ join or
-//       publication, on lines of its own; the watcher reads one line per peer per tick
-//       (progress_, runnext_, private count) plus what idle.hpp step C3 reads: O(workers)
-//       loads every watch_period, and only while some worker is awake and another
-//       parked. No global counter or lock is touched on the hot path.
+//      publication, on lines of its own. The watcher's look reads one line per peer
+//      (progress_, runnext_, private count) plus what idle.hpp step C3 reads, and one
+//      CPU clock (a ~2 us syscall) per peer that stands still: O(workers) every 50 us
+//      to 1 ms, only while some worker is awake and another parked. A timed wake costs
+//      ~16 us of CPU on this VM kind: ~14% of the watcher's core while a fiber computes
+//      for long, a few % while peers keep moving. No global counter or lock is touched
+//      on the hot path.
 #pragma once
 
 #include "context.hpp"
@@ -87,6 +99,7 @@
 #include <mutex>
 #include <random>
 #include <sys/epoll.h>
+#include <ctime>
 #include <vector>
 
 namespace weft::detail {
@@ -239,14 +252,26 @@ private:
   item take_runnext() noexcept;
   // Owner: empties private_ slot i and returns what it held (nullptr: a thief took it).
   task* take_private_slot(std::size_t i) noexcept;
-  // Thief, on a victim: its runnext_ or its oldest private_ task, if the victim looks
-  // stalled (work conservation 1); 0 otherwise.
+  // Thief, on a victim: its runnext_ or its oldest private_ task, if the victim's running
+  // fiber strands them (work conservation 1); 0 otherwise.
   item steal_hidden(worker& v, std::int64_t now) noexcept;
-  // Records v's progress_; true when it has not moved for stall_grace (since seen_ first
-  // held this value).
-  bool stalled(worker& v, std::int64_t now) noexcept;
+  // Records v's progress_ in seen_; true when it moved since the last look.
+  bool observe(worker& v, std::int64_t now) noexcept;
+  // What a look at peer v finds (work conservation 1): it moved (passed a scheduling
+  // point) since the last look; it stands still and its thread waits for a CPU (or
+  // sleeps, with nothing hidden); not known yet (one read of its CPU clock so far); its
+  // thread computes; or its running fiber strands what v holds (`hidden`: runnext_ or
+  // private_ filled): no scheduling point for stall_grace and computing, or blocked in a
+  // syscall, or none for stall_limit whatever the thread does.
+  enum class peer_state : std::uint8_t { moved, waiting, unknown, computing, stranding };
+  peer_state look_at(worker& v, std::int64_t now, bool hidden) noexcept;
   // The watcher's look at the peers (idle.hpp W2): true when one has work to take.
-  bool watch_tick(std::int64_t now) noexcept;
+  // `calm`: every awake peer moved since the previous look.
+  bool watch_tick(std::int64_t now, bool& calm) noexcept;
+  // This worker's thread: its CPU time in ns (-1: unknown), and whether it sleeps in the
+  // kernel (blocked in a syscall; true when unknown). Any thread; syscalls of ~2 us.
+  std::int64_t thread_cpu_ns() const noexcept;
+  bool thread_asleep() const noexcept;
   // park()'s sleep after C3 found nothing: as the watcher or not (idle.hpp W1-W4).
   void sleep(std::int64_t wake_at) noexcept;
   item poll_remote() noexcept;
@@ -301,10 +326,14 @@ private:
   std::vector<fiber_impl*> pool_;
   std::vector<std::vector<unsigned>> tiers_;
   std::minstd_rand rng_;
-  // Per peer: the last progress_ value seen and when it was first seen (stalled()).
+  // Per peer (look_at()): the last progress_ value seen and when it was first seen; its
+  // thread's CPU time at cpu_at (0: not read since it moved) and what that read found.
   struct seen_progress {
     std::uint64_t progress = ~std::uint64_t{0};
     std::int64_t since = 0;
+    std::int64_t cpu = 0;
+    std::int64_t cpu_at = 0;
+    peer_state last = peer_state::moved;
   };
   std::vector<seen_progress> seen_;
   std::int64_t budget_ = 0;
@@ -347,6 +376,12 @@ private:
   // reused) between the check and the send. Taken twice per thread and per stall report.
   std::mutex thread_mu_;
   unsigned long thread_handle_ = 0;
+  // This thread's CPU clock and /proc/self/task/<tid>/stat (or -1), for thieves
+  // (thread_cpu_ns(), thread_asleep()). Set once by thread_main; the fd is closed by the
+  // destructor.
+  clockid_t cpu_clock_{};
+  std::atomic<bool> cpu_clock_ok_{false};
+  std::atomic<int> stat_fd_{-1};
 
   // Statistics and shutdown accounting, written only by this worker.
   alignas(64) counter spawned_, completed_;
