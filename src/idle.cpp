@@ -68,6 +68,21 @@ bool idle::cancel_park(unsigned worker) noexcept {
   return true;
 }
 
+bool idle::try_claim_watch(unsigned worker) noexcept {
+  // seq_cst: W4's argument orders claims, releases and C1/P4's updates of state_ in one
+  // total order.
+  if ((state_.load(std::memory_order_seq_cst) >> 32) == 0) return false;  // nobody awake
+  int expected = -1;
+  return watcher_.compare_exchange_strong(expected, static_cast<int>(worker),
+                                          std::memory_order_seq_cst, std::memory_order_relaxed);
+}
+
+void idle::release_watch(unsigned worker) noexcept {
+  (void)worker;
+  // seq_cst: see try_claim_watch.
+  watcher_.store(-1, std::memory_order_seq_cst);
+}
+
 std::vector<unsigned> idle::take_all_sleepers() noexcept {
   std::lock_guard<std::mutex> g(lock_);
   std::vector<unsigned> all;

@@ -36,6 +36,32 @@
 //   Queue *counts* (incremented after enqueue, decremented after dequeue) are what C3
 //   reads.
 //
+// The watcher (worker.hpp, work conservation). P1-P4 cover work a producer announces. A
+// busy worker's runnext_ and private_ are filled without any announcement, and a yield
+// requeues without one; none of that is visible to C3, and a parked worker cannot look
+// for it. So one sleeper at a time watches:
+//   W1. A worker that found nothing at C3 claims the watch (watcher_: CAS -1 -> itself,
+//       seq_cst) if some worker is awake (state_'s unparked count, seq_cst, read after
+//       its own C1). The watcher parks with a timeout (worker.hpp work conservation 3:
+//       50 us to 1 ms, or its timer deadline if sooner); every other sleeper parks as
+//       before.
+//   W2. On each timeout the watcher looks: C3's sources again, every worker's earliest
+//       timer, and every peer (worker::look_at: a peer whose running fiber strands its
+//       runnext_ or private_). Any of these: it leaves the sleeper list (cancel_park, as
+//       C3) and searches; its search takes the item. Otherwise it parks again (W1).
+//   W3. The watcher gives the watch up (watcher_ = -1) whenever it wakes: unparked by a
+//       producer, timed out (it re-claims at W1 if it stays), or leaving.
+//   W4. Why some worker always watches while one is awake and another parked: a worker
+//       becomes awake only as a searcher (P4, cancel_park, a timed park ending). A
+//       searcher either parks (W1: it claims the watch if nobody holds it; if somebody
+//       does, that one watches) or finds work and stops searching; the last searcher to
+//       stop runs notify_one (above), which unparks a sleeper whenever nobody else
+//       searches, and that sleeper searches in turn. The watcher leaving (W3) is itself a
+//       searcher. So from every state with an awake worker and a sleeper, a searcher
+//       exists or a watcher sleeps; a claim that fails means another holds the watch.
+//       With every worker parked nothing is hidden (a worker empties its runnext_ and
+//       private_ before parking: next_local), and nobody watches.
+//
 // Rejected: one condition variable for all workers (thundering herd, a global lock on the
 // producer fast path); waking on every push (a 45 µs futex round trip per spawn on this VM).
 #pragma once
@@ -65,6 +91,11 @@ public:
   // C3 found work: true when the worker removed itself from sleepers_ (counted
   // unparked+searching again); false when a producer already popped it (token pending).
   bool cancel_park(unsigned worker) noexcept;
+  // W1: true when `worker` (parked, C1 done) now holds the watch: some worker is awake
+  // and nobody else held it.
+  bool try_claim_watch(unsigned worker) noexcept;
+  // W3: gives the watch up (only its holder calls this).
+  void release_watch(unsigned worker) noexcept;
   // Removes and returns every sleeper (shutdown).
   std::vector<unsigned> take_all_sleepers() noexcept;
   // Some worker is searching or parked. relaxed: a hint for publishing private spawns
@@ -88,6 +119,8 @@ private:
   // (unparked << 32 | searching). Modified with seq_cst RMWs (C1, P4) so that the fences
   // in the protocol above order them against queue publication.
   alignas(64) std::atomic<std::uint64_t> state_;
+  // The watcher's index, or -1 (W1-W3). Touched only by parking and waking workers.
+  alignas(64) std::atomic<int> watcher_{-1};
   alignas(64) std::mutex lock_;
   std::vector<unsigned> sleepers_;  // guarded by lock_
 };

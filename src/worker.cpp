@@ -29,11 +29,17 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
 #include <new>
 #include <pthread.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <system_error>
 #include <thread>
+#include <unistd.h>
 
 namespace weft::detail {
 
@@ -55,6 +61,24 @@ namespace {
 // costs ~45 µs on this VM kind (platform-facts.md), so a shorter spin turns every short gap
 // in the work into that latency; a longer one burns CPU in idle phases (W9 measures it).
 constexpr std::int64_t spin_for_ns = 50'000;
+
+// Work conservation (worker.hpp, steps 1-4). A thief takes a peer's runnext_ or private_
+// tasks only when the peer's progress_ has stood still for stall_grace and its thread
+// computes (its CPU clock advanced by a quarter of the time between two reads, at least
+// probe_ns apart) or sleeps in a syscall; not while it waits for a CPU (preempted: the OS
+// runs it again soon; taking them then moved W4's pair from core to core, and W4 on a
+// loaded 2-vCPU VM ran at ~half speed). After stall_limit without a move it takes them
+// whatever the thread does.
+constexpr std::int64_t stall_grace_ns = 20'000;
+constexpr std::int64_t probe_ns = 10'000;
+constexpr std::int64_t stall_limit_ns = 50'000'000;
+// The watcher's looks (idle.hpp W2, worker.hpp step 3): watch_period_min apart while some
+// awake peer stands still and may be computing, doubling up to watch_period_max while
+// every awake peer keeps moving. Each look costs a timed futex wake (~16 us of CPU on
+// this VM kind) and O(workers) loads; looks 50 us apart all the time cost W4 ~40% on a
+// loaded 2-vCPU VM.
+constexpr std::int64_t watch_period_min_ns = 50'000;
+constexpr std::int64_t watch_period_max_ns = 1'000'000;
 
 // A busy worker polls the fds (reactor.hpp step 2) at most this often on fairness ticks:
 // an epoll_wait costs ~0.5 µs, a tick comes every 61 picks.
@@ -94,11 +118,15 @@ bool current_fiber_guard(std::uintptr_t& guard_lo, std::uintptr_t& guard_hi, std
 
 worker::worker(runtime& rt, unsigned index)
     : rt_(rt), index_(index), solo_(rt.opts_.workers == 1), diag_(rt.diag_.stall_detection()),
-      rng_(0x9e3779b9u * (index + 1)), fuzz_(rt.fuzz_seed_, index), inject_tok_(rt.inject_), remote_(64) {
+      rng_(0x9e3779b9u * (index + 1)), fuzz_(rt.fuzz_seed_, index), seen_(rt.opts_.workers),
+      inject_tok_(rt.inject_), remote_(64) {
   pool_.reserve(rt.opts_.stack_cache);
 }
 
-worker::~worker() = default;
+worker::~worker() {
+  // After the thread was joined: no thief reads it any more.
+  if (const int fd = stat_fd_.load(std::memory_order_relaxed); fd >= 0) ::close(fd);
+}
 
 // ---------------------------------------------------------------- the worker thread
 
@@ -127,6 +155,21 @@ void worker::thread_main(int os_cpu, std::vector<std::vector<unsigned>> steal_ti
   (void)prctl(PR_SET_TIMERSLACK, worker_timer_slack_ns, 0, 0, 0);
   install_overflow_handler_for_this_thread();
   eh_ = thread_eh_state();
+  {
+    // Work conservation 1: what thieves read to tell a computing thread from a preempted
+    // or blocked one. Missing: they judge by progress_ alone.
+    clockid_t clock;
+    if (::pthread_getcpuclockid(::pthread_self(), &clock) == 0) {
+      cpu_clock_ = clock;
+      // release: publishes cpu_clock_; pairs with the acquire load in thread_cpu_ns().
+      cpu_clock_ok_.store(true, std::memory_order_release);
+    }
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/self/task/%ld/stat",
+                  static_cast<long>(::syscall(SYS_gettid)));
+    // release: pairs with the acquire load in thread_asleep().
+    stat_fd_.store(::open(path, O_RDONLY | O_CLOEXEC), std::memory_order_release);
+  }
   context_init_thread(sched_ctx_);
   while (item it = find_work()) dispatch(it);
   for (fiber_impl* f : pool_) destroy_fiber(f);
@@ -168,15 +211,15 @@ item worker::find_work() noexcept {
     // Idle: how many picks the idle loop makes depends on timing, so under schedule
     // fuzzing the fairness tick restarts here, and a seed replays the same schedule on one
     // worker after each idle period (sched_fuzz.hpp, "Replay").
-    if (__builtin_expect(fuzz_.on(), 0)) tick_ = 0;
+    if (__builtin_expect(fuzz_.on(), 0)) fuzz_tick_base_ = progress_.load(std::memory_order_relaxed);
     // A worker that never had work parks at once: a scheduler that is started and left
     // idle costs no spinning at all (W9). After the first item it spins before parking.
     if (!searching_ && had_work_) searching_ = rt_.idle_.try_enter_searching();
     if (searching_) {
-      const std::int64_t until = steady_ns() + spin_for_ns;
-      std::int64_t now;
+      std::int64_t now = steady_ns();
+      const std::int64_t until = now + spin_for_ns;
       do {
-        item it = try_steal();
+        item it = try_steal(now);
         if (!it) it = next_local();  // fires this worker's due timers too
         if (it) {
           stop_searching();
@@ -220,19 +263,167 @@ void worker::park() noexcept {
         trim_at != timer_shard::none && (wake_at == timer_shard::none || trim_at < wake_at))
       wake_at = trim_at;
     rt_.reactor_->arm_watch();  // reactor.hpp step 3: after C1, before sleeping
-    if (wake_at == timer_shard::none) {
-      parker_.park();
-    } else if (!parker_.park_until(wake_at)) {
-      // Timed out with no unpark: leave the sleeper list like C3's cancel_park; if a
-      // producer popped us meanwhile, its unpark is pending (consume it).
-      if (!rt_.idle_.cancel_park(index_)) parker_.park();
-    }
+    sleep(wake_at);
   }
   searching_ = true;  // cancel_park, or the producer that popped us, counted us searching
 }
 
+// idle.hpp W1-W4. Returns unparked, or off the sleeper list (counted searching).
+void worker::sleep(std::int64_t wake_at) noexcept {
+  std::int64_t period = watch_period_min_ns;
+  for (;;) {
+    // W1: while some worker is awake, one sleeper watches it.
+    const bool watching = rt_.idle_.try_claim_watch(index_);
+    std::int64_t until = wake_at;
+    if (watching) until = std::min(until, steady_ns() + period);
+    if (until == timer_shard::none) {
+      parker_.park();
+      return;
+    }
+    const bool unparked = parker_.park_until(until);
+    if (watching) rt_.idle_.release_watch(index_);  // W3
+    if (unparked) return;
+    // Timed out with no unpark. W2: the watcher looks at its peers.
+    const std::int64_t now = steady_ns();
+    bool calm = false;
+    if (now >= wake_at || rt_.stop_.load(std::memory_order_acquire) ||
+        (watching && watch_tick(now, calm))) {
+      // Leave the sleeper list like C3's cancel_park; if a producer popped us
+      // meanwhile, its unpark is pending (consume it).
+      if (!rt_.idle_.cancel_park(index_)) parker_.park();
+      return;
+    }
+    // Work conservation 3: back off while every awake peer keeps moving.
+    period = calm ? std::min(2 * period, watch_period_max_ns) : watch_period_min_ns;
+    // Timers armed since we parked may be due sooner (timers.hpp step 3).
+    wake_at = std::min(wake_at, rt_.earliest_timer());
+  }
+}
+
+bool worker::watch_tick(std::int64_t now, bool& calm) noexcept {
+  // seq_cst loads (any_work_visible): C3's reads again. Items queued without a notify (a
+  // yield's requeue) and due timers of any worker are found here.
+  if (rt_.any_work_visible() || rt_.earliest_timer() <= now) return true;
+  bool found = false;
+  calm = true;
+  for (unsigned i = 0, n = rt_.worker_count(); i < n; ++i) {
+    worker& v = rt_.worker_at(i);
+    if (&v == this) continue;
+    // relaxed: hints (parker state, slots); the search's CAS decides what is taken.
+    const bool hidden = v.runnext_.load(std::memory_order_relaxed) != 0 ||
+                        v.private_n_.load(std::memory_order_relaxed) != 0;
+    switch (look_at(v, now, hidden)) {
+      case peer_state::moved:
+        break;
+      case peer_state::waiting:  // preempted (or parked): the OS, not us, must run it
+        break;
+      case peer_state::unknown:
+      case peer_state::computing:  // may hide something any moment: look again soon
+        if (!v.parker_.sleeping()) calm = false;
+        break;
+      case peer_state::stranding:
+        found = true;
+        break;
+    }
+  }
+  return found;
+}
+
+bool worker::observe(worker& v, std::int64_t now) noexcept {
+  // relaxed: a hint; the owner's stores of runnext_/private_ are acquired by the CAS.
+  const std::uint64_t p = v.progress_.load(std::memory_order_relaxed);
+  seen_progress& s = seen_[v.index_];
+  if (p == s.progress) return false;
+  s = seen_progress{};
+  s.progress = p;
+  s.since = now;
+  return true;
+}
+
+std::int64_t worker::thread_cpu_ns() const noexcept {
+  // acquire: pairs with the release store in thread_main (cpu_clock_ is set before).
+  if (!cpu_clock_ok_.load(std::memory_order_acquire)) return -1;
+  timespec ts;
+  // The clock of a running thread includes its current slice (the kernel updates it).
+  if (::clock_gettime(cpu_clock_, &ts) != 0) return -1;
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+bool worker::thread_asleep() const noexcept {
+  // acquire: pairs with the release store in thread_main.
+  const int fd = stat_fd_.load(std::memory_order_acquire);
+  if (fd < 0) return true;  // unknown: progress_ and the CPU clock alone decide
+  char buf[256];
+  const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return true;
+  buf[n] = '\0';
+  // "<tid> (<comm>) <state> ...": the comm may contain ") ", so take the last ')'.
+  const char* close = std::strrchr(buf, ')');
+  if (!close || close[1] != ' ') return true;
+  return close[2] == 'S' || close[2] == 'D';  // 'R': running, or waiting for a CPU
+}
+
+worker::peer_state worker::look_at(worker& v, std::int64_t now, bool hidden) noexcept {
+  if (observe(v, now)) return peer_state::moved;
+  seen_progress& s = seen_[v.index_];
+  if (hidden && now - s.since >= stall_limit_ns) return peer_state::stranding;
+  // Its CPU clock is read (a syscall of ~2 us) once per probe_ns at most: a searcher
+  // calls this on every pass of its spin. In between, the last finding stands.
+  if (s.cpu_at == 0 || now - s.cpu_at >= probe_ns) {
+    const std::int64_t cpu = v.thread_cpu_ns();
+    if (cpu < 0) {
+      s.last = peer_state::computing;  // no CPU clock: progress_ alone decides
+    } else {
+      // Ran for a quarter of the interval at least (other processes may share its CPU).
+      const bool running = s.cpu_at != 0 && 4 * (cpu - s.cpu) >= now - s.cpu_at;
+      const bool first = s.cpu_at == 0;
+      s.cpu = cpu;
+      s.cpu_at = now;
+      if (observe(v, now)) return peer_state::moved;  // got its CPU back meanwhile
+      if (first)
+        s.last = peer_state::unknown;
+      else if (running)
+        s.last = peer_state::computing;
+      else  // blocked in a syscall, or waiting for a CPU: only the first is ours to fix
+        s.last = hidden && v.thread_asleep() ? peer_state::stranding : peer_state::waiting;
+    }
+  }
+  if (s.last == peer_state::computing && hidden && now - s.since >= stall_grace_ns)
+    return peer_state::stranding;
+  if (s.last == peer_state::stranding && !hidden) return peer_state::waiting;
+  return s.last;
+}
+
+item worker::steal_hidden(worker& v, std::int64_t now) noexcept {
+  const bool hidden = v.runnext_.load(std::memory_order_relaxed) != 0 ||
+                      v.private_n_.load(std::memory_order_relaxed) != 0;
+  if (!hidden) {
+    observe(v, now);  // keeps seen_ current for when it hides something
+    return 0;
+  }
+  if (look_at(v, now, true) != peer_state::stranding) return 0;
+  // acquire (CAS): pairs with the owner's release store of the slot (try_wake_local,
+  // wake_local, spawn_local, publish_private), so the item's state is visible here.
+  item r = v.runnext_.load(std::memory_order_relaxed);
+  if (r && v.runnext_.compare_exchange_strong(r, 0, std::memory_order_acquire,
+                                              std::memory_order_relaxed))
+    return r;
+  // Oldest first, as publication would.
+  const std::size_t n = std::min(v.private_n_.load(std::memory_order_acquire), private_cap);
+  for (std::size_t i = 0; i < n; ++i) {
+    task* t = v.private_[i].load(std::memory_order_relaxed);
+    if (t && v.private_[i].compare_exchange_strong(t, nullptr, std::memory_order_acquire,
+                                                   std::memory_order_relaxed))
+      return as_item(t);
+  }
+  return 0;
+}
+
 item worker::next_local() noexcept {
-  if (++tick_ % fairness_interval == 0) {
+  // relaxed: only this thread writes it (a plain increment); peers read it as a hint.
+  const std::uint64_t tick = progress_.load(std::memory_order_relaxed) + 1;
+  progress_.store(tick, std::memory_order_relaxed);
+  if ((tick - fuzz_tick_base_) % fairness_interval == 0) {
     // A batch, not one item: the injection queue holds ring spills (a burst of spawns)
     // and outside spawns, older than what the ring holds. One item per tick let a ring
     // kept full by timer wakes starve them (W8: the last new fiber started 55 ms late).
@@ -258,10 +449,10 @@ item worker::next_local() noexcept {
     if (injected) return injected;
     if (item it = poll_remote()) return it;
   }
-  if (private_n_) publish_private(private_n_);  // the running fiber stopped running
-  if (runnext_) {
-    item it = runnext_;
-    runnext_ = 0;
+  // relaxed: the owner's own count.
+  if (const std::size_t n = private_n_.load(std::memory_order_relaxed))
+    publish_private(n);  // the running fiber stopped running
+  if (item it = take_runnext()) {
     // Two fibers waking each other could monopolise runnext; after 3 in a row the woken
     // one queues behind the ring like everybody else (Tokio's LIFO slot budget). The
     // schedule fuzzer skips the slot at random (sched_fuzz.hpp choice 1).
@@ -401,7 +592,7 @@ item worker::poll_inject(std::size_t max) noexcept {
   return batch_[0];
 }
 
-item worker::try_steal() noexcept {
+item worker::try_steal(std::int64_t now) noexcept {
   for (const auto& tier : tiers_) {
     const std::size_t k = tier.size();
     const std::size_t start = fuzz_.on() ? fuzz_.below(k) : rng_() % k;  // fuzz choice 3
@@ -424,6 +615,12 @@ item worker::try_steal() noexcept {
           spread_batch(n);
           return batch_[0];
         }
+      }
+      // Work conservation 1: what a stalled victim's running fiber keeps from it.
+      if (item it = steal_hidden(v, now)) {
+        steals_.add();
+        stolen_.add();
+        return it;
       }
     }
   }
@@ -455,20 +652,60 @@ void worker::push_ring(item it) noexcept {
   if (std::size_t n = ring_.push(it, spill_.data())) rt_.inject(spill_.data(), n);
 }
 
-void worker::publish_private(std::size_t n) noexcept {
-  for (std::size_t i = 0; i < n; ++i) push_ring(as_item(private_[i]));
-  for (std::size_t i = n; i < private_n_; ++i) private_[i - n] = private_[i];
-  private_n_ -= n;
+item worker::take_runnext() noexcept {
+  // relaxed: only the owner fills the slot.
+  item it = runnext_.load(std::memory_order_relaxed);
+  if (!it) return 0;
+  if (solo_) {  // nobody steals: no RMW (W3, W4 with one worker)
+    runnext_.store(0, std::memory_order_relaxed);
+    return it;
+  }
+  // relaxed: we stored the item ourselves; the exchange only decides who has it (a thief's
+  // CAS or us). Work conservation 1.
+  return runnext_.exchange(0, std::memory_order_relaxed);
+}
+
+task* worker::take_private_slot(std::size_t i) noexcept {
+  // relaxed: we stored these tasks ourselves; the exchange decides against thieves.
+  if (solo_) {
+    task* t = private_[i].load(std::memory_order_relaxed);
+    private_[i].store(nullptr, std::memory_order_relaxed);
+    return t;
+  }
+  if (!private_[i].load(std::memory_order_relaxed)) return nullptr;  // a hole: no RMW
+  return private_[i].exchange(nullptr, std::memory_order_relaxed);
+}
+
+// Publishes the tasks of slots [0, k) (holes left by joins and thieves are skipped) and
+// moves the rest down.
+void worker::publish_private(std::size_t k) noexcept {
+  const std::size_t n = private_n_.load(std::memory_order_relaxed);
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    task* t = take_private_slot(i);
+    if (!t) continue;
+    if (i < k)
+      push_ring(as_item(t));
+    else  // release: as in spawn_local. Slot kept <= i was emptied above.
+      private_[kept++].store(t, std::memory_order_release);
+  }
+  private_n_.store(kept, std::memory_order_release);
   rt_.notify_idle(-1);  // P2-P4: the ring may have gone from empty to non-empty
 }
 
 void worker::spawn_local(task* t) {
   t->id_ = next_task_id();
   spawned_.add_release();  // before publication: shutdown counts completions against it
-  if (private_n_ == private_cap) publish_private(private_cap / 2);
-  private_[private_n_++] = t;
+  std::size_t n = private_n_.load(std::memory_order_relaxed);
+  if (n == private_cap) {
+    publish_private(private_cap / 2);
+    n = private_n_.load(std::memory_order_relaxed);
+  }
+  // release: a thief's CAS (acquire) on the slot then sees the task (work conservation 1).
+  private_[n].store(t, std::memory_order_release);
+  private_n_.store(n + 1, std::memory_order_release);
   // Somebody is idle: let them see it now rather than when this fiber stops running.
-  if (rt_.idle_.has_idle()) publish_private(private_n_);
+  if (rt_.idle_.has_idle()) publish_private(n + 1);
 }
 
 void worker::requeue_task(task* t) noexcept {
@@ -477,10 +714,14 @@ void worker::requeue_task(task* t) noexcept {
 }
 
 bool worker::take_private(task* t) noexcept {
-  for (std::size_t i = private_n_; i-- > 0;) {
-    if (private_[i] != t) continue;
-    for (std::size_t j = i + 1; j < private_n_; ++j) private_[j - 1] = private_[j];
-    --private_n_;
+  std::size_t n = private_n_.load(std::memory_order_relaxed);
+  for (std::size_t i = n; i-- > 0;) {
+    if (private_[i].load(std::memory_order_relaxed) != t) continue;
+    if (take_private_slot(i) != t) return false;  // a thief took it: it runs elsewhere
+    // Drop the holes at the top (this one, earlier joins', thieves'); fork-join joins
+    // the newest child first, so the list usually empties as it filled.
+    while (n > 0 && !private_[n - 1].load(std::memory_order_relaxed)) --n;
+    private_n_.store(n, std::memory_order_relaxed);
     return true;
   }
   return false;
@@ -498,11 +739,16 @@ void worker::wake_local(fiber_impl* f) noexcept {
     }
     return;
   }
-  if (runnext_) {
-    push_ring(runnext_);
+  // relaxed load: only the owner fills the slot. release: as in try_wake_local.
+  item prev = runnext_.load(std::memory_order_relaxed);
+  if (prev && !solo_)
+    prev = runnext_.exchange(as_item(f), std::memory_order_release);  // 0: a thief took it
+  else
+    runnext_.store(as_item(f), std::memory_order_release);
+  if (prev) {
+    push_ring(prev);
     rt_.notify_idle(-1);
   }
-  runnext_ = as_item(f);
 }
 
 void worker::push_remote(item it) noexcept {

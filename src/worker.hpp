@@ -10,20 +10,77 @@
 //   5. remote_: fibers woken from other threads, moved into ring_ in batches;
 //   6. the runtime's injection queue (outside spawns and ring spills), in batches;
 //   7. searching: steal half of a peer's ring, or take from its remote queue, visiting
-//      peers nearest first (topology tiers), from a random start in each tier;
-//   8. park (idle.hpp protocol), with a timeout at the earliest timer of any worker.
+//      peers nearest first (topology tiers), from a random start in each tier; from a
+//      peer that is stalled (work conservation 1), its runnext_ or a private_ task;
+//   8. park (idle.hpp protocol), with a timeout at the earliest timer of any worker, and
+//      as the watcher (idle.hpp W1-W4) at most watch_period apart.
 // Timers (timers.hpp) are fired into ring_ at every fairness tick, when the queues above
 // are empty, and while searching (a peer's due timers too). Ready fds (reactor.hpp step
 // 2) are polled into ring_ when the queues are empty, while searching, and on fairness
 // ticks at most every 20 µs.
 //
 // Private spawns (lazy publication): a spawn from a fiber goes to private_, a small
-// owner-only LIFO that stealers cannot see. A join of a child still in private_ removes
-// it and runs it inline on the joiner's stack, with no queue traffic, no new fiber and no
+// LIFO that only the owner pushes to. A join of a child still in private_ removes it and
+// runs it inline on the joiner's stack, with no queue traffic, no new fiber and no
 // switch, which is what makes fork-join (fib, skynet) cheap. private_ is published to the
 // ring (oldest first) when it is full, whenever some worker is idle (searching or
-// parked), and whenever the running fiber stops running (suspends or finishes), so a
-// private task is never stranded.
+// parked), and whenever the running fiber stops running (suspends or finishes).
+//
+// Work conservation. Invariant: while any worker is idle (searching or parked), a
+// runnable item held by a busy worker becomes visible to an idle one within a bounded
+// time, however it became runnable: spawn, a wake from any primitive, a timer, I/O, a
+// yield, a spill. A fiber that computes without suspending keeps its own worker (we
+// cannot preempt it), but not the items queued behind it.
+//   1. Where a runnable item can wait, and who may take it:
+//       - ring_, remote_, the injection queue: anyone, at any time (run_queue.hpp,
+//         peer_queue.hpp); the producer runs idle.hpp P1-P4 when it may have been the
+//         first item (spill, publication, batch wakes, remote wakes, outside spawns),
+//         but not on a yield's requeue (the yielder's worker is busy by definition);
+//       - runnext_ and private_: the owner, and a thief, but the thief only when the
+//         owner's running fiber strands them (look_at()): the owner's progress_
+//         (scheduling points passed: next_local calls) has not moved for stall_grace,
+//         and its thread computes (its CPU clock advances between two reads) or sleeps
+//         in a syscall. Not while its thread waits for a CPU: the OS runs it again soon,
+//         and taking its runnext_ then only moved ping-pong pairs from core to core
+//         (after stall_limit without a move, the thief takes them anyway). An owner that
+//         passes a scheduling point takes runnext_ and publishes private_ itself, so a
+//         thief only takes what its owner cannot reach, and a ping-pong pair is never
+//         split (Go's runqgrab gives the owner ~3 us the same way). Both are atomics:
+//         the owner stores with release (a plain mov on x86) and takes with exchange (its
+//         one RMW, as ring_.pop()'s CAS); a thief takes with a CAS from the value it read
+//         (ABA is harmless: whatever the slot holds when the CAS succeeds is runnable,
+//         and the CAS acquires the owner's store of it). With one worker (solo_) nobody
+//         steals and the owner uses plain loads and stores.
+//       - fired_spill_ (timers fired into a full ring) and batch_: flushed to the
+//         injection queue before the batch that filled them returns; never held across
+//         user code.
+//   2. Who notices: a searching worker (find_work's spin) looks at every peer's ring_,
+//      remote_ and, through look_at(), its runnext_ and private_. A parked worker cannot
+//      look, and the owner does not wake anyone when it fills runnext_ or private_ (a
+//      futex wake costs 24-64 us here, on every hand-off of a ping-pong: Tokio 1.51 lost
+//      ~30% throughput that way). Instead, while any worker is awake, one parked worker,
+//      the *watcher* (idle.hpp W1-W4), parks with a timeout and, on each timeout, looks
+//      at every peer: visible work (idle.hpp step C3: a yield's requeue is one), a due
+//      timer of any worker, or a peer that strands what it holds makes it leave its park
+//      and search, and its search takes the item.
+//   3. The bound: the watcher looks again after watch_period_min (50 us) while some awake
+//      peer stands still and is not known to wait for a CPU (it computes: it may strand
+//      something any moment), and backs off, doubling up to watch_period_max (1 ms),
+//      while every awake peer keeps moving. look_at() needs two reads of a peer's CPU
+//      clock: a fiber that has computed since before the watcher's last look is taken
+//      at the next look (<= 50 us, plus the time to leave a timed futex wait: tens of us
+//      on an idle vCPU here); one that passed its last scheduling point just before,
+//      after one or two more looks (<= 1.1 ms when the watcher had backed off). A
+//      searching worker takes it after stall_grace (20 us). conservation_test and
+//      stress/conservation_stress print the waits.
+//   4. Cost: the owner's side is one exchange per runnext_ take and per private_ join or
+//      publication, on lines of its own. The watcher's look reads one line per peer
+//      (progress_, runnext_, private count) plus what idle.hpp step C3 reads, and one
+//      CPU clock (a ~2 us syscall) per peer that stands still: O(workers) every 50 us
+//      to 1 ms, only while some worker is awake and another parked. A timed wake costs
+//      ~16 us of CPU on this VM kind: ~14% of the watcher's core while a fiber computes
+//      for long, a few % while peers keep moving. No global counter or lock is touched
+//      on the hot path.
 #pragma once
 
 #include "context.hpp"
@@ -43,6 +100,7 @@
 #include <mutex>
 #include <random>
 #include <sys/epoll.h>
+#include <ctime>
 #include <vector>
 
 namespace weft::detail {
@@ -144,8 +202,11 @@ public:
       wake_local(f);
       return true;
     }
-    if (runnext_ || f->rt != &rt_) return false;
-    runnext_ = as_item(f);
+    // relaxed: only the owner fills the slot; a thief only empties it, so 0 stays 0.
+    if (runnext_.load(std::memory_order_relaxed) || f->rt != &rt_) return false;
+    // release: a thief's CAS (acquire) takes f; f's saved state reached us through the
+    // primitive that woke it (work conservation 1).
+    runnext_.store(as_item(f), std::memory_order_release);
     return true;
   }
   // Reserves a live-fiber slot (max_fibers); false when the cap is reached.
@@ -195,7 +256,33 @@ public:
   bool fuzz_migrate(fiber_impl* f) noexcept;
 private:
   item find_work() noexcept;
-  item try_steal() noexcept;
+  item try_steal(std::int64_t now) noexcept;
+  // Owner: takes runnext_ (0 when empty or taken by a thief).
+  item take_runnext() noexcept;
+  // Owner: empties private_ slot i and returns what it held (nullptr: a thief took it).
+  task* take_private_slot(std::size_t i) noexcept;
+  // Thief, on a victim: its runnext_ or its oldest private_ task, if the victim's running
+  // fiber strands them (work conservation 1); 0 otherwise.
+  item steal_hidden(worker& v, std::int64_t now) noexcept;
+  // Records v's progress_ in seen_; true when it moved since the last look.
+  bool observe(worker& v, std::int64_t now) noexcept;
+  // What a look at peer v finds (work conservation 1): it moved (passed a scheduling
+  // point) since the last look; it stands still and its thread waits for a CPU (or
+  // sleeps, with nothing hidden); not known yet (one read of its CPU clock so far); its
+  // thread computes; or its running fiber strands what v holds (`hidden`: runnext_ or
+  // private_ filled): no scheduling point for stall_grace and computing, or blocked in a
+  // syscall, or none for stall_limit whatever the thread does.
+  enum class peer_state : std::uint8_t { moved, waiting, unknown, computing, stranding };
+  peer_state look_at(worker& v, std::int64_t now, bool hidden) noexcept;
+  // The watcher's look at the peers (idle.hpp W2): true when one has work to take.
+  // `calm`: every awake peer moved since the previous look.
+  bool watch_tick(std::int64_t now, bool& calm) noexcept;
+  // This worker's thread: its CPU time in ns (-1: unknown), and whether it sleeps in the
+  // kernel (blocked in a syscall; true when unknown). Any thread; syscalls of ~2 us.
+  std::int64_t thread_cpu_ns() const noexcept;
+  bool thread_asleep() const noexcept;
+  // park()'s sleep after C3 found nothing: as the watcher or not (idle.hpp W1-W4).
+  void sleep(std::int64_t wake_at) noexcept;
   item poll_remote() noexcept;
   item poll_inject(std::size_t max) noexcept;
   void push_ring(item it) noexcept;
@@ -237,11 +324,7 @@ private:
   eh_state* eh_ = nullptr;  // this thread's C++ exception state (context.hpp eh_state)
   fiber_impl* current_ = nullptr;
   post_action post_;
-  std::array<task*, private_cap> private_{};
-  std::size_t private_n_ = 0;
-  item runnext_ = 0;
   unsigned runnext_streak_ = 0;
-  unsigned tick_ = 0;
   bool searching_ = false;
   bool had_work_ = false;  // see find_work()
   const bool diag_;         // the stall detector is on: publish diag_task_ on each switch
@@ -255,6 +338,19 @@ private:
   std::vector<std::vector<unsigned>> tiers_;
   std::minstd_rand rng_;
   sched_fuzz fuzz_;  // sched_fuzz.hpp; off unless the runtime has a seed
+  // progress_ when this worker last went idle under fuzzing (else 0): the fairness tick
+  // counts from there, so the idle loop's timing-dependent picks do not shift it.
+  std::uint64_t fuzz_tick_base_ = 0;
+  // Per peer (look_at()): the last progress_ value seen and when it was first seen; its
+  // thread's CPU time at cpu_at (0: not read since it moved) and what that read found.
+  struct seen_progress {
+    std::uint64_t progress = ~std::uint64_t{0};
+    std::int64_t since = 0;
+    std::int64_t cpu = 0;
+    std::int64_t cpu_at = 0;
+    peer_state last = peer_state::moved;
+  };
+  std::vector<seen_progress> seen_;
   std::int64_t budget_ = 0;
   std::uint64_t id_next_ = 0, id_end_ = 0;
   std::array<item, 64> batch_{};
@@ -266,6 +362,17 @@ private:
   peer_queue<item>::consumer inject_tok_;
 
   // Shared with stealers and wakers.
+  // What thieves read of a busy owner (work conservation 1), one line: written by the
+  // owner at scheduling points and hand-offs, read by peers only while they search or
+  // watch. progress_ counts next_local() calls (its % fairness_interval is the fairness
+  // tick); relaxed: a hint for "stalled", never used to claim anything.
+  alignas(64) std::atomic<std::uint64_t> progress_{0};
+  std::atomic<item> runnext_{0};
+  // Slots [0, private_n_) of private_ may hold tasks (holes are nullptr). release store /
+  // acquire load: a thief that reads n then sees the slots' tasks (their CAS acquires
+  // each one anyway).
+  std::atomic<std::size_t> private_n_{0};
+  alignas(64) std::array<std::atomic<task*>, private_cap> private_{};
   run_queue<256> ring_;
   alignas(64) peer_queue<item> remote_;
   // Items in remote_: incremented (seq_cst) after enqueue, decremented after dequeue;
@@ -284,6 +391,12 @@ private:
   // reused) between the check and the send. Taken twice per thread and per stall report.
   std::mutex thread_mu_;
   unsigned long thread_handle_ = 0;
+  // This thread's CPU clock and /proc/self/task/<tid>/stat (or -1), for thieves
+  // (thread_cpu_ns(), thread_asleep()). Set once by thread_main; the fd is closed by the
+  // destructor.
+  clockid_t cpu_clock_{};
+  std::atomic<bool> cpu_clock_ok_{false};
+  std::atomic<int> stat_fd_{-1};
 
   // Statistics and shutdown accounting, written only by this worker.
   alignas(64) counter spawned_, completed_;

@@ -201,11 +201,11 @@ TEST_P(Scheduling, DeepForkJoinDoesNotOverflowWithInlineJoins) {
 
 // timers.hpp step 7: a sleep armed on a worker that then runs a fiber that never yields
 // must still end, on another worker, although the other workers parked (with no timer
-// deadline to wake them) before the sleep was armed: only the reactor's watchdog can
-// notice it. The hog reaches the sleeper's worker through runnext (set by the event's
-// wake just before the sleep), which peers cannot steal; rounds where it still ran
-// elsewhere are inconclusive and retried. The hog gives up after 20 s (a failure, not a
-// hang).
+// deadline to wake them) before the sleep was armed: the reactor's watchdog or the
+// watcher (idle.hpp W2) fires it. The hog reaches the sleeper's worker through runnext
+// (set by the event's wake just before the sleep), which that worker takes at once, at
+// the sleep; rounds where it still ran elsewhere are inconclusive and retried. The hog
+// gives up after 20 s (a failure, not a hang).
 TEST_P(MultiWorker, TimersFireWhileTheirWorkerRunsAFiberThatNeverYields) {
   int conclusive = 0;
   for (int round = 0; round < 20 && conclusive < 3; ++round) {
