@@ -80,7 +80,7 @@ std::string endpoint::to_string() const {
 tcp_stream& tcp_stream::operator=(tcp_stream&& o) noexcept {
   if (this != &o) {
     (void)close();
-    fd_ = std::exchange(o.fd_, -1);
+    fd_.store(o.release(), std::memory_order_relaxed);  // relaxed: see fd()
   }
   return *this;
 }
@@ -95,19 +95,20 @@ result<tcp_stream> tcp_stream::connect(const endpoint& peer, clock::time_point d
   return s;
 }
 
-result<void> tcp_stream::set_nodelay(bool on) { return setopt(fd_, IPPROTO_TCP, TCP_NODELAY, on); }
+result<void> tcp_stream::set_nodelay(bool on) { return setopt(fd(), IPPROTO_TCP, TCP_NODELAY, on); }
 
 result<void> tcp_stream::shutdown_write() {
-  if (::shutdown(fd_, SHUT_WR) != 0) return last_error();
+  if (::shutdown(fd(), SHUT_WR) != 0) return last_error();
   return {};
 }
 
-result<endpoint> tcp_stream::peer_endpoint() const { return sock_name(fd_, ::getpeername); }
-result<endpoint> tcp_stream::local_endpoint() const { return sock_name(fd_, ::getsockname); }
+result<endpoint> tcp_stream::peer_endpoint() const { return sock_name(fd(), ::getpeername); }
+result<endpoint> tcp_stream::local_endpoint() const { return sock_name(fd(), ::getsockname); }
 
 result<void> tcp_stream::close() {
-  if (fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);
-  return io::close(std::exchange(fd_, -1));
+  const int fd = release();  // one exchange: of two concurrent closes, one closes
+  if (fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+  return io::close(fd);
 }
 
 // ---------------------------------------------------------------- tcp_listener
@@ -115,7 +116,8 @@ result<void> tcp_stream::close() {
 tcp_listener& tcp_listener::operator=(tcp_listener&& o) noexcept {
   if (this != &o) {
     (void)close();
-    fd_ = std::exchange(o.fd_, -1);
+    const int fd = o.fd_.exchange(-1, std::memory_order_relaxed);  // relaxed: see fd()
+    fd_.store(fd, std::memory_order_relaxed);
     nodelay_ = o.nodelay_;
   }
   return *this;
@@ -125,22 +127,23 @@ tcp_listener::~tcp_listener() { (void)close(); }
 
 result<tcp_listener> tcp_listener::bind(const endpoint& local, const listen_options& opts) {
   tcp_listener l;
-  l.fd_ = ::socket(local.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (l.fd_ < 0) return last_error();
+  const int fd = ::socket(local.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return last_error();
+  l.fd_.store(fd, std::memory_order_relaxed);  // relaxed: not shared yet
   l.nodelay_ = opts.nodelay;
   if (opts.reuse_addr)
-    if (auto r = setopt(l.fd_, SOL_SOCKET, SO_REUSEADDR, 1); !r) return r.error();
+    if (auto r = setopt(fd, SOL_SOCKET, SO_REUSEADDR, 1); !r) return r.error();
   if (opts.reuse_port)
-    if (auto r = setopt(l.fd_, SOL_SOCKET, SO_REUSEPORT, 1); !r) return r.error();
-  if (::bind(l.fd_, local.data(), local.size()) != 0) return last_error();
-  if (::listen(l.fd_, opts.backlog) != 0) return last_error();
+    if (auto r = setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1); !r) return r.error();
+  if (::bind(fd, local.data(), local.size()) != 0) return last_error();
+  if (::listen(fd, opts.backlog) != 0) return last_error();
   return l;
 }
 
 result<tcp_stream> tcp_listener::accept(clock::time_point deadline, endpoint* peer) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
-  result<int> c = io::accept(fd_, reinterpret_cast<sockaddr*>(&ss), &len, deadline);
+  result<int> c = io::accept(fd(), reinterpret_cast<sockaddr*>(&ss), &len, deadline);
   if (!c) return c.error();
   tcp_stream s(*c);
   if (peer) *peer = endpoint(reinterpret_cast<sockaddr*>(&ss), len);
@@ -148,11 +151,12 @@ result<tcp_stream> tcp_listener::accept(clock::time_point deadline, endpoint* pe
   return s;
 }
 
-result<endpoint> tcp_listener::local_endpoint() const { return sock_name(fd_, ::getsockname); }
+result<endpoint> tcp_listener::local_endpoint() const { return sock_name(fd(), ::getsockname); }
 
 result<void> tcp_listener::close() {
-  if (fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);
-  return io::close(std::exchange(fd_, -1));
+  const int fd = fd_.exchange(-1, std::memory_order_relaxed);  // relaxed: see fd()
+  if (fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+  return io::close(fd);
 }
 
 }  // namespace weft
