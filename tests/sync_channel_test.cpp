@@ -351,8 +351,14 @@ TEST(SyncChannelDeathTest, DestroyWithWaitersAborts) {
       {
         weft::scheduler s(weft::scheduler::options{.workers = 1});
         auto* ch = new weft::channel<int>;
-        auto h = s.spawn([ch] { (void)ch->recv(); });
-        std::this_thread::sleep_for(50ms);
+        std::atomic<bool> started{false};
+        auto h = s.spawn([ch, &started] {
+          started.store(true);
+          (void)ch->recv();
+        });
+        // As in sync_mutex_test: wait for the fiber (tens of ms under TSan and load).
+        for (int i = 0; i < 10'000 && !started.load(); ++i) std::this_thread::sleep_for(1ms);
+        std::this_thread::sleep_for(50ms);  // the fiber waits by now
         delete ch;
       },
       "channel destroyed while");

@@ -251,7 +251,14 @@ TEST(SyncDeathTest, DestroyingMutexWithWaitersAborts) {
         weft::scheduler s(weft::scheduler::options{.workers = 1});
         auto* m = new weft::mutex;
         m->lock();
-        auto h = s.spawn([m] { m->lock(); });
+        std::atomic<bool> started{false};
+        auto h = s.spawn([m, &started] {
+          started.store(true);
+          m->lock();
+        });
+        // A new worker thread may take tens of ms to run its first fiber on a loaded
+        // machine (TSan builds): wait for the fiber, then give it time to queue.
+        for (int i = 0; i < 10'000 && !started.load(); ++i) std::this_thread::sleep_for(1ms);
         std::this_thread::sleep_for(50ms);  // the fiber is queued by now
         delete m;
       },

@@ -259,8 +259,14 @@ TEST(SyncSignalDeathTest, Misuse) {
       {
         weft::scheduler s(weft::scheduler::options{.workers = 1});
         auto* ev = new weft::event;
-        auto h = s.spawn([ev] { ev->wait(); });
-        std::this_thread::sleep_for(50ms);
+        std::atomic<bool> started{false};
+        auto h = s.spawn([ev, &started] {
+          started.store(true);
+          ev->wait();
+        });
+        // As in sync_mutex_test: wait for the fiber (tens of ms under TSan and load).
+        for (int i = 0; i < 10'000 && !started.load(); ++i) std::this_thread::sleep_for(1ms);
+        std::this_thread::sleep_for(50ms);  // the fiber waits by now
         delete ev;
       },
       "destroyed while");
