@@ -10,7 +10,13 @@
 # jump_fcontext is hand-written asm and needs no instrumentation; the fiber switch hooks
 # live in src/context.cpp (platform-facts 3.1 and 3.2).
 #
-#   weft_apply_sanitizer_defines(<target>)  adds WEFT_ASAN=1 / WEFT_TSAN=1 (PRIVATE).
+#   WEFT_TSAN_FIBERS (TSan only, default ON): WEFT_TSAN_FIBERS=1 makes every fiber a TSan
+#   thread of its own (switches create no happens-before edge; weft's internals run in
+#   TSan ignore scopes; each hand-off adds one edge). OFF (=0, the tsan-checked preset):
+#   every switch synchronises and weft's internals stay fully checked. See docs/tsan.md.
+#
+#   weft_apply_sanitizer_defines(<target>)  adds WEFT_ASAN=1 / WEFT_TSAN=1 and
+#   WEFT_TSAN_FIBERS=0|1 (PRIVATE).
 # The sources also detect sanitizers on their own (__SANITIZE_ADDRESS__,
 # __SANITIZE_THREAD__, __has_feature); the defines only make the build's intent explicit.
 include_guard(GLOBAL)
@@ -34,6 +40,11 @@ elseif(_weft_san STREQUAL "thread")
   add_compile_options(-fsanitize=thread)
   add_link_options(-fsanitize=thread)
   set(WEFT_SANITIZER_DEFINES WEFT_TSAN=1)
+  if(NOT DEFINED WEFT_TSAN_FIBERS OR WEFT_TSAN_FIBERS)
+    list(APPEND WEFT_SANITIZER_DEFINES WEFT_TSAN_FIBERS=1)
+  else()
+    list(APPEND WEFT_SANITIZER_DEFINES WEFT_TSAN_FIBERS=0)
+  endif()
 else()
   message(FATAL_ERROR
     "WEFT_SANITIZER='${WEFT_SANITIZER}': expected \"\", \"address;undefined\" or \"thread\"")

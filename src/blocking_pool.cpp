@@ -3,6 +3,7 @@
 
 #include "runtime.hpp"
 #include "suspend.hpp"
+#include "tsan_scope.hpp"
 #include "worker.hpp"
 
 #include <atomic>
@@ -17,9 +18,19 @@ namespace {
 constexpr std::uint32_t job_done = 1;     // set by the pool thread after invoke()
 constexpr std::uint32_t job_waiting = 2;  // set by the fiber's post-switch action
 
+// Called inside the pool thread's internal scope; the call itself runs outside it
+// (tsan_scope.hpp step 3, run_blocking).
 void complete(blocking_job* job) noexcept {
-  job->invoke();
-  void* fiber = job->fiber_;  // read before DONE: afterwards the job may be gone
+  void* fiber;
+  {
+    tsan_user_scope user;
+    tsan_acquire(job);  // the caller's history to the call: released in run_blocking_job
+    job->invoke();
+    fiber = job->fiber_;  // read before DONE: afterwards the job may be gone
+    // The call's effects and every touch of the job above, to the caller: acquired once it
+    // resumes, whether this thread wakes it or it sees DONE and wakes itself.
+    tsan_release(job);
+  }
   // acq_rel: release publishes invoke()'s effects to the fiber; acquire pairs with the
   // fiber's release of WAITING (its context is saved, it may be resumed now).
   if (job->state_.fetch_or(job_done, std::memory_order_acq_rel) & job_waiting)
@@ -125,6 +136,7 @@ void blocking_pool_impl::join_finished(std::unique_lock<std::mutex>& lk) noexcep
 
 void blocking_pool_impl::thread_main(thread_it self) noexcept {
   pthread_setname_np(pthread_self(), "weft-blocking");
+  tsan_internal_scope internal;  // the pool's own bookkeeping orders no jobs (tsan_scope.hpp)
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
     if (!queue_.empty()) {
@@ -167,10 +179,15 @@ void run_blocking_job(blocking_pool_impl* pool, blocking_job& job) {
     job.invoke();
     return;
   }
-  if (!pool) pool = &default_blocking_pool(*self->rt);
-  job.fiber_ = self;
-  pool->submit(&job);
+  tsan_release(&job);  // the caller's history to the call (acquired in complete())
+  {
+    tsan_internal_scope internal;
+    if (!pool) pool = &default_blocking_pool(*self->rt);
+    job.fiber_ = self;
+    pool->submit(&job);
+  }
   suspend_current(post_wait, &job);
+  tsan_acquire(&job);  // the call's effects, whether the pool thread or we woke us
 }
 
 }  // namespace detail

@@ -6,8 +6,12 @@
 // fiber parks itself in its worker's pool and is destroyed while suspended.
 //
 // Switch protocol (both directions of every jump):
-//   1. TSan: __tsan_switch_to_fiber(to, 0) immediately before the jump, in this frame;
-//      flags 0 makes every switch a synchronisation point (no false reports on handoffs).
+//   1. TSan: __tsan_switch_to_fiber(to, flags) immediately before the jump, in this frame.
+//      Fiber mode (tsan_scope.hpp, the default): flags no_sync, so a switch orders
+//      nothing, and the leaving side's internal scope is closed just before the switch and
+//      the landing side's opened right after the jump (context_first_landing for a fresh
+//      fiber), so that no suspended context holds an ignore. Checked mode: flags 0 makes
+//      every switch a synchronisation point, and there are no scopes.
 //   2. ASan: __sanitizer_start_switch_fiber(&from.fake, to.stack) before the jump and
 //      __sanitizer_finish_switch_fiber(from.fake, &bottom, &size) right after landing; the
 //      bounds returned are the previous context's stack, recorded so that a thread context
@@ -27,6 +31,7 @@
 
 #include "context_switch.hpp"
 #include "sanitizers.hpp"
+#include "tsan_scope.hpp"
 
 #include <boost/context/detail/fcontext.hpp>
 
@@ -71,6 +76,7 @@ void context_destroy(context& c) noexcept {
 }
 
 context* context_first_landing(transfer first) noexcept {
+  tsan_ignore_begin();  // step 1: a fresh fiber's internal scope (closed around its tasks)
   auto* prev = static_cast<context*>(first.data);
   prev->fctx = first.fctx;
 #if defined(WEFT_ASAN)

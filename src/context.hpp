@@ -58,7 +58,8 @@ void context_destroy(context& c) noexcept;
 // `from`, resumes `to`. Returns, once `from` is resumed, the context that resumed it.
 // noexcept: nothing may unwind across a switch.
 // Must be the first call in a fiber's entry function: records the resumer's state and
-// returns it (what switch_context returns, for the first landing).
+// returns it (what switch_context returns, for the first landing). In TSan's fiber mode it
+// also opens the fiber's internal scope (tsan_scope.hpp step 2).
 context* context_first_landing(transfer first) noexcept;
 
 }  // namespace weft::detail

@@ -6,6 +6,7 @@
 
 #include "context.hpp"
 #include "sanitizers.hpp"
+#include "tsan_scope.hpp"
 
 #include <boost/context/detail/fcontext.hpp>
 
@@ -51,10 +52,18 @@ inline context* switch_context(context& from, context& to) noexcept {
 #if defined(WEFT_ASAN)
   __sanitizer_start_switch_fiber(&from.asan_fake_stack, to.stack_lo, to.stack_size);
 #endif
+  void* const target = to.fctx;
 #if defined(WEFT_TSAN)
-  __tsan_switch_to_fiber(to.tsan_fiber, 0);
+  void* const target_fiber = to.tsan_fiber;
+  // Step 1: both reads above are the leaving side's; from here to the jump, and from the
+  // landing to tsan_ignore_begin(), nothing is instrumented (tsan_scope.hpp step 2).
+  tsan_ignore_end();
+  __tsan_switch_to_fiber(target_fiber, tsan_switch_flags);
 #endif
-  bctx::transfer_t t = jump(to.fctx, &from);
+  bctx::transfer_t t = jump(target, &from);
+#if defined(WEFT_TSAN)
+  tsan_ignore_begin();
+#endif
   auto* prev = static_cast<context*>(t.data);
   prev->fctx = t.fctx;
 #if defined(WEFT_ASAN)

@@ -80,7 +80,7 @@ std::string endpoint::to_string() const {
 tcp_stream& tcp_stream::operator=(tcp_stream&& o) noexcept {
   if (this != &o) {
     (void)close();
-    fd_ = std::exchange(o.fd_, -1);
+    fd_.store(o.release(), std::memory_order_relaxed);  // relaxed: see fd()
   }
   return *this;
 }
@@ -95,19 +95,20 @@ result<tcp_stream> tcp_stream::connect(const endpoint& peer, clock::time_point d
   return s;
 }
 
-result<void> tcp_stream::set_nodelay(bool on) { return setopt(fd_, IPPROTO_TCP, TCP_NODELAY, on); }
+result<void> tcp_stream::set_nodelay(bool on) { return setopt(fd(), IPPROTO_TCP, TCP_NODELAY, on); }
 
 result<void> tcp_stream::shutdown_write() {
-  if (::shutdown(fd_, SHUT_WR) != 0) return last_error();
+  if (::shutdown(fd(), SHUT_WR) != 0) return last_error();
   return {};
 }
 
-result<endpoint> tcp_stream::peer_endpoint() const { return sock_name(fd_, ::getpeername); }
-result<endpoint> tcp_stream::local_endpoint() const { return sock_name(fd_, ::getsockname); }
+result<endpoint> tcp_stream::peer_endpoint() const { return sock_name(fd(), ::getpeername); }
+result<endpoint> tcp_stream::local_endpoint() const { return sock_name(fd(), ::getsockname); }
 
 result<void> tcp_stream::close() {
-  if (fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);
-  return io::close(std::exchange(fd_, -1));
+  const int fd = release();  // one exchange: of two concurrent closes, one closes
+  if (fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+  return io::close(fd);
 }
 
 // ---------------------------------------------------------------- tcp_listener

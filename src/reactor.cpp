@@ -6,6 +6,7 @@
 #include "fiber_impl.hpp"
 #include "runtime.hpp"
 #include "timers.hpp"
+#include "tsan_scope.hpp"
 #include "worker.hpp"
 
 #include <algorithm>
@@ -117,6 +118,7 @@ int reactor::poll_io(epoll_event* events, int max_events) noexcept {
 }
 
 void reactor::run() noexcept {
+  tsan_internal_scope internal;  // the reactor thread runs only internals (tsan_scope.hpp)
   constexpr int max_events = 256;
   epoll_event events[max_events];
   wakes_.reserve(16384);

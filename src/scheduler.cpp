@@ -40,6 +40,7 @@
 #include "sanitizers.hpp"
 #include "stack.hpp"
 #include "topology.hpp"
+#include "tsan_scope.hpp"
 #include "worker.hpp"
 
 #include <algorithm>
@@ -296,7 +297,10 @@ void runtime::shutdown() noexcept {
               "weft::scheduler::shutdown() (or its destructor) called from one of its own "
               "fibers: it would wait for itself");
   closing_.store(true, std::memory_order_seq_cst);  // step 1
-  reactor_->cancel_io();  // pending and later I/O waits end with operation_canceled
+  {
+    tsan_internal_scope internal;  // its wakes are internal (tsan_scope.hpp step 2)
+    reactor_->cancel_io();  // pending and later I/O waits end with operation_canceled
+  }
   auto pause = std::chrono::microseconds(20);
   auto next_report = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (!quiescent(workers_, external_spawned_)) {
@@ -313,6 +317,7 @@ void runtime::shutdown() noexcept {
   // Step 4. acquire: pairs with the waker's release decrement; everything it did to the
   // runtime happens before the runtime is freed. The window is a few instructions long.
   while (outside_wakes_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  tsan_acquire(this);  // finish -> shutdown, from every fiber (tsan_scope.hpp step 3)
   // release: pairs with the acquire loads of stop_ in worker::find_work/park (step 5).
   stop_.store(true, std::memory_order_release);
   (void)idle_.take_all_sleepers();  // they exit; keep the counts consistent anyway

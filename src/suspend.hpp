@@ -19,6 +19,7 @@
 #pragma once
 
 #include "fiber_impl.hpp"
+#include "tsan_scope.hpp"
 #include "worker.hpp"
 
 namespace weft::detail {
@@ -40,8 +41,12 @@ void suspend_current(post_fn post, void* arg) noexcept;
 // worker whose runnext slot is free (channel and mutex hand-offs): it becomes runnext
 // with no call; and a fiber woken by a timer its worker is firing (queued FIFO without a
 // look at its cold record). Everything else goes through runtime::wake (wake_slow).
+// TSan's fiber mode: the waker's history goes to the woken fiber (wake -> resume, acquired
+// in worker::suspend); the queueing is internal (tsan_scope.hpp steps 2 and 3).
 void wake_slow(fiber_impl* f) noexcept;
 inline void wake(fiber_impl* f) noexcept {
+  tsan_release(f);
+  tsan_internal_scope internal;
   worker* w = current_worker();
   if (w && w->try_wake_local(f)) return;
   wake_slow(f);

@@ -26,8 +26,8 @@
 #include "reactor.hpp"
 #include "runtime.hpp"
 #include "sched_fuzz.hpp"
-#include "sched_fuzz.hpp"
 #include "suspend.hpp"
+#include "tsan_scope.hpp"
 #include "worker.hpp"
 
 #include <weft/fiber.hpp>
@@ -130,6 +130,12 @@ inline void* stack_pointer() noexcept {
 #endif
 }
 
+// Join step 2's queue operations are internal (tsan_scope.hpp step 2).
+bool take_private_internal(worker* w, task* t) noexcept {
+  tsan_internal_scope internal;
+  return w->take_private(t);
+}
+
 task* current_task_or_abort(const char* what) noexcept {
   worker* w = current_worker();
   fiber_impl* f = w ? w->current() : nullptr;
@@ -156,8 +162,12 @@ void task_release(task* t) noexcept {
   // reference, so that owner's writes happen before the delete. acq_rel on the RMW path:
   // the last owner must see every other owner's writes before deleting.
   if (t->refs_.load(std::memory_order_acquire) == 1 ||
-      t->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
+      t->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    // TSan: the other reference's holder may have dropped it inside the internal scope;
+    // the task's run (released when it finished) is what the delete must come after.
+    tsan_acquire(t);
     delete t;
+  }
 }
 
 void task_complete(task* t) noexcept {
@@ -180,13 +190,17 @@ void task_wait(task* t) {
     fiber_impl* self = w ? w->current() : nullptr;
     if (!self) {
       wait_as_thread(t);
-    } else if (w->take_private(t)) {
+    } else if (take_private_internal(w, t)) {
       // Step 2. The child never left this worker, so it needs no synchronisation.
       auto* sp = static_cast<char*>(stack_pointer());
       if (sp - static_cast<char*>(self->stk.lo) > static_cast<std::ptrdiff_t>(w->rt().inline_reserve_)) {
+        tsan_internal_scope internal;  // run_task's contract (worker.hpp)
         w->run_task(self, t);
       } else {
-        w->requeue_task(t);  // too deep to nest: it runs on a fiber of its own
+        {
+          tsan_internal_scope internal;
+          w->requeue_task(t);  // too deep to nest: it runs on a fiber of its own
+        }
         t->joiner_ = self;
         w->suspend(self, post_join_wait, t);
       }
@@ -195,6 +209,8 @@ void task_wait(task* t) {
       w->suspend(self, post_join_wait, t);
     }
   }
+  // TSan: finish -> join (tsan_scope.hpp step 3; DONE was set inside the internal scope).
+  tsan_acquire(t);
   // acquire: pairs with the release of DONE; makes error_ and the result visible.
   std::uint32_t st = t->state_.load(std::memory_order_acquire);
   WEFT_ASSERT(st & task_done, "join resumed before the fiber finished");
@@ -207,11 +223,18 @@ void task_wait(task* t) {
 void task_detach(task* t) noexcept {
   // Step 5 (acq_rel): acquire sees error_ when DONE is already set.
   std::uint32_t prev = t->state_.fetch_or(task_detached, std::memory_order_acq_rel);
-  if ((prev & task_done) && t->error_) report_unhandled(t);
+  if (prev & task_done) {
+    // TSan: finish -> detach (tsan_scope.hpp step 3): error_, and the task's memory, which
+    // task_release may now free.
+    tsan_acquire(t);
+    if (t->error_) report_unhandled(t);
+  }
   task_release(t);
 }
 
 void spawn_here(task* t) {
+  tsan_release(t);  // spawn -> start (tsan_scope.hpp step 3): the callable and its captures
+  tsan_internal_scope internal;
   worker* w = current_worker();
   if (!w || !w->current())
     throw std::logic_error(
@@ -230,6 +253,8 @@ void spawn_on(scheduler& sched, task* t) {
     spawn_here(t);
     return;
   }
+  tsan_release(t);  // spawn -> start, as in spawn_here
+  tsan_internal_scope internal;
   sched.runtime_().spawn_external(t);
 }
 

@@ -3,13 +3,17 @@
 
 #include "assert.hpp"
 #include "reactor.hpp"
+#include "tsan_scope.hpp"
 #include "worker.hpp"
 
 #include <cstdlib>
 
 namespace weft::detail {
 
+// Both are internal (tsan_scope.hpp step 2): a shard's lock orders nothing between the
+// fibers that arm and cancel on it.
 void arm_timer(timer_entry* e) noexcept {
+  tsan_internal_scope internal;
   worker* w = current_worker();
   WEFT_ASSERT(w != nullptr, "weft: internal: a timer armed off a worker thread");
   if (__builtin_expect(w->fuzz().on(), 0)) {
@@ -20,7 +24,10 @@ void arm_timer(timer_entry* e) noexcept {
   w->timers().arm(e);
 }
 
-bool cancel_timer(timer_entry* e) noexcept { return e->shard->cancel(e); }
+bool cancel_timer(timer_entry* e) noexcept {
+  tsan_internal_scope internal;
+  return e->shard->cancel(e);
+}
 
 namespace {
 std::int64_t tick_of(std::int64_t ns) noexcept { return ns >> timer_shard::tick_shift; }

@@ -10,7 +10,8 @@
 //      post-switch action, after its context is saved (rule 1); a timed fiber wait arms
 //      its timer in that action *before* unlocking, so the timer exists before anybody
 //      can resume the fiber and a resumed fiber's cancel_timer() always finds it
-//      armed or fired. A plain thread releases the locks and sleeps on waiter::flag.
+//      armed or fired (TSan's fiber mode: the fiber first releases on each lock itself,
+//      tsan_scope.hpp step 4). A plain thread releases the locks and sleeps on waiter::flag.
 //   2. Every party that may end the wait (a notifier, a partner channel operation, close,
 //      the timer) first calls try_claim(): one CAS of waiter::state from `waiting` to an
 //      outcome. Exactly one CAS succeeds (rule 2); the winner may write the node's slot

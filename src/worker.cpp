@@ -22,10 +22,12 @@
 #include "sanitizers.hpp"
 #include "stack.hpp"
 #include "topology.hpp"
+#include "tsan_scope.hpp"
 
 #include <weft/fiber.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -98,6 +100,14 @@ constexpr int warm_stack_lines = 6;
 constexpr std::uint64_t run_queue_prefetch_far = 8;
 
 inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
+
+// A fiber landed on the worker running it: tsan_scope.hpp step 5. (Nothing at all outside
+// the fiber mode: current_worker() is a volatile asm load the compiler would keep.)
+inline void tsan_landed() noexcept {
+#if defined(WEFT_TSAN_FIBER_MODE)
+  tsan_acquire(current_worker());
+#endif
+}
 }  // namespace
 
 __attribute__((noinline)) worker* current_worker_noinline() noexcept {
@@ -154,6 +164,9 @@ void worker::thread_main(int os_cpu, std::vector<std::vector<unsigned>> steal_ti
   // idle worker. 1 us keeps the kernel's batching without the lateness. Best effort.
   (void)prctl(PR_SET_TIMERSLACK, worker_timer_slack_ns, 0, 0, 0);
   install_overflow_handler_for_this_thread();
+  tsan_release(this);  // this thread's start (and its TLS) to the fibers landing here
+  tsan_benign(&errno, sizeof errno, "errno of a worker thread, shared by its fibers");
+  tsan_internal_scope internal;  // the scheduler context runs only internals (tsan_scope.hpp)
   eh_ = thread_eh_state();
   {
     // Work conservation 1: what thieves read to tell a computing thread from a preempted
@@ -793,23 +806,33 @@ void worker::run_post() noexcept {
 }
 
 void worker::suspend(fiber_impl* self, post_fn post, void* arg) noexcept {
-  self->waited = true;
-  item next = next_local();
-  fiber_impl* to = nullptr;
-  if (next) to = is_fiber(next) ? as_fiber(next) : fiber_for(as_task(next));
-  switch_to(self, to, post, arg);
+  {
+    tsan_internal_scope internal;
+    self->waited = true;
+    item next = next_local();
+    fiber_impl* to = nullptr;
+    if (next) to = is_fiber(next) ? as_fiber(next) : fiber_for(as_task(next));
+    switch_to(self, to, post, arg);
+  }
+  tsan_acquire(self);  // wake -> resume (tsan_scope.hpp step 3): released by wake()
+  tsan_landed();
 }
 
 void worker::yield(fiber_impl* self) noexcept {
-  self->waited = false;
-  item next = next_local();
-  if (!next) {  // nothing else is runnable here: go on, unless the fuzzer moves us
-    if (__builtin_expect(fuzz_.on(), 0) && rt_.worker_count() > 1 && fuzz_.one_in(2))
+  {
+    tsan_internal_scope internal;  // a yield orders nothing (tsan_scope.hpp step 1)
+    self->waited = false;
+    item next = next_local();
+    if (!next) {  // nothing else is runnable here: go on, unless the fuzzer moves us
+      if (!(__builtin_expect(fuzz_.on(), 0) && rt_.worker_count() > 1 && fuzz_.one_in(2)))
+        return;
       switch_to(self, nullptr, post_migrate, nullptr);  // sched_fuzz.hpp choice 4
-    return;
+    } else {
+      fiber_impl* to = is_fiber(next) ? as_fiber(next) : fiber_for(as_task(next));
+      switch_to(self, to, post_requeue, nullptr);
+    }
   }
-  fiber_impl* to = is_fiber(next) ? as_fiber(next) : fiber_for(as_task(next));
-  switch_to(self, to, post_requeue, nullptr);
+  tsan_landed();
 }
 
 }  // namespace weft::detail
@@ -880,12 +903,19 @@ void worker::run_task(fiber_impl* self, task* t) noexcept {
   if (diag_) diag_task_.store(t->id_, std::memory_order_relaxed);  // diag.hpp
   fibers_run_.add();
   if (outer) inline_runs_.add();
-  try {
-    t->invoke();
-  } catch (...) {
-    t->error_ = std::current_exception();
+  {
+    tsan_user_scope user;  // the task's own code (tsan_scope.hpp step 3)
+    tsan_acquire(t);       // spawn -> start: released by spawn_here / spawn_on
+    tsan_acquire(this);    // tsan_scope.hpp step 5 (this is the current worker here)
+    try {
+      t->invoke();
+    } catch (...) {
+      t->error_ = std::current_exception();
+    }
+    fls_destroy(t);
+    tsan_release(t);     // finish -> join: acquired by task_wait / task_detach
+    tsan_release(&rt_);  // finish -> shutdown: acquired by runtime::shutdown
   }
-  fls_destroy(t);
   self->current = outer;
   worker* w = current_worker();  // invoke() may have migrated us
   if (w->diag_) w->diag_task_.store(outer ? outer->id_ : 0, std::memory_order_relaxed);

@@ -182,6 +182,7 @@ public:
   // Puts a task taken from private_ back where any worker can run it.
   void requeue_task(task* t) noexcept;
   // Runs task t on the calling fiber (join of an unstarted child, or a fiber's loop).
+  // Called inside a TSan internal scope; t's own code runs outside it (tsan_scope.hpp).
   void run_task(fiber_impl* self, task* t) noexcept;
   // The fiber's loop: run root, then more local tasks, then return to the pool.
   [[noreturn]] static void fiber_main(transfer first);

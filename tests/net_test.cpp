@@ -178,6 +178,25 @@ TEST_P(Net, ReadAfterShortReadSeesEveryByte) {
   });
 }
 
+// The usual way to end an accept loop: another fiber closes the listener while it waits.
+// The wait ends with bad_file_descriptor. close() and accept() touch the listener from two
+// fibers at once (the fd number; TSan's fiber mode reported the plain int it was).
+TEST_P(Net, CloseFromAnotherFiberEndsAnAcceptLoop) {
+  weft::tcp_listener l = listen_any();
+  sched().block_on([&] {
+    auto acceptor = weft::spawn([&]() -> std::error_code {
+      for (;;) {
+        auto c = l.accept();
+        if (!c) return c.error();
+      }
+    });
+    weft::this_fiber::sleep_for(5ms);  // the acceptor is waiting by now (not required)
+    EXPECT_TRUE(l.close());
+    EXPECT_EQ(acceptor.join(), err(std::errc::bad_file_descriptor));
+    EXPECT_FALSE(l.is_open());
+  });
+}
+
 // What can stay queued behind a short read's data with no later edge: the reader waits
 // (after a short read) while the peer sends data and then, back to back, its end
 // of file, a reset, or urgent data followed by more bytes; a single edge may announce it

@@ -53,7 +53,7 @@ class WEFT_API tcp_stream {
 public:
   tcp_stream() noexcept = default;
   explicit tcp_stream(int fd) noexcept : fd_(fd) {}  // adopts fd
-  tcp_stream(tcp_stream&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  tcp_stream(tcp_stream&& o) noexcept : fd_(o.release()) {}
   tcp_stream& operator=(tcp_stream&& o) noexcept;
   ~tcp_stream();
 
@@ -61,20 +61,20 @@ public:
   static result<tcp_stream> connect(const endpoint& peer, clock::time_point deadline = io::forever);
 
   result<std::size_t> read(void* buf, std::size_t n, clock::time_point deadline = io::forever) {
-    return io::recv(fd_, buf, n, 0, deadline);  // recv: no VFS layer (vfs_read, fsnotify)
+    return io::recv(fd(), buf, n, 0, deadline);  // recv: no VFS layer (vfs_read, fsnotify)
   }
   result<std::size_t> write(const void* buf, std::size_t n, clock::time_point deadline = io::forever) {
-    return io::send(fd_, buf, n, 0, deadline);
+    return io::send(fd(), buf, n, 0, deadline);
   }
   result<std::size_t> write_all(const void* buf, std::size_t n,
                                 clock::time_point deadline = io::forever) {
-    return io::write_all(fd_, buf, n, deadline);
+    return io::write_all(fd(), buf, n, deadline);
   }
   result<std::size_t> readv(const iovec* iov, int n, clock::time_point deadline = io::forever) {
-    return io::readv(fd_, iov, n, deadline);
+    return io::readv(fd(), iov, n, deadline);
   }
   result<std::size_t> writev(const iovec* iov, int n, clock::time_point deadline = io::forever) {
-    return io::writev(fd_, iov, n, deadline);
+    return io::writev(fd(), iov, n, deadline);
   }
   // TCP_NODELAY on or off.
   result<void> set_nodelay(bool on = true);
@@ -84,13 +84,16 @@ public:
   result<endpoint> local_endpoint() const;
   // Closes now (io::close); a closed stream's calls return bad_file_descriptor.
   result<void> close();
-  bool is_open() const noexcept { return fd_ >= 0; }
-  int fd() const noexcept { return fd_; }
+  bool is_open() const noexcept { return fd() >= 0; }
+  // relaxed (here and below): the number is all fd_ carries; io::close orders itself
+  // against the calls in flight on the fd (src/io_desc.hpp, close protocol).
+  int fd() const noexcept { return fd_.load(std::memory_order_relaxed); }
   // Gives the fd up without closing it (the caller must close it with io::close).
-  int release() noexcept { return std::exchange(fd_, -1); }
+  int release() noexcept { return fd_.exchange(-1, std::memory_order_relaxed); }
 
 private:
-  int fd_ = -1;
+  // -1 once closed or released. Atomic: close() may run while another fiber reads it.
+  std::atomic<int> fd_{-1};
 };
 
 struct listen_options {

@@ -261,6 +261,8 @@ namespace {
 
 std::uint32_t next_random() noexcept {
   // xorshift32 per thread: only picks the poll order, never held across a suspension.
+  // Internal (tsan_scope.hpp step 2): every fiber of a worker shares it.
+  tsan_internal_scope internal;
   thread_local std::uint32_t x = 0;
   if (x == 0)
     x = 0x9e3779b9u ^ static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(&x) >> 4) ^

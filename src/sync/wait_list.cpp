@@ -104,6 +104,9 @@ std::uint32_t block(waiter& w, spinlock* const* locks, std::size_t n,
     w.fire = fire_timeout;
   }
   block_args a{&w, locks, n, timed};
+  // TSan: post_block unlocks inside the next context's internal scope; publish the linked
+  // node(s) to the locks' next holders from here (tsan_scope.hpp step 4).
+  for (std::size_t i = 0; i < n; ++i) tsan_release(locks[i]);
   suspend_current(post_block, &a);
   // Resumed exactly once (protocol step 2). Once cancel_timer() returns, no worker
   // touches the entry (timers.hpp step 5): whether it was removed or fired and lost.
@@ -119,6 +122,7 @@ std::uint32_t block_untimed(waiter& w, spinlock& lock) noexcept {
   }
   // w.fiber is the calling fiber (read in the waiter's constructor, on this worker):
   // suspend it directly, without suspend_current()'s second lookup.
+  tsan_release(&lock);  // as in block(): post_unlock's unlock releases nothing
   current_worker()->suspend(w.fiber, post_unlock, &lock);
   // acquire: pairs with the claim CAS; the wake's queue handover already orders it.
   return w.state.load(std::memory_order_acquire);
