@@ -40,7 +40,9 @@ void expect_race_on_shared_value(const outcome& o) {
 }
 
 // Two fibers on different workers at the same time: reported in both tsan builds.
-TEST(TsanDetect, RealRaceBetweenFibersIsReported) { expect_race_on_shared_value(run_probe("race", 2)); }
+TEST(TsanDetect, RealRaceBetweenFibersIsReported) {
+  expect_race_on_shared_value(run_probe("race", 2));
+}
 
 // Two fibers whose unsynchronised increments interleave (a yield or a sleep between
 // them): reported even when one worker runs both, where only the fiber mode's no-sync

@@ -430,7 +430,7 @@ void pipe_handoff(weft::scheduler& sched) {
         char c = 0;
         auto r = weft::io::read(fds[0], &c, 1);
         check(r && *r == 1 && c == static_cast<char>('a' + i % 26), "pipe byte");
-        check(payload[static_cast<std::size_t>(i)] == i + 1, "reader sees the writer's plain write");
+        check(payload[static_cast<std::size_t>(i)] == i + 1, "reader sees the writer's write");
       }
     });
     for (int i = 0; i < 50; ++i) {
@@ -517,7 +517,8 @@ struct scenario {
 
 const scenario scenarios[] = {
     {"race", race_spin},
-    {"race_yield", [](weft::scheduler& s) { race_interleaved(s, [] { weft::this_fiber::yield(); }); }},
+    {"race_yield",
+     [](weft::scheduler& s) { race_interleaved(s, [] { weft::this_fiber::yield(); }); }},
     {"race_sleep",
      [](weft::scheduler& s) { race_interleaved(s, [] { weft::this_fiber::sleep_for(50us); }); }},
     {"clean", runtime_handoffs},
