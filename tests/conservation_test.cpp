@@ -301,7 +301,10 @@ TEST_P(Conservation, SpawnFromAFiberThatComputes) {
           [&](unsigned) {
             // Busy (not suspended) until the spawn, so that no worker is idle then; then
             // their workers go idle.
-            while (!spawned.load()) {
+            // Bounded: if fiber 0 gave up waiting for the others (oversubscribed and
+            // slow), nothing will set `spawned`.
+            const auto give_up = steady::now() + watchdog;
+            while (!spawned.load() && steady::now() < give_up) {
             }
             note_idle(first_idle);
           });
