@@ -249,8 +249,8 @@ TEST_P(Conservation, YieldBehindAFiberThatComputes) {
 // worker is busy stay in its worker's private list (worker.hpp, "Private spawns").
 // False when the fibers could not all be running at once within a few seconds (then
 // the round proves nothing and is skipped).
-// (The barrier itself strands a fiber on the current code now and then: a spawn made
-// while no worker looked idle stays private while its spawner spins here.)
+// The barrier leans on the mechanism under test too: fillers spawned while no worker
+// looked idle stay private to the spawner's worker, whose fiber then spins here.
 // With more workers than cores the fillers are time-sliced and may see the spawn only
 // milliseconds later: a round's wait is counted from the moment a worker went idle
 // (`first_idle`, the earliest filler to finish) when that is after the spawn.
