@@ -78,7 +78,7 @@
 //      wakes with bad_file_descriptor. If no operation was in flight, close() finishes
 //      the close itself; otherwise the operation that drops the last reference does.
 //      Exactly one party sees (CLOSING, 0 refs). So the fd number is not released while
-//      an operation still uses it, and cannot be reused under it (test-catalogue U8).
+//      an operation still uses it, and cannot be reused under it.
 //   c. finish: EPOLL_CTL_DEL (before close(2): a dup of the fd would keep the
 //      registration alive), gen_ += 1 (stale events already read by a poller are
 //      dropped: their tag no longer matches, U9), flags reset (slots and queues are
