@@ -81,7 +81,7 @@
 //      an operation still uses it, and cannot be reused under it.
 //   c. finish: EPOLL_CTL_DEL (before close(2): a dup of the fd would keep the
 //      registration alive), gen_ += 1 (stale events already read by a poller are
-//      dropped: their tag no longer matches, U9), flags reset (slots and queues are
+//      dropped: their tag no longer matches), flags reset (slots and queues are
 //      empty already: every waiter held a reference), refs_ = 0, and only then
 //      close(2), so a new fd with the same number finds a clean descriptor.
 //
