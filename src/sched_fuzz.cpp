@@ -2,6 +2,7 @@
 // (the protocol and what it randomizes: sched_fuzz.hpp).
 #include "sched_fuzz.hpp"
 
+#include "tsan_scope.hpp"
 #include "worker.hpp"
 
 #include <weft/fiber.hpp>
@@ -58,7 +59,14 @@ std::uint64_t resolve_schedule_seed(std::uint64_t option) noexcept {
 void fuzz_point() noexcept {
   worker* w = current_worker();
   if (!w || !w->fuzz().on() || !w->current()) return;
-  if (w->fuzz().one_in(4)) w->yield(w->current());
+  bool go;
+  {
+    // The generator is the worker's, shared by every fiber it runs: an internal access
+    // (tsan_scope.hpp), or TSan's fiber mode would see fibers race on it.
+    tsan_internal_scope internal;
+    go = w->fuzz().one_in(4);
+  }
+  if (go) w->yield(w->current());
 }
 
 }  // namespace weft::detail

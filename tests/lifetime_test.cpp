@@ -112,7 +112,9 @@ struct round_state {
   }
 };
 round_state the_round;
-thread_local bool t_releaser = false;  // the hook acts only on the releasing thread
+// The hook acts only on the releasing thread. Atomic: fibers sharing a worker thread share
+// this variable, and under TSan's fiber mode (docs/tsan.md) they are threads of their own.
+thread_local std::atomic<bool> t_releaser{false};
 
 bool wait_flag(const std::atomic<bool>& f, std::chrono::microseconds bound) {
   const auto end = std::chrono::steady_clock::now() + bound;
