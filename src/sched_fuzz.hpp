@@ -30,6 +30,8 @@
 // time, I/O or outside threads, the same seed therefore replays the same schedule. With
 // several workers the seed still selects the choices each worker makes, but the OS decides
 // how the workers interleave: rerun a failure's seed a few times (and on one worker).
+// Known gap: in the ASan build about one one-worker rerun in four still diverges (cause
+// not found yet; the release and TSan builds replayed exactly in every run so far).
 #pragma once
 
 #include <cstdint>
