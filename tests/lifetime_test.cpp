@@ -571,6 +571,14 @@ void stale_word_hook(const void* object, release_point p) noexcept {
 
 [[gnu::noinline]] void wait_on(weft::event& e) { e.wait(); }
 
+bool fake_stacks() {
+#if defined(WEFT_ASAN)
+  return __asan_get_current_fake_stack() != nullptr;
+#else
+  return false;
+#endif
+}
+
 TEST(LifetimeFutex, AWakeOnAWordTheWaiterAlreadyLeftIsHarmless) {
   struct sigaction sa {}, old {};
   sa.sa_handler = [](int) {};
@@ -606,7 +614,10 @@ TEST(LifetimeFutex, AWakeOnAWordTheWaiterAlreadyLeftIsHarmless) {
     waiter.join();
     EXPECT_TRUE(returned.load());
     EXPECT_TRUE(waiting_again.load());
-    if (first_word.load() != nullptr) {  // nullptr: the first wait took its fast path
+    // nullptr: the first wait took its fast path. Under ASan's detect_stack_use_after_return
+    // every call gets a fresh fake frame, so the words differ and the late wake hits
+    // nothing; the other builds check that it lands on the second wait.
+    if (first_word.load() != nullptr && !fake_stacks()) {
       EXPECT_EQ(first_word.load(), second_word.load())
           << "round " << r << ": the two waits used different words; the stale wake hit nothing";
     }

@@ -32,7 +32,9 @@ void phase_gate::wait_past(std::uint64_t p) const {
                          [&] { return phase_.load(std::memory_order_acquire) > p; });
 }
 
-void phase_gate::unlock_and_wait_past(mutex& m, std::uint64_t p) const {
+// Releases m, which the caller acquired: beyond clang's -Wthread-safety (a parameter).
+void phase_gate::unlock_and_wait_past(mutex& m, std::uint64_t p) const
+    WEFT_NO_THREAD_SAFETY_ANALYSIS {
   waiter w;
   wait_node node;
   node.owner = &w;
