@@ -105,6 +105,7 @@ struct wait_node {
   wait_node* next = nullptr;
   bool linked = false;
   bool front = false;         // mutex: a woken waiter re-queues at the head
+  bool in_select = false;     // channel: a select's node (channel.cpp step 7)
   waiter* owner = nullptr;
   void* slot = nullptr;       // channel: send source (T*) or receive target (raw storage)
   std::uint32_t index = 0;    // select: case index reported in the outcome

@@ -385,6 +385,46 @@ TEST_P(Lifetime, SelectedChannelsDestroyedWhenTheSelectReturns) {
   }
 }
 
+TEST_P(Lifetime, ChannelDestroyedBySenderWhileTheSelectItWokeReturns) {
+  // The select waits; the sender hands it the value, returns, and destroys the channel at
+  // once: the woken select must not touch the channel again (it re-locked every channel
+  // to unlink its other cases). Its wait comes first: the sender starts 3 ms after it.
+  using ch = weft::channel<int>;
+  run_rounds<ch>(
+      sched(), "select woken by a send, sender destroys", rounds, queued_plans(),
+      [] { return std::make_unique<doomed<ch>>(0); }, noop,
+      [](ch& c) {
+        weft::this_fiber::sleep_for(3ms);
+        EXPECT_EQ(c.send(7), weft::channel_status::ok);
+      },
+      [](ch& c) {
+        t_releaser = false;  // no release window: the select is the released party here
+        int got = 0;
+        (void)weft::select(weft::recv_case(c, [&](std::optional<int> v) { got = v.value_or(-1); }));
+        EXPECT_EQ(got, 7);
+      });
+}
+
+TEST_P(Lifetime, ChannelsDestroyedWhileASelectThatWonElsewhereReturns) {
+  // The select waits on a and b. The other party sends on b (the select wins there),
+  // closes a (which pops the select's node in a: its claim fails), and destroys both at
+  // once: both queues are empty. The woken select must not touch a again before the
+  // destructor lets it (it unlinks its case in a under a's lock).
+  run_rounds<two_channels>(
+      sched(), "select won elsewhere, closer destroys", rounds, queued_plans(),
+      [] { return std::make_unique<doomed<two_channels>>(); }, noop,
+      [](two_channels& t) {
+        weft::this_fiber::sleep_for(3ms);
+        EXPECT_EQ(t.b.send(7), weft::channel_status::ok);
+        t.a.close();
+      },
+      [](two_channels& t) {
+        t_releaser = false;  // no release window: the select is the released party here
+        const std::size_t i = weft::select(weft::recv_case(t.a), weft::recv_case(t.b));
+        EXPECT_EQ(i, 1u);
+      });
+}
+
 // ---------------------------------------------------------------- barrier
 
 TEST_P(Lifetime, BarrierDestroyedByAWaiterWhileTheLastArriverIsInArriveAndWait) {
