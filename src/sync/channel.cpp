@@ -29,17 +29,13 @@
 //      receiver was claimed (a send claims one only instead of buffering). The buffer's
 //      byte size is checked: capacity * sizeof(T) that overflows throws length_error.
 //   7. Lifetimes (wait_list.hpp step 5): a released waiter returns without touching the
-//      channel, but a select that won on one channel must still unlink its nodes from
-//      the others, and a close (or a partner) there may have popped such a node already,
-//      its claim failing, leaving that channel's queues empty: its owner may then destroy
-//      it. So every select node is counted in its channel's select_nodes_ (under lock_)
-//      from linking until its select unlinks it, or until a claim on it succeeds (the
-//      claimer uncounts it: that select leaves the winner's channel alone, step 5), and
-//      the destructor waits, yielding, while nodes are counted and the queues are empty:
-//      their selects have won or timed out and are on their way out.
+//      channel. A select that won on one channel still leaves the others under their
+//      locks, and a close (or a partner) there may already have popped its node, the
+//      claim failing, leaving that channel's queues empty so that its owner may destroy
+//      it: such a node is an orphan of its queue until its select leave()s, and the
+//      destructor waits for the orphans (as for a timed-out waiter, wait_list.hpp).
 // Hand-off keeps partners together: resume() calls wake(), which on a worker puts the
 // partner in that worker's runnext slot, so a ping-pong runs on one worker's cache.
-#include <weft/fiber.hpp>
 #include <weft/sync/channel.hpp>
 #include <weft/sync/select.hpp>
 
@@ -122,19 +118,16 @@ struct chan_ops {
     c.head_ = (c.head_ + 1) % c.buf_cap_;
     --c.count_;
   }
-  static wait_node* claim_first(chan_core& c, wait_queue& q, outcome_kind k) noexcept {
-    while (wait_node* n = pop_front(q)) {
-      if (!try_claim(n->owner, make_outcome(k, n->index))) continue;  // still counted (step 7)
-      if (n->in_select) --c.select_nodes_;  // step 7: its select leaves this channel alone
-      return n;
-    }
+  static wait_node* claim_first(wait_queue& q, outcome_kind k) noexcept {
+    while (wait_node* n = pop_front(q))
+      if (claim_popped(q, n, make_outcome(k, n->index))) return n;
     return nullptr;
   }
 
   // Step 2 under lock_. ok / closed / full; *partner: resume after unlocking.
   static channel_status try_send(chan_core& c, void* src, wait_node** partner) {
     if (c.closed_) return channel_status::closed;
-    if (wait_node* r = claim_first(c, c.receivers_, outcome_ok)) {
+    if (wait_node* r = claim_first(c.receivers_, outcome_ok)) {
       c.vt_.move_construct(r->slot, src);
       *partner = r;
       return channel_status::ok;
@@ -147,13 +140,13 @@ struct chan_ops {
   static channel_status try_recv(chan_core& c, void* dst, wait_node** partner) {
     if (c.count_ > 0) {
       pop(c, dst);
-      if (wait_node* s = claim_first(c, c.senders_, outcome_ok)) {
+      if (wait_node* s = claim_first(c.senders_, outcome_ok)) {
         push(c, s->slot);  // bounded: the slot just freed; never allocates
         *partner = s;
       }
       return channel_status::ok;
     }
-    if (wait_node* s = claim_first(c, c.senders_, outcome_ok)) {
+    if (wait_node* s = claim_first(c.senders_, outcome_ok)) {
       c.vt_.move_construct(dst, s->slot);
       *partner = s;
       return channel_status::ok;
@@ -197,17 +190,9 @@ chan_core::chan_core(std::size_t capacity, const chan_vtable& vt) : vt_(vt), cap
 }
 
 chan_core::~chan_core() {
-  lock_.lock();
-  // Step 7: a select that won elsewhere may still have to unlink its node here (already
-  // popped by a claim that failed); it is about to, so let it, then die.
-  while (select_nodes_ != 0 && senders_.empty() && receivers_.empty()) {
-    lock_.unlock();
-    this_fiber::yield();  // a fiber lets its worker run that select; a thread yields
-    lock_.lock();
-  }
-  const bool idle = senders_.empty() && receivers_.empty();
-  lock_.unlock();
-  WEFT_ASSERT(idle, "weft::channel destroyed while fibers or threads wait on it");
+  wait_queue* queues[] = {&senders_, &receivers_};  // step 7
+  await_orphans_then_assert_idle(lock_, queues, 2,
+                                 "weft::channel destroyed while fibers or threads wait on it");
   for (std::size_t i = 0; i < count_; ++i) vt_.destroy(chan_ops::slot(*this, i));
   if (buf_) chan_ops::deallocate(*this, buf_);
 }
@@ -252,8 +237,8 @@ bool chan_core::close() noexcept {
     return false;
   }
   closed_ = true;
-  while (wait_node* n = chan_ops::claim_first(*this, receivers_, outcome_closed)) chain.add(n);
-  while (wait_node* n = chan_ops::claim_first(*this, senders_, outcome_closed)) chain.add(n);
+  while (wait_node* n = chan_ops::claim_first(receivers_, outcome_closed)) chain.add(n);
+  while (wait_node* n = chan_ops::claim_first(senders_, outcome_closed)) chain.add(n);
   lock_.unlock();
   chain.resume_all();
   release_window(this, release_point::done);
@@ -347,9 +332,7 @@ select_outcome chan_ops::select(select_case* cases, std::size_t n, clock::time_p
     nodes[i].owner = &w;
     nodes[i].slot = cases[i].slot;
     nodes[i].index = static_cast<std::uint32_t>(i);
-    nodes[i].in_select = true;
     push_back(cases[i].send ? cases[i].ch->senders_ : cases[i].ch->receivers_, &nodes[i]);
-    ++cases[i].ch->select_nodes_;  // step 7
   }
   const std::uint32_t out = block(w, ls.locks, ls.n, deadline);
   // Unlink the cases that did not happen (step 5), but leave the winner's channel alone
@@ -363,11 +346,14 @@ select_outcome chan_ops::select(select_case* cases, std::size_t n, clock::time_p
   lock_set rest;  // still in address order
   for (std::size_t i = 0; i < ls.n; ++i)
     if (!spared || ls.locks[i] != &spared->lock_) rest.locks[rest.n++] = ls.locks[i];
+  for (std::size_t i = 0; i < n; ++i)
+    if (i != won && cases[i].ch != spared)
+      release_window(cases[i].send ? &cases[i].ch->senders_ : &cases[i].ch->receivers_,
+                     release_point::leaving);
   rest.lock();
   for (std::size_t i = 0; i < n; ++i) {
-    if (i == won || cases[i].ch == spared) continue;  // popped and uncounted by its claimer
-    unlink(cases[i].send ? cases[i].ch->senders_ : cases[i].ch->receivers_, &nodes[i]);
-    --cases[i].ch->select_nodes_;  // step 7: the last touch of that channel
+    if (i == won || cases[i].ch == spared) continue;  // popped by its (successful) claimer
+    leave(cases[i].send ? cases[i].ch->senders_ : cases[i].ch->receivers_, &nodes[i]);
   }
   rest.unlock();
   switch (kind_of(out)) {

@@ -103,9 +103,6 @@ private:
   unsigned char* buf_ = nullptr;  // ring of buf_cap_ slots of vt_.size bytes
   std::size_t buf_cap_ = 0, head_ = 0, count_ = 0;
   wait_queue senders_, receivers_;
-  // Select nodes linked here, or popped by a claim that failed and not yet unlinked by
-  // their select (src/sync/channel.cpp step 7); the destructor waits for them.
-  std::size_t select_nodes_ = 0;
 };
 
 template <class T>
