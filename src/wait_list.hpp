@@ -17,8 +17,8 @@
 //      (a channel value) and then calls resume() exactly once; a loser does nothing.
 //   3. Notifiers pop nodes under the primitive's lock (node->linked = false). A waiter
 //      ended by its timer (or a select, by another case) comes back under the lock to
-//      leave() before returning: it unlinks its node if still linked, so nobody touches
-//      a node after its waiter returned: a popped node whose claim failed is never
+//      leave() before returning, unlinking its node if it is still linked. So nobody
+//      touches a node after its waiter returned: a popped node whose claim failed is never
 //      touched again, a claimed one is touched only before resume(). A node popped with
 //      a failed claim is counted as an orphan of its queue (claim_popped) until its
 //      waiter's leave(): the queue looks empty, but that waiter still takes the lock.
@@ -50,9 +50,9 @@
 //      its workers keeps it alive until the waker's last touch (scheduler.cpp, shutdown
 //      step 4).
 // Lock order: a primitive's spinlock -> timer_shard::lock_ (arm in post) -> idle::lock_.
-// condition_variable additionally takes its own lock before its mutex's lock. select
-// takes channel locks in address order. Nothing takes a primitive lock while holding
-// a timer shard's lock (timer callbacks only CAS and wake).
+// condition_variable (and barrier's phase gate) additionally takes its own lock before its
+// mutex's lock. select takes channel locks in address order. Nothing takes a primitive
+// lock while holding a timer shard's lock (timer callbacks only CAS and wake).
 #pragma once
 
 #include "assert.hpp"
