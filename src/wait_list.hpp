@@ -17,10 +17,12 @@
 //      outcome. Exactly one CAS succeeds (rule 2); the winner may write the node's slot
 //      (a channel value) and then calls resume() exactly once; a loser does nothing.
 //   3. Notifiers pop nodes under the primitive's lock (node->linked = false). A waiter
-//      ended by its timer finds its node(s) still linked and unlinks them under the lock
-//      before returning, so nobody touches a node after its waiter returned: a popped
-//      node whose claim failed is never touched again, a claimed one is touched only
-//      before resume().
+//      ended by its timer (or a select, by another case) comes back under the lock to
+//      leave() before returning, unlinking its node if it is still linked. So nobody
+//      touches a node after its waiter returned: a popped node whose claim failed is never
+//      touched again, a claimed one is touched only before resume(). A node popped with
+//      a failed claim is counted as an orphan of its queue (claim_popped) until its
+//      waiter's leave(): the queue looks empty, but that waiter still takes the lock.
 //   4. resume() is the last touch of a waiter by the winner: for a fiber it calls wake()
 //      (reads w->fiber first); for a plain thread it stores flag = 1 (release) and
 //      futex-wakes the word. After that store only the word's address is used: the waiter
@@ -34,7 +36,10 @@
 //      (and claimed waiters, step 4) are used. A store made under the primitive's lock
 //      counts as made at the unlock: every destructor first takes the lock
 //      (assert_no_waiters), so it cannot free the object under a releaser that still
-//      holds it. Hence: state that a waiter reads without the lock (a fast path) is
+//      holds it, and it waits while the queue has orphans (step 3): a timed-out waiter
+//      whose node a release popped, or a select that won elsewhere, is about to take the
+//      lock to leave, and the releaser, seeing an empty queue, may destroy the object
+//      at once. Hence: state that a waiter reads without the lock (a fast path) is
 //      changed only under the lock, and a releasing call touches nothing of the object
 //      after its unlock. A released waiter returns without touching the object either
 //      (it never re-checks after a successful claim), and a call that both releases and
@@ -46,9 +51,9 @@
 //      its workers keeps it alive until the waker's last touch (scheduler.cpp, shutdown
 //      step 4).
 // Lock order: a primitive's spinlock -> timer_shard::lock_ (arm in post) -> idle::lock_.
-// condition_variable additionally takes its own lock before its mutex's lock. select
-// takes channel locks in address order. Nothing takes a primitive lock while holding
-// a timer shard's lock (timer callbacks only CAS and wake).
+// condition_variable (and barrier's phase gate) additionally takes its own lock before its
+// mutex's lock. select takes channel locks in address order. Nothing takes a primitive
+// lock while holding a timer shard's lock (timer callbacks only CAS and wake).
 #pragma once
 
 #include "assert.hpp"
@@ -166,10 +171,13 @@ inline wait_node* pop_front(wait_queue& q) noexcept {
 //              hold the primitive's lock, which the destructor waits for;
 //   done       its last touch of the object is behind it;
 //   woken      resume() just released a plain-thread waiter (object = its futex word) and
-//              is about to futex-wake that address.
+//              is about to futex-wake that address;
+//   leaving    (reported by a waiter, not a releaser) its wait ended without this queue's
+//              claim (its timer won, or its select won elsewhere) and it is about to take
+//              the primitive's lock to leave the queue (object = the queue).
 // A test sleeps in the hook so the waiter can return and destroy the object (or reuse its
 // stack) in between: any later touch then hits a destroyed object.
-enum class release_point { published, done, woken };
+enum class release_point { published, done, woken, leaving };
 using release_hook = void (*)(const void* object, release_point) noexcept;
 // Any thread; install it before the threads that release start (nullptr: off).
 void set_release_hook(release_hook h) noexcept;
@@ -185,6 +193,26 @@ inline void release_window(const void* object, release_point p) noexcept {
 // following ones throw std::bad_alloc as if memory had run out; n < 0 turns it off. Set it
 // while no other thread allocates a channel buffer.
 void chan_alloc_inject_failure_after(long n) noexcept;
+
+// Step 3, for a node just popped from q (under the lock): try_claim(), and when the claim
+// fails count the node as an orphan of q: its waiter still comes back under the lock to
+// leave (leave()), and the destructor waits for that (step 5).
+[[nodiscard]] inline bool claim_popped(wait_queue& q, wait_node* n,
+                                       std::uint32_t outcome) noexcept {
+  if (try_claim(n->owner, outcome)) return true;
+  ++q.orphans;
+  return false;
+}
+
+// Step 3, under the lock: the node of a wait that ended without q's claim (its timer, or
+// its select's claim on another queue) leaves q: unlinked if still linked, else it was
+// popped by a claim that failed and is no longer an orphan.
+inline void leave(wait_queue& q, wait_node* n) noexcept {
+  if (n->linked)
+    unlink(q, n);
+  else
+    --q.orphans;
+}
 
 // Step 4. Any thread; after a successful try_claim and after writing the slot.
 inline void resume(waiter* w) noexcept {
@@ -232,11 +260,11 @@ inline std::uint32_t block(waiter& w, spinlock& lock, clock::time_point deadline
   return block(w, &l, 1, deadline);
 }
 
-// Releases every node of a finished wait that is still linked: the timeout path of
-// step 3 for one-node waits. Takes and releases `lock`.
+// The timeout path of step 3 for one-node waits: leave() under `lock`.
 inline void unlink_locked(spinlock& lock, wait_queue& q, wait_node& n) noexcept {
+  release_window(&q, release_point::leaving);
   lock.lock();
-  unlink(q, &n);
+  leave(q, &n);
   lock.unlock();
 }
 
@@ -244,13 +272,16 @@ inline void unlink_locked(spinlock& lock, wait_queue& q, wait_node& n) noexcept 
 // never 0. Stable across migration (mutex ownership).
 std::uintptr_t caller_token() noexcept;
 
-// The destructor check every primitive makes: destroying it while fibers or threads wait
-// on it is a contract violation (they would never be woken). `what` names it.
+// Step 5, in every destructor, with the queues of one primitive (all under `lock`): takes
+// the lock, so a releaser still inside its critical section finishes first, and waits
+// (yielding) while the queues are empty but orphans remain: their waiters' waits have
+// ended and they are about to leave. Destroying a primitive while fibers or threads wait
+// on it is a contract violation (they would never be woken); `what` names it.
+void await_orphans_then_assert_idle(spinlock& lock, wait_queue* const* qs, std::size_t n,
+                                    const char* what) noexcept;
 inline void assert_no_waiters(spinlock& lock, wait_queue& q, const char* what) noexcept {
-  lock.lock();
-  const bool idle = q.empty();
-  lock.unlock();
-  WEFT_ASSERT(idle, what);
+  wait_queue* qs[] = {&q};
+  await_orphans_then_assert_idle(lock, qs, 1, what);
 }
 
 // The wait every "until a condition holds" primitive (event, semaphore, wait_group)

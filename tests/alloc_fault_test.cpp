@@ -45,7 +45,8 @@ using chan = weft::channel<value>;
 
 // 16 values, the first growth's worth (16 slots): the 17th send must grow the buffer.
 void fill_first_buffer(chan& ch) {
-  for (int i = 0; i < 16; ++i) ASSERT_EQ(ch.send(std::make_unique<int>(i)), weft::channel_status::ok);
+  for (int i = 0; i < 16; ++i)
+    ASSERT_EQ(ch.send(std::make_unique<int>(i)), weft::channel_status::ok);
 }
 // Receives everything: exactly 0, 1, ..., n - 1, in order, then nothing.
 void expect_exactly(chan& ch, int n) {

@@ -387,6 +387,46 @@ TEST_P(Lifetime, SelectedChannelsDestroyedWhenTheSelectReturns) {
   }
 }
 
+TEST_P(Lifetime, ChannelDestroyedBySenderWhileTheSelectItWokeReturns) {
+  // The select waits; the sender hands it the value, returns, and destroys the channel at
+  // once: the woken select must not touch the channel again (it re-locked every channel
+  // to unlink its other cases). Its wait comes first: the sender starts 3 ms after it.
+  using ch = weft::channel<int>;
+  run_rounds<ch>(
+      sched(), "select woken by a send, sender destroys", rounds, queued_plans(),
+      [] { return std::make_unique<doomed<ch>>(0); }, noop,
+      [](ch& c) {
+        weft::this_fiber::sleep_for(3ms);
+        EXPECT_EQ(c.send(7), weft::channel_status::ok);
+      },
+      [](ch& c) {
+        t_releaser = false;  // no release window: the select is the released party here
+        int got = 0;
+        (void)weft::select(weft::recv_case(c, [&](std::optional<int> v) { got = v.value_or(-1); }));
+        EXPECT_EQ(got, 7);
+      });
+}
+
+TEST_P(Lifetime, ChannelsDestroyedWhileASelectThatWonElsewhereReturns) {
+  // The select waits on a and b. The other party sends on b (the select wins there),
+  // closes a (which pops the select's node in a: its claim fails), and destroys both at
+  // once: both queues are empty. The woken select must not touch a again before the
+  // destructor lets it (it unlinks its case in a under a's lock).
+  run_rounds<two_channels>(
+      sched(), "select won elsewhere, closer destroys", rounds, queued_plans(),
+      [] { return std::make_unique<doomed<two_channels>>(); }, noop,
+      [](two_channels& t) {
+        weft::this_fiber::sleep_for(3ms);
+        EXPECT_EQ(t.b.send(7), weft::channel_status::ok);
+        t.a.close();
+      },
+      [](two_channels& t) {
+        t_releaser = false;  // no release window: the select is the released party here
+        const std::size_t i = weft::select(weft::recv_case(t.a), weft::recv_case(t.b));
+        EXPECT_EQ(i, 1u);
+      });
+}
+
 // ---------------------------------------------------------------- barrier
 
 TEST_P(Lifetime, BarrierDestroyedByAWaiterWhileTheLastArriverIsInArriveAndWait) {
@@ -421,6 +461,132 @@ TEST_P(Lifetime, BarrierDestroyedByTheLastArriverWhileAReleasedWaiterReturns) {
       [](barrier& b) {
         t_releaser = false;
         b.arrive_and_wait();
+      });
+}
+
+// ---------------------------------------------------------------- timed waits
+
+// A timed waiter whose timer won must still take the primitive's lock to leave the queue.
+// A release that pops its node in between fails its claim and drops it, leaving the queue
+// empty: the releaser may then destroy the primitive, and the waiter's unlink would touch
+// it. The seam holds the waiter at `leaving` until the object is destroyed (or 20 ms: the
+// destructor must wait for it); the releaser releases and destroys meanwhile.
+std::atomic<bool> leaving_now{false};
+void leaving_hook(const void* object, release_point p) noexcept {
+  if (p != release_point::leaving) return;
+  auto* b = static_cast<const unsigned char*>(object);
+  if (b < the_round.lo.load() || b >= the_round.hi.load()) return;
+  if (leaving_now.exchange(true)) return;  // once per round
+  (void)wait_flag(the_round.destroyed, 20ms);
+}
+
+// prepare(P&): the releaser's first step; timed_wait(P&) must time out (1 ms) and return
+// false; release(P&) must find the waiter's node still queued (its claim then fails).
+template <class P, class Make, class Prepare, class TimedWait, class Release>
+void timed_rounds(weft::scheduler& s, const char* what, Make make, Prepare prepare,
+                  TimedWait timed_wait, Release release) {
+  hook_installed hook(leaving_hook);
+  watchdog wd(what);
+  for (side waiter_side : {side::fiber, side::thread}) {
+    for (int r = 0; r < rounds; ++r) {
+      const std::string where = std::string(what) +
+                                (waiter_side == side::fiber ? " (fiber" : " (thread") +
+                                " waiter, round " + std::to_string(r) + ")";
+      wd.kick(where);
+      std::unique_ptr<doomed<P>> d = make();
+      the_round.reset(d->lo(), d->hi(), false);
+      leaving_now.store(false);
+      auto waiter = [&] {
+        spin_until(the_round.ready);
+        EXPECT_FALSE(timed_wait(**d)) << where << ": the wait did not time out";
+        the_round.returned.store(true);
+      };
+      std::thread releaser([&] {
+        prepare(**d);
+        the_round.ready.store(true);
+        spin_until(leaving_now);  // the waiter timed out and is about to leave the queue
+        release(**d);             // pops its node: the claim fails
+        d->destroy();             // nothing is queued any more
+        the_round.destroyed.store(true);
+      });
+      if (waiter_side == side::fiber)
+        s.spawn(waiter).join();
+      else
+        std::thread(waiter).join();
+      releaser.join();
+      EXPECT_TRUE(d->intact()) << where << ": the waiter wrote to the destroyed object";
+    }
+  }
+}
+
+TEST_P(Lifetime, EventDestroyedWhileATimedOutWaiterLeaves) {
+  timed_rounds<weft::event>(
+      sched(), "event, timed-out waiter", [] { return std::make_unique<doomed<weft::event>>(); },
+      noop, [](weft::event& e) { return e.wait_for(1ms); }, [](weft::event& e) { e.set(); });
+}
+
+TEST_P(Lifetime, SemaphoreDestroyedWhileATimedOutWaiterLeaves) {
+  timed_rounds<weft::counting_semaphore>(
+      sched(), "semaphore, timed-out waiter",
+      [] { return std::make_unique<doomed<weft::counting_semaphore>>(0); }, noop,
+      [](weft::counting_semaphore& s) { return s.try_acquire_for(1ms); },
+      [](weft::counting_semaphore& s) { s.release(); });
+}
+
+TEST_P(Lifetime, WaitGroupDestroyedWhileATimedOutWaiterLeaves) {
+  timed_rounds<weft::wait_group>(
+      sched(), "wait_group, timed-out waiter",
+      [] { return std::make_unique<doomed<weft::wait_group>>(1); }, noop,
+      [](weft::wait_group& wg) { return wg.wait_for(1ms); },
+      [](weft::wait_group& wg) { wg.done(); });
+}
+
+TEST_P(Lifetime, MutexDestroyedWhileATimedOutLockerLeaves) {
+  timed_rounds<weft::mutex>(
+      sched(), "mutex, timed-out locker", [] { return std::make_unique<doomed<weft::mutex>>(); },
+      [](weft::mutex& m) { m.lock(); },
+      [](weft::mutex& m) {
+        if (!m.try_lock_for(1ms)) return false;
+        m.unlock();
+        return true;
+      },
+      [](weft::mutex& m) { m.unlock(); });
+}
+
+weft::mutex cv_user_mutex;  // outside the destroyed storage: the waiter re-locks it
+
+TEST_P(Lifetime, ConditionVariableDestroyedWhileATimedOutWaiterLeaves) {
+  timed_rounds<weft::condition_variable>(
+      sched(), "condition_variable, timed-out waiter",
+      [] { return std::make_unique<doomed<weft::condition_variable>>(); }, noop,
+      [](weft::condition_variable& cv) {
+        std::unique_lock<weft::mutex> lk(cv_user_mutex);
+        return cv.wait_for(lk, 1ms) == std::cv_status::no_timeout;
+      },
+      [](weft::condition_variable& cv) { cv.notify_all(); });
+}
+
+TEST_P(Lifetime, ChannelDestroyedWhileATimedOutReceiverLeaves) {
+  using ch = weft::channel<int>;
+  timed_rounds<ch>(
+      sched(), "channel, timed-out receiver", [] { return std::make_unique<doomed<ch>>(4); }, noop,
+      [](ch& c) { return c.recv_for(1ms).status == weft::channel_status::ok; },
+      [](ch& c) { EXPECT_EQ(c.send(7), weft::channel_status::ok); });  // buffered
+}
+
+TEST_P(Lifetime, ChannelsDestroyedWhileATimedOutSelectLeaves) {
+  struct buffered_pair {
+    weft::channel<int> a{4}, b{4};
+  };
+  timed_rounds<buffered_pair>(
+      sched(), "select, timed out", [] { return std::make_unique<doomed<buffered_pair>>(); }, noop,
+      [](buffered_pair& t) {
+        return weft::select_for(1ms, weft::recv_case(t.a), weft::recv_case(t.b)) !=
+               weft::select_timeout;
+      },
+      [](buffered_pair& t) {
+        EXPECT_EQ(t.a.send(1), weft::channel_status::ok);  // buffered
+        EXPECT_EQ(t.b.send(2), weft::channel_status::ok);
       });
 }
 

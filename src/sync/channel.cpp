@@ -19,13 +19,21 @@
 //      concurrent selects), poll the cases from a random start, complete the first ready
 //      one; otherwise link one node per case, all owned by one waiter, and block: the
 //      post-switch action releases every lock. The winner's claim CAS picks the case;
-//      afterwards the select re-locks all channels and unlinks the other nodes.
+//      afterwards the select re-locks the channels and unlinks the other nodes, except
+//      the winner's channel when no other case waits on it (its node was popped by the
+//      claimer, and the claimer's side may already have destroyed that channel).
 //   6. Allocation: only an unbounded channel's growth allocates under lock_ (step 2's
 //      buffering; step 3's refill goes to a bounded channel's freed slot). grow()
 //      allocates before it changes anything, so when it throws, send (or select) unlocks
 //      and rethrows with the channel as it was and the caller's value untouched; no
 //      receiver was claimed (a send claims one only instead of buffering). The buffer's
 //      byte size is checked: capacity * sizeof(T) that overflows throws length_error.
+//   7. Lifetimes (wait_list.hpp step 5): a released waiter returns without touching the
+//      channel. A select that won on one channel still leaves the others under their
+//      locks, and a close (or a partner) there may already have popped its node, the
+//      claim failing, leaving that channel's queues empty so that its owner may destroy
+//      it: such a node is an orphan of its queue until its select leave()s, and the
+//      destructor waits for the orphans (as for a timed-out waiter, wait_list.hpp).
 // Hand-off keeps partners together: resume() calls wake(), which on a worker puts the
 // partner in that worker's runnext slot, so a ping-pong runs on one worker's cache.
 #include <weft/sync/channel.hpp>
@@ -113,7 +121,7 @@ struct chan_ops {
   }
   static wait_node* claim_first(wait_queue& q, outcome_kind k) noexcept {
     while (wait_node* n = pop_front(q))
-      if (try_claim(n->owner, make_outcome(k, n->index))) return n;
+      if (claim_popped(q, n, make_outcome(k, n->index))) return n;
     return nullptr;
   }
 
@@ -183,10 +191,9 @@ chan_core::chan_core(std::size_t capacity, const chan_vtable& vt) : vt_(vt), cap
 }
 
 chan_core::~chan_core() {
-  lock_.lock();
-  const bool idle = senders_.empty() && receivers_.empty();
-  lock_.unlock();
-  WEFT_ASSERT(idle, "weft::channel destroyed while fibers or threads wait on it");
+  wait_queue* queues[] = {&senders_, &receivers_};  // step 7
+  await_orphans_then_assert_idle(lock_, queues, 2,
+                                 "weft::channel destroyed while fibers or threads wait on it");
   for (std::size_t i = 0; i < count_; ++i) vt_.destroy(chan_ops::slot(*this, i));
   if (buf_) chan_ops::deallocate(*this, buf_);
 }
@@ -333,10 +340,27 @@ select_outcome chan_ops::select(select_case* cases, std::size_t n, clock::time_p
     push_back(cases[i].send ? cases[i].ch->senders_ : cases[i].ch->receivers_, &nodes[i]);
   }
   const std::uint32_t out = block(w, ls.locks, ls.n, deadline);
-  ls.lock();  // unlink the cases that did not happen (the winner was popped already)
+  // Unlink the cases that did not happen (step 5), but leave the winner's channel alone
+  // unless another case waits on it too: its claimer popped the winner's node before
+  // resuming us, and the claimer's side may destroy that channel as soon as its own
+  // operation returned (wait_list.hpp step 5). A timeout has no winner: all are re-locked.
+  const std::size_t won = kind_of(out) == outcome_timeout ? none : index_of(out);
+  chan_core* spared = won == none ? nullptr : cases[won].ch;
+  for (std::size_t i = 0; i < n && spared; ++i)
+    if (i != won && cases[i].ch == spared) spared = nullptr;
+  lock_set rest;  // still in address order
+  for (std::size_t i = 0; i < ls.n; ++i)
+    if (!spared || ls.locks[i] != &spared->lock_) rest.locks[rest.n++] = ls.locks[i];
   for (std::size_t i = 0; i < n; ++i)
-    unlink(cases[i].send ? cases[i].ch->senders_ : cases[i].ch->receivers_, &nodes[i]);
-  ls.unlock();
+    if (i != won && cases[i].ch != spared)
+      release_window(cases[i].send ? &cases[i].ch->senders_ : &cases[i].ch->receivers_,
+                     release_point::leaving);
+  rest.lock();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i == won || cases[i].ch == spared) continue;  // popped by its (successful) claimer
+    leave(cases[i].send ? cases[i].ch->senders_ : cases[i].ch->receivers_, &nodes[i]);
+  }
+  rest.unlock();
   switch (kind_of(out)) {
     case outcome_ok:
       return {index_of(out), channel_status::ok};

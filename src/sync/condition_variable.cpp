@@ -56,7 +56,7 @@ void condition_variable::notify_one() noexcept {
   lock_.lock();
   wait_node* claimed = nullptr;
   while (wait_node* n = pop_front(queue_))
-    if (try_claim(n->owner, make_outcome(outcome_ok))) {
+    if (claim_popped(queue_, n, make_outcome(outcome_ok))) {
       claimed = n;
       break;
     }
@@ -70,7 +70,7 @@ void condition_variable::notify_all() noexcept {
   resume_chain chain;
   lock_.lock();
   while (wait_node* n = pop_front(queue_))
-    if (try_claim(n->owner, make_outcome(outcome_ok))) chain.add(n);
+    if (claim_popped(queue_, n, make_outcome(outcome_ok))) chain.add(n);
   lock_.unlock();
   chain.resume_all();
   release_window(this, release_point::done);

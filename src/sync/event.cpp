@@ -39,7 +39,7 @@ void event::set() noexcept {
   if (auto_) {
     wait_node* claimed = nullptr;
     while (wait_node* n = pop_front(queue_))
-      if (try_claim(n->owner, make_outcome(outcome_ok))) {
+      if (claim_popped(queue_, n, make_outcome(outcome_ok))) {
         claimed = n;
         break;
       }
@@ -53,7 +53,7 @@ void event::set() noexcept {
     set_.store(true, std::memory_order_release);  // release: pairs with try_consume()
     release_window(this, release_point::published);
     while (wait_node* n = pop_front(queue_))
-      if (try_claim(n->owner, make_outcome(outcome_ok))) chain.add(n);
+      if (claim_popped(queue_, n, make_outcome(outcome_ok))) chain.add(n);
   }
   lock_.unlock();
   chain.resume_all();

@@ -124,8 +124,9 @@ bool mutex::lock_until(clock::time_point deadline) {
         node.front = true;
         continue;
       default:  // step 3
+        release_window(&queue_, release_point::leaving);
         lock_.lock();
-        unlink(queue_, &node);
+        leave(queue_, &node);
         if (queue_.empty()) state_.fetch_and(~waiters, std::memory_order_relaxed);  // lock_
         lock_.unlock();
         return false;
@@ -155,7 +156,7 @@ void mutex::unlock() noexcept {
   bool handoff = false;
   while ((h = pop_front(queue_)) != nullptr) {
     handoff = steady_ns() - h->owner->since >= starve_ns;
-    if (try_claim(h->owner, make_outcome(handoff ? outcome_ok : outcome_closed))) break;
+    if (claim_popped(queue_, h, make_outcome(handoff ? outcome_ok : outcome_closed))) break;
   }
   s = state_.load(std::memory_order_relaxed);
   for (;;) {

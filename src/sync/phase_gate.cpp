@@ -55,7 +55,7 @@ void phase_gate::open(std::uint64_t next) noexcept {
   phase_.store(next, std::memory_order_release);
   release_window(this, release_point::published);
   while (wait_node* n = pop_front(queue_))
-    if (try_claim(n->owner, make_outcome(outcome_ok))) chain.add(n);
+    if (claim_popped(queue_, n, make_outcome(outcome_ok))) chain.add(n);
   lock_.unlock();
   chain.resume_all();
   // The gate's last touch; the barrier's mutex is still held (its destructor waits for it).

@@ -42,7 +42,7 @@ void counting_semaphore::release(std::ptrdiff_t n) noexcept {
   while (n > 0) {
     wait_node* w = pop_front(queue_);
     if (!w) break;
-    if (try_claim(w->owner, make_outcome(outcome_ok))) {
+    if (claim_popped(queue_, w, make_outcome(outcome_ok))) {
       chain.add(w);
       --n;
     }

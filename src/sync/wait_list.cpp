@@ -2,6 +2,8 @@
 // for fibers (post-switch publication) and plain threads (futex).
 #include "../wait_list.hpp"
 
+#include <weft/fiber.hpp>
+
 #include "../assert.hpp"
 #include "../parker.hpp"
 
@@ -126,6 +128,28 @@ std::uint32_t block_untimed(waiter& w, spinlock& lock) noexcept {
   current_worker()->suspend(w.fiber, post_unlock, &lock);
   // acquire: pairs with the claim CAS; the wake's queue handover already orders it.
   return w.state.load(std::memory_order_acquire);
+}
+
+void await_orphans_then_assert_idle(spinlock& lock, wait_queue* const* qs, std::size_t n,
+                                    const char* what) noexcept {
+  lock.lock();
+  for (;;) {
+    bool idle = true, orphans = false;
+    for (std::size_t i = 0; i < n; ++i) {
+      idle = idle && qs[i]->empty();
+      orphans = orphans || qs[i]->orphans != 0;
+    }
+    if (!idle || !orphans) {
+      lock.unlock();
+      WEFT_ASSERT(idle, what);
+      return;
+    }
+    // An orphan's waiter is between its wait's end and its leave(), a few instructions
+    // (or, for a fiber, until its worker runs it: yield lets this worker do so).
+    lock.unlock();
+    this_fiber::yield();
+    lock.lock();
+  }
 }
 
 namespace {

@@ -18,6 +18,12 @@
 // Memory ordering: a send happens-before the recv that returns its value; close()
 // happens-before every operation that returns `closed` because of it. FIFO per channel:
 // values leave in the order their sends completed.
+//
+// Lifetime: a channel may be destroyed once no operation waits on it, even while the
+// partner of the last one (the send that handed over a value, the close that released a
+// receiver, a select that won) is still returning: none of them touches it afterwards. A
+// select that won elsewhere but still has to leave this channel delays its destruction
+// for that moment (src/sync/channel.cpp step 7).
 #pragma once
 
 #include <weft/export.hpp>

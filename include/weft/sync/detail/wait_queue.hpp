@@ -44,6 +44,10 @@ struct wait_node;
 struct wait_queue {
   wait_node* head = nullptr;
   wait_node* tail = nullptr;
+  // Nodes popped by a claim that failed (their wait had already ended: a timer, or a
+  // select that won elsewhere) whose waiters have not yet come back under the lock to
+  // leave; the destructor waits for them (src/wait_list.hpp step 5).
+  std::uint32_t orphans = 0;
   bool empty() const noexcept { return head == nullptr; }
 };
 
