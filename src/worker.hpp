@@ -66,21 +66,23 @@
 //   3. The bound: the watcher looks again after watch_period_min (50 us) while some awake
 //      peer stands still and is not known to wait for a CPU (it computes: it may strand
 //      something any moment), and backs off, doubling up to watch_period_max (1 ms),
-//      while every awake peer keeps moving. look_at() needs two reads of a peer's CPU
-//      clock: a fiber that has computed since before the watcher's last look is taken
-//      at the next look (<= 50 us, plus the time to leave a timed futex wait: tens of us
-//      on an idle vCPU here); one that passed its last scheduling point just before,
-//      after one or two more looks (<= 1.1 ms when the watcher had backed off). A
-//      searching worker takes it after stall_grace (20 us). conservation_test and
+//      while every awake peer keeps moving, waits for a CPU, or has computed for more
+//      than long_compute (10 ms). look_at() needs two reads of a peer's CPU clock: a
+//      fiber that has computed since before the watcher's last look is taken at the next
+//      look (<= 50 us, plus the time to leave a timed futex wait: tens of us on an idle
+//      vCPU here); one that passed its last scheduling point just before, after one or
+//      two more looks; either waits up to ~1.1 ms when the watcher had backed off (its
+//      peers kept moving, or one had computed for 10 ms already). A searching worker
+//      takes it after stall_grace (20 us). conservation_test and
 //      stress/conservation_stress print the waits.
 //   4. Cost: the owner's side is one exchange per runnext_ take and per private_ join or
 //      publication, on lines of its own. The watcher's look reads one line per peer
 //      (progress_, runnext_, private count) plus what idle.hpp step C3 reads, and one
 //      CPU clock (a ~2 us syscall) per peer that stands still: O(workers) every 50 us
 //      to 1 ms, only while some worker is awake and another parked. A timed wake costs
-//      ~16 us of CPU on this VM kind: ~14% of the watcher's core while a fiber computes
-//      for long, a few % while peers keep moving. No global counter or lock is touched
-//      on the hot path.
+//      ~16-20 us of CPU on this VM kind: ~20% of the watcher's core during the first
+//      10 ms of a computation, ~2% after it and while peers keep moving. No global
+//      counter or lock is touched on the hot path.
 #pragma once
 
 #include "context.hpp"
