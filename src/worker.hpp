@@ -76,13 +76,15 @@
 //      takes it after stall_grace (20 us). conservation_test and
 //      stress/conservation_stress print the waits.
 //   4. Cost: the owner's side is one exchange per runnext_ take and per private_ join or
-//      publication, on lines of its own. The watcher's look reads one line per peer
-//      (progress_, runnext_, private count) plus what idle.hpp step C3 reads, and one
-//      CPU clock (a ~2 us syscall) per peer that stands still: O(workers) every 50 us
-//      to 1 ms, only while some worker is awake and another parked. A timed wake costs
-//      ~16-20 us of CPU on this VM kind: ~20% of the watcher's core during the first
-//      10 ms of a computation, ~2% after it and while peers keep moving. No global
-//      counter or lock is touched on the hot path.
+//      publication, on lines of its own (W4, two takes per round trip: +3-5 ns of CPU
+//      per round trip). An asymmetric fence (membarrier) that let owners take with
+//      plain stores measured no better, and was dropped. The watcher's look reads one
+//      line per peer (progress_, runnext_, private count) plus what idle.hpp step C3
+//      reads, and one CPU clock (a ~2 us syscall) per peer that stands still:
+//      O(workers) every 50 us to 1 ms, only while some worker is awake and another
+//      parked. A timed wake costs ~16-20 us of CPU on this VM kind: ~20% of the
+//      watcher's core during the first 10 ms of a computation, ~2% after it and while
+//      peers keep moving. No global counter or lock is touched on the hot path.
 #pragma once
 
 #include "context.hpp"
