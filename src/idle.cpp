@@ -78,9 +78,10 @@ bool idle::try_claim_watch(unsigned worker) noexcept {
 }
 
 void idle::release_watch(unsigned worker) noexcept {
-  (void)worker;
-  // seq_cst: see try_claim_watch.
-  watcher_.store(-1, std::memory_order_seq_cst);
+  // seq_cst: see try_claim_watch. A CAS, so that only the holder can clear it.
+  int expected = static_cast<int>(worker);
+  (void)watcher_.compare_exchange_strong(expected, -1, std::memory_order_seq_cst,
+                                         std::memory_order_relaxed);
 }
 
 std::vector<unsigned> idle::take_all_sleepers() noexcept {

@@ -94,7 +94,7 @@ public:
   // W1: true when `worker` (parked, C1 done) now holds the watch: some worker is awake
   // and nobody else held it.
   bool try_claim_watch(unsigned worker) noexcept;
-  // W3: gives the watch up (only its holder calls this).
+  // W3: gives the watch up, if `worker` holds it.
   void release_watch(unsigned worker) noexcept;
   // Removes and returns every sleeper (shutdown).
   std::vector<unsigned> take_all_sleepers() noexcept;
