@@ -617,19 +617,6 @@ void worker::push_ring(item it) noexcept {
   if (std::size_t n = ring_.push(it, spill_.data())) rt_.inject(spill_.data(), n);
 }
 
-item worker::take_runnext() noexcept {
-  // relaxed: only the owner fills the slot.
-  item it = runnext_.load(std::memory_order_relaxed);
-  if (!it) return 0;
-  if (solo_) {  // nobody steals: no RMW (W3, W4 with one worker)
-    runnext_.store(0, std::memory_order_relaxed);
-    return it;
-  }
-  // relaxed: we stored the item ourselves; the exchange only decides who has it (a thief's
-  // CAS or us). Work conservation 1.
-  return runnext_.exchange(0, std::memory_order_relaxed);
-}
-
 task* worker::take_private_slot(std::size_t i) noexcept {
   // relaxed: we stored these tasks ourselves; the exchange decides against thieves.
   if (solo_) {
