@@ -71,7 +71,9 @@ bool idle::cancel_park(unsigned worker) noexcept {
 bool idle::try_claim_watch(unsigned worker) noexcept {
   // seq_cst: W4's argument orders claims, releases and C1/P4's updates of state_ in one
   // total order.
-  if ((state_.load(std::memory_order_seq_cst) >> 32) == 0) return false;  // nobody awake
+  const std::uint64_t s = state_.load(std::memory_order_seq_cst);
+  // Nobody works (every unparked worker searches, and a searcher holds nothing): no watch.
+  if ((s >> 32) <= (s & 0xffffffffu)) return false;
   int expected = -1;
   return watcher_.compare_exchange_strong(expected, static_cast<int>(worker),
                                           std::memory_order_seq_cst, std::memory_order_relaxed);

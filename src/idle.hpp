@@ -41,26 +41,28 @@
 // requeues without one; none of that is visible to C3, and a parked worker cannot look
 // for it. So one sleeper at a time watches:
 //   W1. A worker that found nothing at C3 claims the watch (watcher_: CAS -1 -> itself,
-//       seq_cst) if some worker is awake (state_'s unparked count, seq_cst, read after
-//       its own C1). The watcher parks with a timeout (worker.hpp work conservation 3:
-//       50 us to 1 ms, or its timer deadline if sooner); every other sleeper parks as
-//       before.
+//       seq_cst) if some worker is working: unparked and not searching (state_, seq_cst,
+//       read after its own C1; a searcher holds nothing: it found its own queues empty).
+//       The watcher parks with a timeout (worker.hpp work conservation 3: 50 us to 1 ms,
+//       or its timer deadline if sooner); every other sleeper parks as before.
 //   W2. On each timeout the watcher looks: C3's sources again, every worker's earliest
 //       timer, and every peer (worker::look_at: a peer whose running fiber strands its
 //       runnext_ or private_). Any of these: it leaves the sleeper list (cancel_park, as
 //       C3) and searches; its search takes the item. Otherwise it parks again (W1).
 //   W3. The watcher gives the watch up (watcher_ = -1) whenever it wakes: unparked by a
 //       producer, timed out (it re-claims at W1 if it stays), or leaving.
-//   W4. Why some worker always watches while one is awake and another parked: a worker
-//       becomes awake only as a searcher (P4, cancel_park, a timed park ending). A
-//       searcher either parks (W1: it claims the watch if nobody holds it; if somebody
-//       does, that one watches) or finds work and stops searching; the last searcher to
-//       stop runs notify_one (above), which unparks a sleeper whenever nobody else
-//       searches, and that sleeper searches in turn. The watcher leaving (W3) is itself a
-//       searcher. So from every state with an awake worker and a sleeper, a searcher
-//       exists or a watcher sleeps; a claim that fails means another holds the watch.
-//       With every worker parked nothing is hidden (a worker empties its runnext_ and
-//       private_ before parking: next_local), and nobody watches.
+//   W4. Why some worker always watches while one works and another is parked: a worker
+//       starts working only as a searcher that found work (a parked one wakes as a
+//       searcher: P4, cancel_park, a timed park ending). A searcher either parks (W1: it
+//       claims the watch if somebody works and nobody holds it; if somebody does, that
+//       one watches) or finds work and stops searching; the last searcher to stop runs
+//       notify_one (above), which unparks a sleeper whenever nobody else searches, and
+//       that sleeper searches in turn. The watcher leaving (W3) is itself a searcher. So
+//       from every state with a working worker and a sleeper, a searcher exists or a
+//       watcher sleeps; a claim that fails means another holds the watch. A searcher or
+//       a parked worker hides nothing (it found runnext_ and private_ empty: next_local),
+//       so while nobody works, nobody watches (no timed wakes while the runtime idles
+//       between outside spawns: the wake-up stress's latency stays as it was).
 //
 // Rejected: one condition variable for all workers (thundering herd, a global lock on the
 // producer fast path); waking on every push (a 45 µs futex round trip per spawn on this VM).

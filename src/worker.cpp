@@ -75,12 +75,14 @@ constexpr std::int64_t stall_grace_ns = 20'000;
 constexpr std::int64_t probe_ns = 10'000;
 constexpr std::int64_t stall_limit_ns = 50'000'000;
 // The watcher's looks (idle.hpp W2, worker.hpp step 3): watch_period_min apart while some
-// awake peer stands still and may be computing, doubling up to watch_period_max while
-// every awake peer keeps moving. Each look costs a timed futex wake (~16 us of CPU on
-// this VM kind) and O(workers) loads; looks 50 us apart all the time cost W4 ~40% on a
-// loaded 2-vCPU VM.
+// awake peer stands still and may be computing (for less than long_compute so far),
+// doubling up to watch_period_max while every awake peer keeps moving, waits for a CPU,
+// or has computed for longer. Each look costs a timed futex wake (~16-20 us of CPU on
+// this VM kind) and O(workers) loads: looks 50 us apart cost the watcher's core ~20%,
+// and W4 ~40% on a loaded 2-vCPU VM.
 constexpr std::int64_t watch_period_min_ns = 50'000;
 constexpr std::int64_t watch_period_max_ns = 1'000'000;
+constexpr std::int64_t long_compute_ns = 10'000'000;
 
 // A busy worker polls the fds (reactor.hpp step 2) at most this often on fairness ticks:
 // an epoll_wait costs ~0.5 µs, a tick comes every 61 picks.
@@ -331,8 +333,10 @@ bool worker::watch_tick(std::int64_t now, bool& calm) noexcept {
       case peer_state::waiting:  // preempted (or parked): the OS, not us, must run it
         break;
       case peer_state::unknown:
-      case peer_state::computing:  // may hide something any moment: look again soon
-        if (!v.parker_.sleeping()) calm = false;
+      case peer_state::computing:
+        // It may hide something any moment: look again soon, unless it has computed for
+        // long already (then a long computation it likely is, and looks back off).
+        if (!v.parker_.sleeping() && now - seen_[i].since < long_compute_ns) calm = false;
         break;
       case peer_state::stranding:
         found = true;
@@ -663,19 +667,6 @@ void worker::flush_fired() noexcept {
 
 void worker::push_ring(item it) noexcept {
   if (std::size_t n = ring_.push(it, spill_.data())) rt_.inject(spill_.data(), n);
-}
-
-item worker::take_runnext() noexcept {
-  // relaxed: only the owner fills the slot.
-  item it = runnext_.load(std::memory_order_relaxed);
-  if (!it) return 0;
-  if (solo_) {  // nobody steals: no RMW (W3, W4 with one worker)
-    runnext_.store(0, std::memory_order_relaxed);
-    return it;
-  }
-  // relaxed: we stored the item ourselves; the exchange only decides who has it (a thief's
-  // CAS or us). Work conservation 1.
-  return runnext_.exchange(0, std::memory_order_relaxed);
 }
 
 task* worker::take_private_slot(std::size_t i) noexcept {

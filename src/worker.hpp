@@ -58,7 +58,7 @@
 //      remote_ and, through look_at(), its runnext_ and private_. A parked worker cannot
 //      look, and the owner does not wake anyone when it fills runnext_ or private_ (a
 //      futex wake costs 24-64 us here, on every hand-off of a ping-pong: Tokio 1.51 lost
-//      ~30% throughput that way). Instead, while any worker is awake, one parked worker,
+//      ~30% throughput that way). Instead, while any worker works, one parked worker,
 //      the *watcher* (idle.hpp W1-W4), parks with a timeout and, on each timeout, looks
 //      at every peer: visible work (idle.hpp step C3: a yield's requeue is one), a due
 //      timer of any worker, or a peer that strands what it holds makes it leave its park
@@ -66,21 +66,26 @@
 //   3. The bound: the watcher looks again after watch_period_min (50 us) while some awake
 //      peer stands still and is not known to wait for a CPU (it computes: it may strand
 //      something any moment), and backs off, doubling up to watch_period_max (1 ms),
-//      while every awake peer keeps moving. look_at() needs two reads of a peer's CPU
-//      clock: a fiber that has computed since before the watcher's last look is taken
-//      at the next look (<= 50 us, plus the time to leave a timed futex wait: tens of us
-//      on an idle vCPU here); one that passed its last scheduling point just before,
-//      after one or two more looks (<= 1.1 ms when the watcher had backed off). A
-//      searching worker takes it after stall_grace (20 us). conservation_test and
+//      while every awake peer keeps moving, waits for a CPU, or has computed for more
+//      than long_compute (10 ms). look_at() needs two reads of a peer's CPU clock: a
+//      fiber that has computed since before the watcher's last look is taken at the next
+//      look (<= 50 us, plus the time to leave a timed futex wait: tens of us on an idle
+//      vCPU here); one that passed its last scheduling point just before, after one or
+//      two more looks; either waits up to ~1.1 ms when the watcher had backed off (its
+//      peers kept moving, or one had computed for 10 ms already). A searching worker
+//      takes it after stall_grace (20 us). conservation_test and
 //      stress/conservation_stress print the waits.
 //   4. Cost: the owner's side is one exchange per runnext_ take and per private_ join or
-//      publication, on lines of its own. The watcher's look reads one line per peer
-//      (progress_, runnext_, private count) plus what idle.hpp step C3 reads, and one
-//      CPU clock (a ~2 us syscall) per peer that stands still: O(workers) every 50 us
-//      to 1 ms, only while some worker is awake and another parked. A timed wake costs
-//      ~16 us of CPU on this VM kind: ~14% of the watcher's core while a fiber computes
-//      for long, a few % while peers keep moving. No global counter or lock is touched
-//      on the hot path.
+//      publication, on lines of its own (W4, two takes per round trip: +3-5 ns of CPU
+//      per round trip). An asymmetric fence (membarrier) that let owners take with
+//      plain stores measured no better, and was dropped. The watcher's look reads one
+//      line per peer (progress_, runnext_, private count) plus what idle.hpp step C3
+//      reads, and one CPU clock (a ~2 us syscall) per peer that stands still:
+//      O(workers) every 50 us to 1 ms, only while some worker is working and another
+//      parked. A timed wake costs ~16-35 us of CPU on this VM kind: ~20% of the
+//      watcher's core during the first 10 ms of a computation, 3-4% over a 2 s one, a
+//      few % while peers keep moving. No global counter or lock is touched on the hot
+//      path.
 #pragma once
 
 #include "context.hpp"
@@ -258,8 +263,20 @@ public:
 private:
   item find_work() noexcept;
   item try_steal(std::int64_t now) noexcept;
-  // Owner: takes runnext_ (0 when empty or taken by a thief).
-  item take_runnext() noexcept;
+  // Owner: takes runnext_ (0 when empty or taken by a thief). Inline: next_local runs it
+  // on every switch (an out-of-line call cost W3 ~1 ns of its ~13).
+  item take_runnext() noexcept {
+    // relaxed: only the owner fills the slot.
+    item it = runnext_.load(std::memory_order_relaxed);
+    if (!it) return 0;
+    if (solo_) {  // nobody steals: no RMW (W3, W4 with one worker)
+      runnext_.store(0, std::memory_order_relaxed);
+      return it;
+    }
+    // relaxed: we stored the item ourselves; the exchange only decides who has it (a
+    // thief's CAS or us). Work conservation 1.
+    return runnext_.exchange(0, std::memory_order_relaxed);
+  }
   // Owner: empties private_ slot i and returns what it held (nullptr: a thief took it).
   task* take_private_slot(std::size_t i) noexcept;
   // Thief, on a victim: its runnext_ or its oldest private_ task, if the victim's running
