@@ -69,4 +69,11 @@ void fuzz_point() noexcept {
   if (go) w->yield(w->current());
 }
 
+int fuzz_one_in(unsigned n) noexcept {
+  worker* w = current_worker();
+  if (!w || !w->fuzz().on()) return -1;
+  tsan_internal_scope internal;  // the worker's generator, as in fuzz_point
+  return w->fuzz().one_in(n) ? 1 : 0;
+}
+
 }  // namespace weft::detail

@@ -25,13 +25,21 @@
 //   5. Timer order: each timer's deadline is pushed later by a random amount below
 //      timer_jitter_ns (never earlier: a sleep still never ends before its deadline), which
 //      reorders timers whose deadlines lie within that tolerance of each other.
+//   6. Mutex hand-off: whether mutex::unlock hands the lock to the first waiter (instead
+//      of waking it to retry) is a draw, one in four, where the default policy asks the
+//      clock whether that waiter has starved for 1 ms. Both are valid; the clock would
+//      make the schedule depend on how fast the machine runs (a one-worker replay under
+//      ASan diverged about one run in four because of it).
+//   7. A waker that lingers: after a wake that queued the fiber on another worker
+//      (choice 4), the waker waits, one time in four, until that worker has taken and run
+//      something (at most linger_ns), as if the OS had preempted it right after the wake.
+//      A release that touches its object after the wake (a lifetime bug: the woken fiber
+//      may destroy the object the moment its wait returns) is then caught in the act.
 // Replay: every choice comes from the worker's own generator, seeded from (seed, worker
 // index). With one worker, and a program whose behaviour does not depend on wall-clock
 // time, I/O or outside threads, the same seed therefore replays the same schedule. With
 // several workers the seed still selects the choices each worker makes, but the OS decides
 // how the workers interleave: rerun a failure's seed a few times (and on one worker).
-// Known gap: in the ASan build about one one-worker rerun in four still diverges (cause
-// not found yet; the release and TSan builds replayed exactly in every run so far).
 #pragma once
 
 #include <cstdint>
@@ -40,6 +48,8 @@ namespace weft::detail {
 
 // How much later than its deadline a timer may fire under fuzzing (choice 5).
 inline constexpr std::int64_t timer_jitter_ns = 200'000;
+// The longest a waker lingers after a cross-worker wake (choice 7).
+inline constexpr std::int64_t linger_ns = 200'000;
 
 // The seed of the most recently started fuzzing scheduler (0: none), for failure reports.
 // relaxed: a diagnostic only.
@@ -84,5 +94,10 @@ private:
 // Anywhere else (plain thread, scheduler context, fuzzing off) it does nothing. Call it
 // only where the caller holds no spinlock and may suspend.
 void fuzz_point() noexcept;
+
+// Choice 6: on a worker of a fuzzing runtime, true with probability 1/n (a draw of that
+// worker's generator); elsewhere (plain thread, fuzzing off) -1: the caller decides as
+// it would without fuzzing. Never yields; may be called with a spinlock held.
+int fuzz_one_in(unsigned n) noexcept;
 
 }  // namespace weft::detail

@@ -155,7 +155,10 @@ void mutex::unlock() noexcept {
   wait_node* h = nullptr;
   bool handoff = false;
   while ((h = pop_front(queue_)) != nullptr) {
-    handoff = steady_ns() - h->owner->since >= starve_ns;
+    // Starved for starve_ns: hand the lock over. Under schedule fuzzing a draw decides
+    // instead (sched_fuzz.hpp choice 6), so that a seed replays whatever the clock says.
+    const int drawn = fuzz_one_in(4);
+    handoff = drawn >= 0 ? drawn == 1 : steady_ns() - h->owner->since >= starve_ns;
     if (claim_popped(queue_, h, make_outcome(handoff ? outcome_ok : outcome_closed))) break;
   }
   s = state_.load(std::memory_order_relaxed);
