@@ -7,6 +7,7 @@
 #include "idle.hpp"
 #include "diag.hpp"
 #include "reactor.hpp"
+#include "sched_fuzz.hpp"
 
 #include <weft/scheduler.hpp>
 
@@ -86,6 +87,7 @@ public:
   const scheduler::options opts_;  // normalised: stack sizes rounded, workers resolved
   std::size_t inline_reserve_;     // a join runs a child inline only with this much stack left
   const std::uint64_t fuzz_seed_;  // sched_fuzz.hpp; 0: off. Before the workers: they read it
+  fuzz_windows_ref fuzz_windows_{fuzz_seed_ != 0};  // sched_fuzz.hpp choice 8
   idle idle_;
   // WEFT_SCHEDTRACE / WEFT_STALL_MS, read once (diag.hpp). Its sampling state is the
   // reactor thread's alone; workers only read the flags fixed at construction.

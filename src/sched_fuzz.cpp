@@ -3,6 +3,7 @@
 #include "sched_fuzz.hpp"
 
 #include "tsan_scope.hpp"
+#include "wait_list.hpp"
 #include "worker.hpp"
 
 #include <weft/fiber.hpp>
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <random>
 
 namespace weft::detail {
@@ -67,6 +69,51 @@ void fuzz_point() noexcept {
     go = w->fuzz().one_in(4);
   }
   if (go) w->yield(w->current());
+}
+
+namespace {
+
+// Choice 8, the release-window hook. Only on a fuzzing runtime's worker: a plain thread
+// has no generator (and no seed to replay).
+void fuzz_window(const void*, release_point p) noexcept {
+  if (p == release_point::done) return;  // nothing of the object is left to touch
+  worker* w = current_worker();
+  if (!w || !w->fuzz().on()) return;
+  std::int64_t spin;
+  {
+    tsan_internal_scope internal;  // the worker's generator, as in fuzz_point
+    if (!w->fuzz().one_in(8)) return;
+    spin = static_cast<std::int64_t>(w->fuzz().below(linger_ns));
+  }
+  const std::int64_t until = steady_ns() + spin;
+  while (steady_ns() < until)
+    for (int i = 0; i < 32; ++i) __builtin_ia32_pause();
+}
+
+std::mutex windows_mu;
+int windows_refs = 0;  // guarded by windows_mu
+
+}  // namespace
+
+fuzz_windows_ref::fuzz_windows_ref(bool on) noexcept : on_(on) {
+  if (!on_) return;
+  std::lock_guard<std::mutex> g(windows_mu);
+  if (windows_refs++ == 0) {
+    release_hook expected = nullptr;
+    // relaxed: as set_release_hook (installed before this runtime's workers start).
+    release_hook_now.compare_exchange_strong(expected, &fuzz_window, std::memory_order_relaxed);
+  }
+}
+
+fuzz_windows_ref::~fuzz_windows_ref() {
+  if (!on_) return;
+  std::lock_guard<std::mutex> g(windows_mu);
+  if (--windows_refs == 0) {
+    release_hook expected = &fuzz_window;
+    // relaxed: this runtime's workers are joined; a worker of another runtime that still
+    // loaded the old value calls a function that stays valid.
+    release_hook_now.compare_exchange_strong(expected, nullptr, std::memory_order_relaxed);
+  }
 }
 
 int fuzz_one_in(unsigned n) noexcept {

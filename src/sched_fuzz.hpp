@@ -35,6 +35,12 @@
 //      something (at most linger_ns), as if the OS had preempted it right after the wake.
 //      A release that touches its object after the wake (a lifetime bug: the woken fiber
 //      may destroy the object the moment its wait returns) is then caught in the act.
+//   8. Release windows: the points where a releasing call has just let a waiter go
+//      (wait_list.hpp's release_window: published, woken) and where a timed-out waiter
+//      is about to leave a queue (leaving). There the calling worker spins, one time in
+//      eight, for a random time below linger_ns, so that the released waiter can return
+//      and destroy the object first. This uses the release-window test hook while no test
+//      has installed its own, so it costs nothing when fuzzing is off.
 // Replay: every choice comes from the worker's own generator, seeded from (seed, worker
 // index). With one worker, and a program whose behaviour does not depend on wall-clock
 // time, I/O or outside threads, the same seed therefore replays the same schedule. With
@@ -99,5 +105,19 @@ void fuzz_point() noexcept;
 // worker's generator); elsewhere (plain thread, fuzzing off) -1: the caller decides as
 // it would without fuzzing. Never yields; may be called with a spinlock held.
 int fuzz_one_in(unsigned n) noexcept;
+
+// Choice 8: held by each fuzzing runtime (a member, so a throwing constructor drops it).
+// While at least one is held, the release-window hook is the fuzzer's, unless a test
+// installed its own first (the test's wins; the fuzzer's is removed only if still there).
+class fuzz_windows_ref {
+public:
+  explicit fuzz_windows_ref(bool on) noexcept;
+  ~fuzz_windows_ref();
+  fuzz_windows_ref(const fuzz_windows_ref&) = delete;
+  fuzz_windows_ref& operator=(const fuzz_windows_ref&) = delete;
+
+private:
+  bool on_;
+};
 
 }  // namespace weft::detail

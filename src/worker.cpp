@@ -518,18 +518,23 @@ item worker::fuzz_pick() noexcept {
 // sched_fuzz.hpp choice 4: queues f on a random worker's remote queue (perhaps this one's:
 // that still reorders it behind the local queue) instead of here, half of the time.
 // Choice 7: one time in four, when f went to another worker, the waker lingers until that
-// worker has passed two scheduling points (took f, or something before it, and ran it
-// until it suspended or ended), at most linger_ns: whatever the waker does next happens
-// after f ran, as when the OS preempts a thread right after a wake.
+// worker has taken its remote queue's items and switched twice since (into a fiber, out
+// of it: most often f, run until it suspended or ended), at most linger_ns: whatever the
+// waker does next then happens after f ran, as when the OS preempts a thread right after
+// a wake. Hints, not proof (other items may run first): the bound keeps it cheap.
 bool worker::fuzz_migrate(fiber_impl* f) noexcept {
   if (!fuzz_.one_in(2)) return false;
   worker& target = rt_.worker_at(static_cast<unsigned>(fuzz_.below(rt_.worker_count())));
-  // relaxed: a progress hint only (the target's own count of next_local calls).
-  const std::uint64_t seen = target.progress_.load(std::memory_order_relaxed);
+  const bool linger = &target != this && fuzz_.one_in(4);
+  // relaxed: progress hints only (the queue hands the item over).
+  const std::int64_t queued = target.remote_count_.load(std::memory_order_relaxed);
+  const std::uint64_t switches = target.switch_count();
   target.push_remote(as_item(f));
-  if (&target != this && fuzz_.one_in(4)) {
+  if (linger) {
     const std::int64_t until = steady_ns() + linger_ns;
-    while (target.progress_.load(std::memory_order_relaxed) < seen + 2 && steady_ns() < until)
+    while ((target.remote_count_.load(std::memory_order_relaxed) > queued ||
+            target.switch_count() < switches + 2) &&
+           steady_ns() < until)
       for (int i = 0; i < 32; ++i) cpu_relax();
   }
   return true;

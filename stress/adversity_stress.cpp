@@ -305,7 +305,7 @@ void waiter_destroys(slot_pool& pool, std::size_t i, int kind, bool on_thread,
 }
 
 bool destroyed_on_return(weft::scheduler& sched, std::uint64_t seed) {
-  const int rounds = int(stress::scaled(60, 4));
+  const int rounds = int(stress::scaled(200, 8));
   const std::size_t per_round = 64;
   long long written = 0, missing = 0;
   for (int round = 0; round < rounds; ++round) {
