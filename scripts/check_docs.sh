@@ -56,7 +56,7 @@ grep_all "cites a directory outside the repository (../shared)" '\.\./shared'
 grep_all "cites an outside document (platform-facts); use docs/platform.md" 'platform-facts'
 grep_all "cites an outside document (test-catalogue); describe the property" 'test-catalogue'
 grep_all "cites an outside document (bench-spec); use docs/benchmarks.md" 'bench-spec'
-grep_all "cites an issue number" '\b[Ii]ssues?[- ]#?[0-9]+'
+grep_all "cites an issue number" '\b[Ii]ssue[- ]#?[0-9]+\b'
 grep_all "cites a test-catalogue id at the start of a comment" \
   '(//|#|/\*|^ *\*) *[UABFS][0-9]{1,2}([:,./ )]|$)'
 grep_all "cites a test-catalogue id" '\((catalogue )?[UABFS][0-9]{1,2}(( *[,/] *| and )[UABFS][0-9]{1,2})*\)'
