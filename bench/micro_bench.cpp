@@ -5,6 +5,7 @@
 // sched.block_on), so they use real time: a fiber may resume on another worker after a
 // join, and a per-thread CPU clock would then mix two threads. The comparable whole-program
 // figures are weft_tour's; these are for quick A/B checks of one code path.
+// Benchmark workloads cited here (W3): docs/benchmarks.md.
 #include <benchmark/benchmark.h>
 #include <boost/context/detail/fcontext.hpp>
 

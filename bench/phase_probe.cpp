@@ -16,6 +16,7 @@
 // One line: PHASE <label> chase=... fault=... bounce=... futex=.... No runtime involved;
 // ~0.5 s. The memory figures alone did not predict W8 (chase 184 ns with W8 at 29 ms,
 // 216 ns with W8 at 14 ms in one sampling), hence the two cross-core ones.
+// Benchmark workloads cited here (W1, W8): docs/benchmarks.md.
 #include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>

@@ -8,7 +8,7 @@
 # so the library, tests, stress tests, benchmarks and examples are all instrumented
 # alike (mixing instrumented and plain TUs gives false reports). Boost.Context's
 # jump_fcontext is hand-written asm and needs no instrumentation; the fiber switch hooks
-# live in src/context.cpp (platform-facts 3.1 and 3.2).
+# live in src/context.cpp (docs/platform.md, TSan and ASan).
 #
 #   WEFT_TSAN_FIBERS (TSan only, default ON): WEFT_TSAN_FIBERS=1 makes every fiber a TSan
 #   thread of its own (switches create no happens-before edge; weft's internals run in

@@ -2,6 +2,7 @@
 # scripts/bench.sh - build the release preset and run the benchmark tour.
 #
 #   bash scripts/bench.sh [weft_tour arguments...]
+# Benchmark workloads cited here (W1, W4, W6, W7, W8, W10): docs/benchmarks.md.
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh
@@ -22,7 +23,7 @@ probe=build/release/bench/weft_phase_probe
 "$probe" start
 "$tour" "$@"
 
-# Sync primitives (issue 3: W4, W6, W10, select fan-in) and I/O (issue 4: W8 sleep, W7
+# Sync primitives (W4, W6, W10, select fan-in) and I/O (W8 sleep, W7
 # echo against a raw epoll server, server on CPU 0 and load generator on CPU 1). Skipped
 # with WEFT_BENCH_TOUR_ONLY=1.
 if [[ ${WEFT_BENCH_TOUR_ONLY:-0} != 1 ]]; then

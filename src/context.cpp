@@ -2,7 +2,7 @@
 //
 // Why raw fcontext and not boost::context::fiber: the final switch of a finishing
 // boost::context::fiber happens inside Boost where it cannot be annotated for TSan
-// (platform-facts.md 3.1). Our fibers never return from their entry function: a finished
+// (docs/platform.md, TSan). Our fibers never return from their entry function: a finished
 // fiber parks itself in its worker's pool and is destroyed while suspended.
 //
 // Switch protocol (both directions of every jump):
@@ -27,6 +27,7 @@
 //      and as every fiber suspends through the same call chain, those returns now hit.
 //      Measured on the 2-vCPU VM: W4 channel ping-pong 104 -> 66 ns per round trip,
 //      weft_yield 52 -> 41 ns.
+// Benchmark workloads cited here (W4): docs/benchmarks.md.
 #include "context.hpp"
 
 #include "context_switch.hpp"

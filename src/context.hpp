@@ -6,7 +6,7 @@
 // when the caller is resumed later, it returns the context that switched back to it, whose
 // saved state it has already recorded. Sanitizer annotations (TSan fiber switch, ASan
 // start/finish_switch_fiber) are done here, in the same frame as the jump
-// (platform-facts.md 3.1: a separate instrumented helper corrupts TSan's shadow stack).
+// (docs/platform.md, TSan: a separate instrumented helper corrupts TSan's shadow stack).
 #pragma once
 
 #include <cstddef>

@@ -1,7 +1,8 @@
 // src/context_switch.hpp - switch_context, inline so that the worker's switch_to (the
 // only caller) makes no extra call per switch (W3 yield: ~10 instructions of a ~140 per
 // switch). The protocol it follows is written at the top of context.cpp; the TSan and ASan
-// hooks stay in the same frame as the jump, as platform-facts.md 3.1 requires.
+// hooks stay in the same frame as the jump, as docs/platform.md (TSan) requires.
+// Benchmark workloads cited here (W3): docs/benchmarks.md.
 #pragma once
 
 #include "context.hpp"

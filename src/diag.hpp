@@ -1,5 +1,5 @@
-// src/diag.hpp - opt-in runtime diagnostics, run on the reactor thread (test-catalogue
-// U13). Off unless the environment asks, read once when a scheduler starts:
+// src/diag.hpp - opt-in runtime diagnostics, run on the reactor thread (tested by
+// tests/diag_test.cpp). Off unless the environment asks, read once when a scheduler starts:
 //
 //   WEFT_SCHEDTRACE=<ms>  every <ms>, one line on stderr: parked/searching workers, the
 //                         injection queue, and per worker its ring, remote queue,

@@ -89,6 +89,7 @@
 // weft::io::close (or by tcp_stream/tcp_listener). A plain close(2) leaves the descriptor
 // believing the number is registered and non-blocking; a later fd with that number would
 // then never be woken.
+// Benchmark workloads cited here (W7): docs/benchmarks.md.
 #pragma once
 
 #include <atomic>

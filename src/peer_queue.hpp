@@ -15,6 +15,7 @@
 // new fibers start 45 ms late that way. Consumers therefore dequeue through a
 // `consumer` token, which moves on to the next producer after `rotate_after` items:
 // an item waits behind at most rotate_after items of each other producer.
+// Benchmark workloads cited here (W8): docs/benchmarks.md.
 #pragma once
 
 #include <cstddef>

@@ -46,6 +46,7 @@
 //    memory and spreads work; a mutex would block the owner behind stealers.
 // Reference: Go src/runtime/proc.go (runqput, runqputslow, runqget, runqgrab,
 // runqsteal); tokio runtime/scheduler/multi_thread/queue.rs.
+// Benchmark workloads cited here (W1): docs/benchmarks.md.
 #pragma once
 
 #include <array>

@@ -24,10 +24,10 @@
 namespace weft::detail {
 
 // Test seam: the (n+1)-th worker thread start from now on fails as pthread_create with
-// EAGAIN would (n < 0: never). Only for tests (startup failure handling, test-catalogue F3).
+// EAGAIN would (n < 0: never). Only for tests (a worker thread that cannot start).
 void thread_start_inject_failure_after(long n) noexcept;
 // Test seam: worker `index`'s pin (hwloc bind) fails with EPERM, as under a cgroup cpuset
-// that excludes its CPU (n < 0: never). Only for tests (test-catalogue F4).
+// that excludes its CPU (n < 0: never). Only for tests (a worker that cannot be pinned).
 void pin_inject_failure_for_worker(int index) noexcept;
 int pin_injected_failure(unsigned index) noexcept;  // EPERM for the injected worker, else 0
 // Test seam (tests/lifetime_test.cpp): called first thing in runtime::notify_idle. For a

@@ -32,6 +32,7 @@
 // Lock order: runtime::shutdown_mu_ is held only by shutdown(), which may take idle::lock_
 // under it; nothing else is taken under idle::lock_. runtime::spare_mu_ is a leaf (taken
 // alone, on the fiber-pool slow paths). timer_shard::lock_ -> idle::lock_ (see timers.hpp).
+// Benchmark workloads cited here (W8): docs/benchmarks.md.
 #include "runtime.hpp"
 
 #include "assert.hpp"
@@ -179,7 +180,8 @@ void runtime::abandon_start() noexcept {
   for (auto& t : threads_) t.join();
   // The reactor thread reads the workers' timer shards: stop it before the members'
   // destructors free the workers (they run in reverse declaration order, workers_
-  // first). Found by the F3 test: a use-after-free, then a hang in ~reactor.
+  // first). Found by startup_test (a worker thread that cannot start): a use-after-free,
+  // then a hang in ~reactor.
   reactor_.reset();
 }
 

@@ -114,7 +114,7 @@ stack stack_allocate(std::size_t usable, std::size_t guard) {
 void stack_release(const stack& s) noexcept {
   if (!s.base) return;
 #if defined(WEFT_ASAN)
-  // A fiber abandoned while suspended leaves poisoned frames behind (platform-facts 3.2).
+  // A fiber abandoned while suspended leaves poisoned frames (docs/platform.md, ASan).
   ASAN_UNPOISON_MEMORY_REGION(s.lo, s.size);
 #endif
   munmap(s.base, s.map_size);
@@ -135,7 +135,7 @@ std::size_t stack_cap_from_map_count() noexcept {
   long max = read_long_file("/proc/sys/vm/max_map_count");
   if (max <= 0) return SIZE_MAX;
   // Keep a reserve so that pthread_create and malloc still work at the cap (at the limit
-  // both fail: platform-facts.md 3.3).
+  // both fail: docs/platform.md, guard pages).
   long room = max - count_maps() - 2048;
   return room > 0 ? static_cast<std::size_t>(room / 2) : 0;
 }

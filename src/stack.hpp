@@ -10,7 +10,7 @@
 // Guard pages are installed with madvise(MADV_GUARD_INSTALL) where the kernel has it
 // (Linux 6.13+: no extra VMA, so adjacent stacks stay one mapping), else with mprotect,
 // which splits the mapping: each stack then costs 2 VMAs and vm.max_map_count (65530 by
-// default) caps the process near 32K stacks (platform-facts.md 3.3).
+// default) caps the process near 32K stacks (docs/platform.md, guard pages).
 #pragma once
 
 #include <cstddef>

@@ -20,6 +20,7 @@
 // References (task::refs_): the queue's and the join handle's; the last release deletes.
 // A release that sees refs_ == 1 (acquire) is by the only holder and deletes without
 // an RMW: detached fibers and joined ones whose queue reference went first.
+// Benchmark workloads cited here (W1): docs/benchmarks.md.
 #include "assert.hpp"
 #include "fiber_impl.hpp"
 #include "parker.hpp"

@@ -22,6 +22,7 @@
 // will hand out a few spawns later, so those misses overlap.
 // Sanitizer builds use ::operator new directly, so ASan and TSan see every task's
 // lifetime (use-after-free and races on freed tasks stay detectable).
+// Benchmark workloads cited here (W1): docs/benchmarks.md.
 #include "sanitizers.hpp"
 
 #include <weft/detail/task.hpp>

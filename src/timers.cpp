@@ -1,4 +1,5 @@
 // src/timers.cpp - see the protocol in timers.hpp.
+// Benchmark workloads cited here (W8): docs/benchmarks.md.
 #include "timers.hpp"
 
 #include "assert.hpp"

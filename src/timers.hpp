@@ -69,6 +69,7 @@
 // Lock order: a sync primitive's spinlock -> timer_shard::lock_ (arm in post) ->
 // idle::lock_ (a fire's wake may unpark a worker). Nothing takes a shard lock while
 // holding idle::lock_ or a primitive's lock taken after it.
+// Benchmark workloads cited here (W8): docs/benchmarks.md.
 #pragma once
 
 #include <atomic>

@@ -9,7 +9,7 @@
 // Which CPUs count: the calling thread's CPU binding (sched_getaffinity(0),
 // what `nproc` reports) intersected with hwloc's allowed cpuset (cgroup
 // cpuset). hwloc's own topology and allowed cpuset ignore `taskset` (measured:
-// platform-facts 3.4), so without the intersection a scheduler started under
+// docs/platform.md, hwloc), so without the intersection a scheduler started under
 // `taskset -c 0` would pin a worker to CPU 1 and escape the restriction.
 // Rejected: hwloc_get_cpubind(HWLOC_CPUBIND_PROCESS), which on Linux is the
 // union over every thread of the process: a program that restricts only its

@@ -14,6 +14,8 @@
 //      with the fiber: switch_to saves it into the context left and installs the one
 //      entered (context.hpp eh_state), so a fiber suspended inside a catch block or in a
 //      destructor run by unwinding finds its own state wherever it resumes.
+// Benchmark workloads cited here (W3, W4, W7, W8, W9): docs/benchmarks.md; "idle.hpp W1-W4"
+// (and a bare W1-W3 inside worker::sleep) are the watcher's steps, not workloads.
 #include "worker.hpp"
 
 #include "assert.hpp"
@@ -60,7 +62,7 @@ __attribute__((tls_model("initial-exec"))) thread_local worker* tls_worker_ = nu
 namespace {
 
 // Searching workers spin this long before parking. A futex wake round trip between cores
-// costs ~45 µs on this VM kind (platform-facts.md), so a shorter spin turns every short gap
+// costs ~45 µs on this VM kind (docs/platform.md), so a shorter spin turns every short gap
 // in the work into that latency; a longer one burns CPU in idle phases (W9 measures it).
 constexpr std::int64_t spin_for_ns = 50'000;
 

@@ -86,6 +86,8 @@
 //      watcher's core during the first 10 ms of a computation, 3-4% over a 2 s one, a
 //      few % while peers keep moving. No global counter or lock is touched on the hot
 //      path.
+// Benchmark workloads cited here (W3, W4, W8): docs/benchmarks.md; "idle.hpp W1-W4"
+// (and a bare W1-W3 inside worker::sleep) are the watcher's steps, not workloads.
 #pragma once
 
 #include "context.hpp"

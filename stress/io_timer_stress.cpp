@@ -1,4 +1,4 @@
-// S6 and timer races: the poller hand-off (reactor.hpp steps 1-5) and the timer shards
+// I/O and timer races: the poller hand-off (reactor.hpp steps 1-5) and the timer shards
 // (timers.hpp steps 1-7) under park/unpark churn.
 //
 //   A. echo: P socketpairs, each served by an echo fiber; half the clients are plain
@@ -6,14 +6,14 @@
 //      are fibers (workers poll the fds themselves). Random 0-200 µs gaps keep workers
 //      parking and waking. Every byte must come back intact; a wait that needs 5 s is a
 //      lost wakeup.
-//   C. churn (S6's closes and fd reuse): fibers keep opening socketpairs, echo a few
+//   C. churn (closes and fd reuse): fibers keep opening socketpairs, echo a few
 //      tagged messages over them and close them, so fd numbers are reused constantly
 //      while other fibers wait on live fds. Every message must come back with its own
 //      connection's tag (no data or wake-up reaches the wrong fiber), and a reader of a
 //      closed connection sees EOF, never a hang.
-//   D. S6 at the catalogue's sizes (see s6_round): 500 pairs, 200 client fibers x 1000
+//   D. many connections at full size (see s6_round): 500 pairs, 200 client fibers x 1000
 //      messages, random close and reopen.
-//   E. S5, timers vs cancel: N timed waits (deadlines 0-200 ms, 1 in 50 up to 600 ms: all
+//   E. timers vs cancel: N timed waits (deadlines 0-200 ms, 1 in 50 up to 600 ms: all
 //      wheel levels up to 2, re-filing included), half of them ended early by a set()
 //      from setter fibers and plain threads at random times (the cancel path: holes and
 //      compaction in crowded slots). Each wait ends exactly once; one never set times
@@ -424,7 +424,7 @@ bool cancel_round(unsigned workers, long n) {
   return bad == 0 && done.load() == n;
 }
 
-// S6 at test-catalogue.md's sizes: `pairs` socketpairs, each served by an echo fiber;
+// Closes and fd reuse at scale: `pairs` socketpairs, each served by an echo fiber;
 // `clients` fibers each exchange `msgs` 16-byte messages over randomly chosen pairs, and
 // one exchange in 64 first closes its pair and opens a new one (fd numbers are reused).
 // Checked: every message comes back unchanged over its own connection (it carries the
@@ -538,7 +538,7 @@ int main() {
   const long fibers = stress::scaled(20000, 1000);
   const long connections = stress::scaled(20000, 400);
   const long shared_bytes = stress::scaled(20000, 1000);
-  // S6: 500 pairs, 200 clients x 1000 messages at full scale; 50 x 100 at the least.
+  // 500 pairs, 200 clients x 1000 messages at full scale; 50 x 100 at the least.
   const int s6_pairs = static_cast<int>(stress::scaled(500, 50));
   const int s6_clients = static_cast<int>(stress::scaled(200, 50));
   const long s6_msgs = stress::scaled(1000, 100);

@@ -1,4 +1,4 @@
-// S4: migration. Many fibers yield and sleep repeatedly while idle workers steal; each
+// Migration. Many fibers yield and sleep repeatedly while idle workers steal; each
 // keeps a running sum in fiber_local storage and checks it at the end (fiber-local data
 // intact across migrations); steals must have happened.
 #include "stress.hpp"

@@ -1,4 +1,4 @@
-// S7 (core part): schedulers created and destroyed repeatedly while detached fibers are
+// Shutdown churn: schedulers created and destroyed repeatedly while detached fibers are
 // still spawning, yielding and sleeping, with random delays before the destructor. Every
 // fiber must finish exactly once (RAII counter) and every destructor must return.
 #include "stress.hpp"

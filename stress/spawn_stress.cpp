@@ -1,4 +1,4 @@
-// S1: spawn storm from inside fibers and from outside threads at 4 workers (more than this
+// Spawn storm from inside fibers and from outside threads at 4 workers (more than this
 // machine's cores): every fiber runs exactly once (per-fiber bitmap), spawned == completed,
 // and the scheduler's destructor returns.
 #include "stress.hpp"

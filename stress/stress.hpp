@@ -1,6 +1,6 @@
 // stress/stress.hpp - shared harness for the scheduler stress tests: scale from
 // WEFT_STRESS_SCALE (default 1; reduced under sanitizers, whose fiber lifecycles cost
-// 0.1-0.4 ms, platform-facts.md 3.1), a watchdog that turns a hang (a lost wakeup) into a
+// 0.1-0.4 ms, docs/platform.md), a watchdog that turns a hang (a lost wakeup) into a
 // failure with a state dump, and the closing "N passed, N failed" line.
 #pragma once
 

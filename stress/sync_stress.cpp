@@ -1,7 +1,7 @@
-// stress/sync_stress.cpp - the sync primitives under load (issue 3; catalogue S2):
+// stress/sync_stress.cpp - the sync primitives under load:
 //   1. N producers x M consumers through channels of capacity 0, 1, 64 and unbounded:
 //      every value received exactly once (bitmap + sum), per-producer order kept.
-//   2. S2: fiber pairs exchanging messages over rendezvous channels with random yields.
+//   2. fiber pairs exchanging messages over rendezvous channels with random yields.
 //   3. a mutex-protected plain counter incremented by thousands of fibers.
 //   4. select across 8 channels while they are closed concurrently.
 //   5. timed waits (event, condition_variable, channel) racing notifies: a wait reports

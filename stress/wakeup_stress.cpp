@@ -1,4 +1,4 @@
-// S3: park/unpark hammer. All workers idle; a foreign thread injects one fiber at a time at
+// Park/unpark hammer. All workers idle; a foreign thread injects one fiber at a time at
 // random 0-50 µs gaps (and waits for it to start), so workers keep parking and being
 // unparked. Every fiber must start; the latency from spawn to start is reported (max,
 // mean), and a start later than 2 s counts as a lost wakeup (the watchdog catches hangs).

@@ -1,4 +1,4 @@
-// tests/diag_test.cpp - the opt-in diagnostics (src/diag.hpp, test-catalogue U13):
+// tests/diag_test.cpp - the opt-in diagnostics (src/diag.hpp):
 // WEFT_STALL_MS names the worker and the fiber that blocked it, once per stall;
 // WEFT_SCHEDTRACE prints periodic lines; with neither set nothing is printed. The
 // environment is read when a scheduler starts, so each test sets it around its own.

@@ -1,6 +1,7 @@
 // tests/io_test.cpp - fd-level I/O (weft/io.hpp) on pipes and socketpairs: data, EOF,
-// timeouts, close while waiting (U8), fd reuse (U9), bad fds (B4, B5), SIGPIPE, several
+// timeouts, close while waiting, fd reuse, bad fds, SIGPIPE, several
 // waiters on one fd, plain threads, and shutdown cancelling waits.
+// Benchmark workloads cited here (W7): docs/benchmarks.md.
 #include "weft_test.hpp"
 
 #include <weft/io.hpp>
@@ -146,7 +147,7 @@ std::size_t fill_send_buffer(int fd) {
   }
 }
 
-// U7: a reader that hits EAGAIN many times, a writer, 1 MiB through a socketpair.
+// A reader that hits EAGAIN many times, a writer, 1 MiB through a socketpair.
 TEST_P(Io, SocketpairTransfersDataIntact) {
   pair_fds p = make_socketpair();
   constexpr std::size_t total = 1 << 20;
@@ -226,7 +227,7 @@ TEST_P(Io, PastDeadlineStillTriesOnce) {
   close_pair(p);
 }
 
-// U8: close from another fiber while a fiber waits; the close(2) is deferred until the
+// Close from another fiber while a fiber waits; the close(2) is deferred until the
 // waiter released the fd, so its number cannot be reused under it.
 TEST_P(Io, CloseFromFiberWakesWaiter) {
   pair_fds p = make_socketpair();
@@ -279,7 +280,7 @@ TEST_P(Io, CloseFromForeignThreadWakesWaiter) {
   close_pair(p);
 }
 
-// U9: a stale registration (old fd number, kept alive by a dup) never wakes the new owner.
+// A stale registration (old fd number, kept alive by a dup) never wakes the new owner.
 TEST_P(Io, FdReuseDoesNotWakeNewOwner) {
   sched().block_on([&] {
     pair_fds old = make_socketpair();
@@ -316,7 +317,7 @@ TEST_P(Io, FdReuseDoesNotWakeNewOwner) {
   });
 }
 
-// B4 / B5.
+// Bad descriptors: negative, closed, closed twice; an epoll fd and a regular file work.
 TEST_P(Io, BadDescriptors) {
   sched().block_on([&] {
     char c;
@@ -809,7 +810,7 @@ TEST_P(IoBusy, ReadinessIsNoticedWhileEveryWorkerIsBusy) {
 INSTANTIATE_TEST_SUITE_P(Workers, IoBusy,
                          testing::Combine(testing::Values(1u, 2u, 4u), testing::Values(4u, 300u)));
 
-// F6: signals (handler installed without SA_RESTART, so every blocking syscall they hit
+// Signals (handler installed without SA_RESTART, so every blocking syscall they hit
 // returns EINTR) land on random threads - workers in futex/epoll, the reactor thread, a
 // plain thread in poll - while fibers ping-pong over socketpairs and sleep. Nothing may
 // fail, hang or lose a byte.

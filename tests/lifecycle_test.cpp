@@ -123,7 +123,7 @@ TEST(Lifecycle, SpawnAfterShutdownThrowsAndDestroysTheCallable) {
 }
 
 TEST(Lifecycle, TaskAllocationFailureThrowsFromSpawnAndLosesNothing) {
-  // test-catalogue F8: the spawn's one allocation fails (bad_alloc). Every spawn flavour
+  // The spawn's one allocation fails (bad_alloc). Every spawn flavour
   // throws it, the callable's captures are destroyed exactly once (by the caller, whose
   // object was never moved from), nothing is counted as live, and the scheduler goes on.
   weft::scheduler s({.workers = 2});
@@ -262,7 +262,7 @@ TEST(Lifecycle, JoinHandleMisuseThrows) {
 
 namespace {
 
-// U10: a process restricted to one CPU (as `taskset -c N` does) gets a default scheduler
+// A process restricted to one CPU (as `taskset -c N` does) gets a default scheduler
 // with exactly one worker, pinned to that CPU. Runs in a child so the restriction does not
 // leak into other tests.
 TEST(LifecycleDeathTest, DefaultSchedulerRespectsTheProcessCpuBinding) {
@@ -310,7 +310,7 @@ TEST(Lifecycle, SpawnDetachedRunsEachOnceAndReportsExceptions) {
   weft::set_unhandled_exception_handler(prev);
 }
 
-// B10: fork() with a running scheduler. In the child its threads do not exist: a spawn
+// fork() with a running scheduler. In the child its threads do not exist: a spawn
 // (or block_on) throws std::logic_error naming fork, and the destructor returns at once.
 // The parent's scheduler is unaffected.
 TEST(Lifecycle, ForkChildGetsAClearErrorAndTheParentIsUnaffected) {

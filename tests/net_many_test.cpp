@@ -5,7 +5,7 @@
 //
 // RLIMIT_NOFILE is raised to its hard limit. Both ends live in this process, so N
 // connections need 2N + a few fds: N is reduced (and printed) when the hard limit is
-// lower, and under sanitizers (TSan fiber lifecycles cost 0.1-0.4 ms, platform-facts 3.1).
+// lower, and under sanitizers (TSan fiber lifecycles cost 0.1-0.4 ms, docs/platform.md).
 #include "weft_test.hpp"
 
 #include <weft/net.hpp>

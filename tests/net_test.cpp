@@ -118,7 +118,7 @@ TEST_P(Net, ClosedStreamReportsBadDescriptor) {
 }
 
 // Reads after a short read (the windows a "skip the EAGAIN read after a short read"
-// optimisation gets wrong: one was tried and reverted, see the issue-4 note). Bytes
+// optimisation gets wrong: one was tried and reverted). Bytes
 // queued before the worker polled their edge, after it did, later on, and with a deadline
 // already past (which must try the syscall, io.hpp) are all read; EOF and timeouts keep
 // their meaning.

@@ -94,7 +94,7 @@ std::string first_join_error() {
 }
 
 TEST(Stack, InjectedAllocationFailureIsReportedThroughJoin) {
-  // F1: stack mapping fails for new fibers; those fibers fail with a system_error naming
+  // Stack mapping fails for new fibers; those fibers fail with a system_error naming
   // the cause, the ones that got a stack complete normally, and the scheduler recovers.
   weft::scheduler s({.workers = 1, .stack_cache = 0});
   weft::detail::stack_inject_failure_after(8);

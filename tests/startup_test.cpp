@@ -1,9 +1,9 @@
 // tests/startup_test.cpp - start-up failures.
-// F3: a worker thread that cannot be started: pthread_create failing with EAGAIN
+// A worker thread that cannot be started: pthread_create failing with EAGAIN
 // (RLIMIT_NPROC, memory) is injected at each position; the constructor throws
 // std::system_error naming the worker, the threads already started are joined (none is
 // left behind), and the next scheduler starts normally.
-// F4: a worker that cannot be pinned (hwloc bind refused, as under a cgroup cpuset): by
+// A worker that cannot be pinned (hwloc bind refused, as under a cgroup cpuset): by
 // default a warning and an unpinned run; with options::pin_strict a system_error naming
 // the worker and the CPU, with every thread joined.
 #include "runtime.hpp"

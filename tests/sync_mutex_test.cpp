@@ -1,4 +1,4 @@
-// tests/sync_mutex_test.cpp - weft::mutex and weft::condition_variable (catalogue U6):
+// tests/sync_mutex_test.cpp - weft::mutex and weft::condition_variable:
 // from fibers and plain threads, at 1, 2 and 4 workers; timeouts; contract violations.
 #include "weft_test.hpp"
 

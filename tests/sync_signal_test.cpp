@@ -1,5 +1,5 @@
 // tests/sync_signal_test.cpp - weft::event, weft::wait_group, weft::counting_semaphore
-// (catalogue U6): from fibers and plain threads, 1/2/4 workers, timeouts, misuse.
+// (used from fibers and plain threads; 1/2/4 workers, timeouts, misuse).
 #include "weft_test.hpp"
 
 #include <weft/sync.hpp>

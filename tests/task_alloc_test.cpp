@@ -3,6 +3,7 @@
 // lifetime), which leaves the allocator itself checked only here, in the release build:
 // blocks are written in full and verified before they are freed, so two live blocks that
 // overlapped, or a block handed out twice, would show as a corrupted pattern.
+// Benchmark workloads cited here (W1): docs/benchmarks.md.
 #include <weft/detail/task.hpp>
 
 #include <gtest/gtest.h>

@@ -142,7 +142,7 @@ child_status plan_under_single_cpu(int cpu) {
   return ok;
 }
 
-// hwloc's topology and allowed cpuset ignore `taskset` (platform-facts 3.4); the plan
+// hwloc's topology and allowed cpuset ignore `taskset` (docs/platform.md, hwloc); the plan
 // must not. Restricting the affinity in a forked child keeps the test process intact.
 TEST(Topology, RestrictedAffinityGetsOneWorker) {
   const std::vector<int> cpus = affinity_cpus();

@@ -7,7 +7,7 @@
 // the round-trip time, and repeats. Connections are spread over --threads threads, each
 // with its own level-triggered epoll loop (plain C++, no weft). After --warmup seconds the
 // counters reset; then it measures for --duration seconds and prints messages/s and the
-// p50/p99/p999 latency, plus a machine-readable line (bench-spec.md):
+// p50/p99/p999 latency, plus a machine-readable line (docs/benchmarks.md):
 //   RESULT <label> <workload> c=<connections> <msgs/s> msgs/s p50=..us p99=..us p999=..us
 #include <algorithm>
 #include <arpa/inet.h>

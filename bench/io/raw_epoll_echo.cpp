@@ -2,6 +2,7 @@
 // echo server with no runtime at all (edge-triggered, non-blocking, read until EAGAIN).
 //
 //   raw_epoll_echo PORT            (listens on 127.0.0.1)
+// Benchmark workloads cited here (W7): docs/benchmarks.md.
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstdio>

@@ -5,6 +5,7 @@
 #   bash bench/io/run_w7.sh BUILD_DIR_WITH_BENCH_IO [REPS] [DURATION]
 # Prints every run and one line per server and C:
 #   RESULT <server> W7 c=<C> <median> msgs/s min=<min> max=<max> reps=<n>
+# Benchmark workloads cited here (W7): docs/benchmarks.md.
 set -euo pipefail
 dir=${1:?build dir containing weft_loadgen, weft_echo, raw_epoll_echo}
 reps=${2:-5}

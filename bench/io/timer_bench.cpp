@@ -1,5 +1,6 @@
-// bench/io/timer_bench.cpp - issue 4's "a timer structure that stays cheap at 100K+
-// pending timers": one worker's timer shard (src/timers.hpp) driven directly, no fibers.
+// bench/io/timer_bench.cpp - does the timer structure stay cheap at 100K+ pending timers
+// (docs/benchmarks.md, timers)? One worker's timer shard (src/timers.hpp) driven
+// directly, no fibers.
 // N timers with deadlines spread over 10 s are armed, half are cancelled (timeouts whose
 // wait completed first), and the rest are fired by stepping a synthetic clock 1 ms at a
 // time (10,100 polls, most of them firing a few timers).

@@ -1,4 +1,4 @@
-// bench/io/w8_sleep.cpp - W8 (bench-spec.md): 10,000 fibers each sleep 1 ms ten times.
+// bench/io/w8_sleep.cpp - W8 (docs/benchmarks.md): 10,000 fibers each sleep 1 ms ten times.
 //
 //   weft_w8_sleep [--fibers 10000] [--sleeps 10] [--reps 7] [--workers 0] [--stack-cache N]
 //

@@ -1,6 +1,7 @@
 // bench/io/weft_echo.cpp - the weft side of W7: echo_server with a worker-count option.
 //
 //   weft_echo PORT [WORKERS]       (listens on 127.0.0.1; WORKERS 0 = all allowed cores)
+// Benchmark workloads cited here (W7): docs/benchmarks.md.
 #include <weft/weft.hpp>
 
 #include <cstdio>

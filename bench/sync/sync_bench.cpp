@@ -1,6 +1,7 @@
-// bench/sync/sync_bench.cpp - weft_sync_bench: bench-spec.md W4 chan_pingpong, W6 mutex,
+// bench/sync/sync_bench.cpp - weft_sync_bench: W4 chan_pingpong, W6 mutex,
 // W10 parked_memory and a select fan-in, for weft and, in the same run, Boost.Fiber
-// (work_stealing on every worker) and a std::thread + std::mutex baseline.
+// (work_stealing on every worker) and a std::thread + std::mutex baseline. Workloads:
+// docs/benchmarks.md.
 //
 //   weft_sync_bench [--reps N] [--quick] [--workers N] [--only SUBSTR]
 //

@@ -3,6 +3,7 @@
 // bouncing control back and forth on one thread, with no scheduler in between. The figure
 // is ns per one-direction switch, the same unit as W3, so W3's ratio to this floor is what
 // a scheduler adds per yield.
+// Benchmark workloads cited here (W3): docs/benchmarks.md.
 #include "tour.hpp"
 
 #include <boost/context/detail/fcontext.hpp>

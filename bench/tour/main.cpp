@@ -1,4 +1,4 @@
-// bench/tour/main.cpp - weft_tour: runs the spec workloads (bench-spec.md) on weft and
+// bench/tour/main.cpp - weft_tour: runs the workloads of docs/benchmarks.md on weft and
 // its peers in one process and prints RESULT lines, then a table with ratios to weft.
 //
 //   weft_tour [--reps N] [--only W1,W3] [--quick]

@@ -38,6 +38,7 @@
 // included, exists before it runs). W2 and W5 use launch::dispatch (the child runs at
 // once, the parent becomes stealable), as Boost's own skynet benchmarks do; post's
 // breadth-first order would keep every fiber of the tree alive.
+// Benchmark workloads cited here (W1, W2, W3, W5, W9): docs/benchmarks.md.
 #include "tour.hpp"
 
 #include <boost/fiber/algo/work_stealing.hpp>

@@ -5,6 +5,7 @@
 // arena.execute(). TBB tasks have no stacks of their own: task_group::wait() runs other
 // tasks on the waiting thread's stack, so W1/W2/W5 here are the "no fiber" reference.
 // TBB has no yield between tasks, so W3 is not run.
+// Benchmark workloads cited here (W1, W2, W3, W5): docs/benchmarks.md.
 #include "tour.hpp"
 
 #include <tbb/global_control.h>

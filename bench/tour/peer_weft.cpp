@@ -63,7 +63,7 @@ public:
 
   double spawn_join(std::size_t n) override {
     return sched_->block_on([n] {
-      // W1 as bench-spec.md defines it: every fiber only signals a completion counter (a
+      // W1 (docs/benchmarks.md): every fiber only signals a completion counter (a
       // wait_group); the root waits for all of them. add(n) up front: one RMW, not n.
       weft::wait_group wg(static_cast<std::int64_t>(n));
       const auto t0 = clock::now();
@@ -110,7 +110,7 @@ public:
   }
 
   double idle(std::chrono::milliseconds d) override {
-    // No work at all, as bench-spec.md defines W9 (the tour already waited 200 ms after
+    // No work at all, as W9 asks (docs/benchmarks.md; the tour already waited 200 ms after
     // start-up). Running a fiber first would measure the 50 µs post-work spin instead.
     const double cpu0 = process_cpu_ms();
     std::this_thread::sleep_for(d);

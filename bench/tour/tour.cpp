@@ -1,4 +1,5 @@
 // bench/tour/tour.cpp - definitions of the helpers declared in tour.hpp.
+// Benchmark workloads cited here (W1, W2, W3, W5, W9): docs/benchmarks.md.
 #include "tour.hpp"
 
 #include <sys/resource.h>

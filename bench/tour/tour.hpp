@@ -1,8 +1,8 @@
 // bench/tour/tour.hpp - the benchmark tour's shared parts: the workloads, the interface
 // each runtime (peer) implements, timing, verification and the RESULT line.
 //
-// Workload definitions and the output format follow the project benchmark spec
-// (bench-spec.md: W1-W10, one RESULT line per peer and workload):
+// Workload definitions and the output format follow the project's benchmark definitions
+// (docs/benchmarks.md: W1-W10, one RESULT line per peer and workload):
 //   RESULT <peer> <workload> <param> <median> <unit> min=<min> max=<max> reps=<n> [extra]
 // The harness (main.cpp) starts a peer's runtime once per (workload, worker count), runs
 // the repetitions on it, and stops it; a peer times only the workload itself, so runtime

@@ -4,6 +4,7 @@
 // suspension point (yield, join, a sync wait, I/O). A `thread_local` read before and after
 // such a point may name two different threads' objects, and a compiler may even cache a
 // thread_local's address across the call. Keep per-fiber state in weft::fiber_local<T>.
+// Benchmark workloads cited here (W8): docs/benchmarks.md.
 #pragma once
 
 #include <weft/detail/task.hpp>

@@ -19,6 +19,7 @@
 //      queued waiter: an unlock that saw no `waiters` bit released before that last try.
 // Rejected: strict FIFO hand-off on every unlock (each contended unlock becomes a context
 // switch; a lock convoy), and waking a waiter per unlock (Go's mutexWoken avoids it too).
+// Benchmark workloads cited here (W6): docs/benchmarks.md.
 #include <weft/sync/mutex.hpp>
 
 #include "../assert.hpp"

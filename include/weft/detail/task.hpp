@@ -30,7 +30,7 @@ namespace detail {
 // on the common path. Any thread.
 WEFT_API void* task_alloc(std::size_t n);
 WEFT_API void task_free(void* p, std::size_t n) noexcept;
-// Test seam (fault injection, test-catalogue F8): after n more successful task_alloc
+// Test seam (fault injection: spawn's allocation fails): after n more successful task_alloc
 // calls, the following ones throw std::bad_alloc as if memory had run out; n < 0 turns it
 // off. Set it while no other thread spawns.
 WEFT_API void task_alloc_inject_failure_after(long n) noexcept;
