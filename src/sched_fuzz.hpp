@@ -28,8 +28,9 @@
 //   6. Mutex hand-off: whether mutex::unlock hands the lock to the first waiter (instead
 //      of waking it to retry) is a draw, one in four, where the default policy asks the
 //      clock whether that waiter has starved for 1 ms. Both are valid; the clock would
-//      make the schedule depend on how fast the machine runs (a one-worker replay under
-//      ASan diverged about one run in four because of it).
+//      make the schedule depend on how fast the machine runs (the one clock dependence
+//      found on the one-worker replay path; a replay under ASan on a loaded machine once
+//      diverged about one run in four, not reproduced since, with or without this).
 //   7. A waker that lingers: after a wake that queued the fiber on another worker
 //      (choice 4), the waker waits, one time in four, until that worker has taken and run
 //      something (at most linger_ns), as if the OS had preempted it right after the wake.

@@ -75,10 +75,12 @@ std::vector<int> traced_run(std::uint64_t seed) {
 }
 
 TEST(SchedFuzz, SameSeedReplaysTheSameScheduleOnOneWorker) {
-  // Up to four reruns must include an exact replay: under ASan (a loaded machine, fake
-  // stacks) about one rerun in four still diverges, for a reason not yet found (see
-  // sched_fuzz.hpp, "Replay"). Without replay at all (a generator seeded from the clock)
-  // no rerun of a 88-event trace matches.
+  // Up to four reruns must include an exact replay. Under ASan on a heavily loaded machine
+  // about one rerun in four once diverged; the mutex's clock-based hand-off (now a draw
+  // under fuzzing, sched_fuzz.hpp choice 6) is the one clock dependence found on this
+  // path, but the divergence has not been reproduced since, with it or without it, so the
+  // tolerance stays. Without replay at all (a generator seeded from the clock) no rerun
+  // of a 88-event trace matches.
   for (std::uint64_t seed : {1ull, 77ull, 123456789ull}) {
     const auto a = traced_run(seed);
     bool replayed = false;
