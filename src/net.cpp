@@ -1,4 +1,5 @@
-// src/net.cpp - endpoint, tcp_stream, tcp_listener: socket setup around weft::io calls.
+// src/net.cpp - endpoint, stream_socket, tcp_stream, tcp_listener: socket setup around
+// weft::io calls.
 #include <weft/net.hpp>
 
 #include <arpa/inet.h>
@@ -16,6 +17,26 @@ std::error_code last_error() noexcept { return {errno, std::generic_category()};
 result<void> setopt(int fd, int level, int name, int value) {
   if (::setsockopt(fd, level, name, &value, sizeof value) != 0) return last_error();
   return {};
+}
+
+result<int> getopt(int fd, int level, int name) {
+  int value = 0;
+  socklen_t len = sizeof value;
+  if (::getsockopt(fd, level, name, &value, &len) != 0) return last_error();
+  return value;
+}
+
+result<bool> getflag(int fd, int level, int name) {
+  result<int> v = getopt(fd, level, name);
+  if (!v) return v.error();
+  return *v != 0;
+}
+
+// SO_SNDBUF / SO_RCVBUF: a size <= 0 is refused here (the kernel would silently round
+// it up to its minimum).
+result<void> set_buffer(int fd, int name, int bytes) {
+  if (bytes <= 0) return std::make_error_code(std::errc::invalid_argument);
+  return setopt(fd, SOL_SOCKET, name, bytes);
 }
 
 using name_fn = int (*)(int, sockaddr*, socklen_t*);
@@ -75,9 +96,9 @@ std::string endpoint::to_string() const {
   return s;
 }
 
-// ---------------------------------------------------------------- tcp_stream
+// ---------------------------------------------------------------- stream_socket
 
-tcp_stream& tcp_stream::operator=(tcp_stream&& o) noexcept {
+stream_socket& stream_socket::operator=(stream_socket&& o) noexcept {
   if (this != &o) {
     (void)close();
     fd_.store(o.release(), std::memory_order_relaxed);  // relaxed: see fd()
@@ -85,9 +106,29 @@ tcp_stream& tcp_stream::operator=(tcp_stream&& o) noexcept {
   return *this;
 }
 
-tcp_stream::~tcp_stream() { (void)close(); }
+stream_socket::~stream_socket() { (void)close(); }
+
+result<void> stream_socket::shutdown_write() {
+  if (::shutdown(fd(), SHUT_WR) != 0) return last_error();
+  return {};
+}
+
+result<void> stream_socket::set_send_buffer(int bytes) { return set_buffer(fd(), SO_SNDBUF, bytes); }
+result<void> stream_socket::set_recv_buffer(int bytes) { return set_buffer(fd(), SO_RCVBUF, bytes); }
+result<int> stream_socket::send_buffer() const { return getopt(fd(), SOL_SOCKET, SO_SNDBUF); }
+result<int> stream_socket::recv_buffer() const { return getopt(fd(), SOL_SOCKET, SO_RCVBUF); }
+
+result<void> stream_socket::close() {
+  const int fd = release();  // one exchange: of two concurrent closes, one closes
+  if (fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+  return io::close(fd);
+}
+
+// ---------------------------------------------------------------- tcp_stream
 
 result<tcp_stream> tcp_stream::connect(const endpoint& peer, clock::time_point deadline) {
+  if (peer.family() != AF_INET && peer.family() != AF_INET6)  // e.g. a default endpoint
+    return std::make_error_code(std::errc::address_family_not_supported);
   int fd = ::socket(peer.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return last_error();
   tcp_stream s(fd);
@@ -96,20 +137,12 @@ result<tcp_stream> tcp_stream::connect(const endpoint& peer, clock::time_point d
 }
 
 result<void> tcp_stream::set_nodelay(bool on) { return setopt(fd(), IPPROTO_TCP, TCP_NODELAY, on); }
-
-result<void> tcp_stream::shutdown_write() {
-  if (::shutdown(fd(), SHUT_WR) != 0) return last_error();
-  return {};
-}
+result<bool> tcp_stream::nodelay() const { return getflag(fd(), IPPROTO_TCP, TCP_NODELAY); }
+result<void> tcp_stream::set_keepalive(bool on) { return setopt(fd(), SOL_SOCKET, SO_KEEPALIVE, on); }
+result<bool> tcp_stream::keepalive() const { return getflag(fd(), SOL_SOCKET, SO_KEEPALIVE); }
 
 result<endpoint> tcp_stream::peer_endpoint() const { return sock_name(fd(), ::getpeername); }
 result<endpoint> tcp_stream::local_endpoint() const { return sock_name(fd(), ::getsockname); }
-
-result<void> tcp_stream::close() {
-  const int fd = release();  // one exchange: of two concurrent closes, one closes
-  if (fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
-  return io::close(fd);
-}
 
 // ---------------------------------------------------------------- tcp_listener
 
@@ -125,6 +158,8 @@ tcp_listener& tcp_listener::operator=(tcp_listener&& o) noexcept {
 tcp_listener::~tcp_listener() { (void)close(); }
 
 result<tcp_listener> tcp_listener::bind(const endpoint& local, const listen_options& opts) {
+  if (local.family() != AF_INET && local.family() != AF_INET6)
+    return std::make_error_code(std::errc::address_family_not_supported);
   tcp_listener l;
   const int fd = ::socket(local.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return last_error();
@@ -160,5 +195,7 @@ result<void> tcp_listener::close() {
   if (fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
   return io::close(fd);
 }
+
+
 
 }  // namespace weft

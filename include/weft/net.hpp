@@ -25,6 +25,7 @@
 #include <string>
 #include <sys/socket.h>
 #include <utility>
+#include <vector>
 
 namespace weft {
 
@@ -48,18 +49,10 @@ private:
   socklen_t len_ = 0;
 };
 
-// A connected TCP socket (non-blocking, close-on-exec).
-class WEFT_API tcp_stream {
+// A connected stream socket (TCP or Unix domain; non-blocking, close-on-exec): the calls
+// tcp_stream and unix_stream share. Not constructed directly.
+class WEFT_API stream_socket {
 public:
-  tcp_stream() noexcept = default;
-  explicit tcp_stream(int fd) noexcept : fd_(fd) {}  // adopts fd
-  tcp_stream(tcp_stream&& o) noexcept : fd_(o.release()) {}
-  tcp_stream& operator=(tcp_stream&& o) noexcept;
-  ~tcp_stream();
-
-  // Connects, waiting up to the deadline (timed_out, connection_refused ...).
-  static result<tcp_stream> connect(const endpoint& peer, clock::time_point deadline = io::forever);
-
   result<std::size_t> read(void* buf, std::size_t n, clock::time_point deadline = io::forever) {
     return io::recv(fd(), buf, n, 0, deadline);  // recv: no VFS layer (vfs_read, fsnotify)
   }
@@ -76,12 +69,15 @@ public:
   result<std::size_t> writev(const iovec* iov, int n, clock::time_point deadline = io::forever) {
     return io::writev(fd(), iov, n, deadline);
   }
-  // TCP_NODELAY on or off.
-  result<void> set_nodelay(bool on = true);
   // shutdown(SHUT_WR): the peer reads end of file; reading here still works.
   result<void> shutdown_write();
-  result<endpoint> peer_endpoint() const;
-  result<endpoint> local_endpoint() const;
+  // SO_SNDBUF / SO_RCVBUF. bytes <= 0: invalid_argument. Linux doubles the value set (its
+  // bookkeeping share) and caps it at net.core.wmem_max / rmem_max; the getters report
+  // what the kernel uses, so send_buffer() after set_send_buffer(n) is not n.
+  result<void> set_send_buffer(int bytes);
+  result<void> set_recv_buffer(int bytes);
+  result<int> send_buffer() const;
+  result<int> recv_buffer() const;
   // Closes now (io::close); a closed stream's calls return bad_file_descriptor.
   result<void> close();
   bool is_open() const noexcept { return fd() >= 0; }
@@ -91,9 +87,37 @@ public:
   // Gives the fd up without closing it (the caller must close it with io::close).
   int release() noexcept { return fd_.exchange(-1, std::memory_order_relaxed); }
 
+protected:
+  stream_socket() noexcept = default;
+  explicit stream_socket(int fd) noexcept : fd_(fd) {}  // adopts fd
+  stream_socket(stream_socket&& o) noexcept : fd_(o.release()) {}
+  stream_socket& operator=(stream_socket&& o) noexcept;
+  ~stream_socket();
+
 private:
   // -1 once closed or released. Atomic: close() may run while another fiber reads it.
   std::atomic<int> fd_{-1};
+};
+
+// A connected TCP socket.
+class WEFT_API tcp_stream : public stream_socket {
+public:
+  tcp_stream() noexcept = default;
+  explicit tcp_stream(int fd) noexcept : stream_socket(fd) {}  // adopts fd
+  tcp_stream(tcp_stream&&) noexcept = default;
+  tcp_stream& operator=(tcp_stream&&) noexcept = default;
+  ~tcp_stream() = default;
+
+  // Connects, waiting up to the deadline (timed_out, connection_refused ...).
+  static result<tcp_stream> connect(const endpoint& peer, clock::time_point deadline = io::forever);
+
+  // TCP_NODELAY (Nagle off) and SO_KEEPALIVE, set and read back.
+  result<void> set_nodelay(bool on = true);
+  result<bool> nodelay() const;
+  result<void> set_keepalive(bool on = true);
+  result<bool> keepalive() const;
+  result<endpoint> peer_endpoint() const;
+  result<endpoint> local_endpoint() const;
 };
 
 struct listen_options {
