@@ -9,6 +9,9 @@
 #include <netinet/tcp.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <vector>
+
 namespace weft {
 
 namespace {
@@ -197,5 +200,153 @@ result<void> tcp_listener::close() {
 }
 
 
+// ---------------------------------------------------------------- udp_socket
+
+namespace {
+std::error_code errc(std::errc e) noexcept { return std::make_error_code(e); }
+
+datagram datagram_of(std::size_t size, std::size_t cap, int msg_flags) noexcept {
+  // recvmsg returns the stored length; MSG_TRUNC in msg_flags says the datagram was longer.
+  return datagram{std::min(size, cap), (msg_flags & MSG_TRUNC) != 0};
+}
+
+// Linux caps one sendmmsg / recvmmsg at UIO_MAXIOV messages.
+constexpr std::size_t max_batch = 1024;
+}  // namespace
+
+udp_socket& udp_socket::operator=(udp_socket&& o) noexcept {
+  if (this != &o) {
+    (void)close();
+    fd_.store(o.fd_.exchange(-1, std::memory_order_relaxed), std::memory_order_relaxed);
+    family_ = o.family_;
+  }
+  return *this;
+}
+
+udp_socket::~udp_socket() { (void)close(); }
+
+result<udp_socket> udp_socket::open(int family) {
+  if (family != AF_INET && family != AF_INET6) return errc(std::errc::address_family_not_supported);
+  const int fd = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return last_error();
+  udp_socket u;
+  u.fd_.store(fd, std::memory_order_relaxed);
+  u.family_ = family;
+  return u;
+}
+
+result<udp_socket> udp_socket::bind(const endpoint& local, const udp_options& opts) {
+  result<udp_socket> u = open(local.family());
+  if (!u) return u;
+  const int fd = u->fd();
+  if (opts.reuse_addr)
+    if (auto r = setopt(fd, SOL_SOCKET, SO_REUSEADDR, 1); !r) return r.error();
+  if (opts.reuse_port)
+    if (auto r = setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1); !r) return r.error();
+  if (::bind(fd, local.data(), local.size()) != 0) return last_error();
+  return u;
+}
+
+result<void> udp_socket::check_peer(const endpoint& e) const {
+  // Checked here, not left to the kernel: an IPv6 socket would accept an IPv4 sockaddr
+  // (the dual-stack path) and an IPv4 one reports EAFNOSUPPORT or EINVAL by length.
+  if (fd() < 0) return errc(std::errc::bad_file_descriptor);
+  if (e.family() != family_) return errc(std::errc::address_family_not_supported);
+  return {};
+}
+
+result<void> udp_socket::connect(const endpoint& peer) {
+  if (auto r = check_peer(peer); !r) return r;
+  // A datagram connect only records the peer: it completes at once (never EINPROGRESS).
+  return io::connect(fd(), peer.data(), peer.size());
+}
+
+result<std::size_t> udp_socket::send(const void* buf, std::size_t n, clock::time_point deadline) {
+  return io::send(fd(), buf, n, 0, deadline);
+}
+
+result<datagram> udp_socket::recv(void* buf, std::size_t n, clock::time_point deadline) {
+  return recv_from(buf, n, nullptr, deadline);
+}
+
+result<std::size_t> udp_socket::send_to(const void* buf, std::size_t n, const endpoint& to,
+                                        clock::time_point deadline) {
+  if (auto r = check_peer(to); !r) return r.error();
+  iovec iov{const_cast<void*>(buf), n};
+  msghdr m{};
+  m.msg_name = const_cast<sockaddr*>(to.data());
+  m.msg_namelen = to.size();
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  return io::sendmsg(fd(), &m, 0, deadline);
+}
+
+result<datagram> udp_socket::recv_from(void* buf, std::size_t n, endpoint* from,
+                                       clock::time_point deadline) {
+  sockaddr_storage ss{};
+  iovec iov{buf, n};
+  msghdr m{};
+  m.msg_name = &ss;
+  m.msg_namelen = sizeof ss;
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  result<std::size_t> r = io::recvmsg(fd(), &m, 0, deadline);
+  if (!r) return r.error();
+  if (from) *from = endpoint(reinterpret_cast<sockaddr*>(&ss), m.msg_namelen);
+  return datagram_of(*r, n, m.msg_flags);
+}
+
+result<std::size_t> udp_socket::send_batch(udp_message* msgs, std::size_t n,
+                                           clock::time_point deadline) {
+  if (n == 0 || n > max_batch) return errc(std::errc::invalid_argument);
+  std::vector<iovec> iov(n);
+  std::vector<mmsghdr> mm(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const endpoint& to = msgs[i].peer;
+    if (to.family() != 0)  // default endpoint: the connected peer
+      if (auto r = check_peer(to); !r) return r.error();
+    iov[i] = {msgs[i].data, msgs[i].size};
+    mm[i].msg_hdr.msg_name = to.family() ? const_cast<sockaddr*>(to.data()) : nullptr;
+    mm[i].msg_hdr.msg_namelen = to.family() ? to.size() : 0;
+    mm[i].msg_hdr.msg_iov = &iov[i];
+    mm[i].msg_hdr.msg_iovlen = 1;
+  }
+  return io::sendmmsg(fd(), mm.data(), static_cast<unsigned>(n), 0, deadline);
+}
+
+result<std::size_t> udp_socket::recv_batch(udp_message* msgs, std::size_t n,
+                                           clock::time_point deadline) {
+  if (n == 0 || n > max_batch) return errc(std::errc::invalid_argument);
+  std::vector<iovec> iov(n);
+  std::vector<mmsghdr> mm(n);
+  std::vector<sockaddr_storage> from(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    iov[i] = {msgs[i].data, msgs[i].size};
+    mm[i].msg_hdr.msg_name = &from[i];
+    mm[i].msg_hdr.msg_namelen = sizeof from[i];
+    mm[i].msg_hdr.msg_iov = &iov[i];
+    mm[i].msg_hdr.msg_iovlen = 1;
+  }
+  result<std::size_t> got = io::recvmmsg(fd(), mm.data(), static_cast<unsigned>(n), 0, deadline);
+  if (!got) return got;
+  for (std::size_t i = 0; i < *got; ++i) {
+    msgs[i].peer = endpoint(reinterpret_cast<sockaddr*>(&from[i]), mm[i].msg_hdr.msg_namelen);
+    msgs[i].result = datagram_of(mm[i].msg_len, msgs[i].size, mm[i].msg_hdr.msg_flags);
+  }
+  return got;
+}
+
+result<void> udp_socket::set_send_buffer(int bytes) { return set_buffer(fd(), SO_SNDBUF, bytes); }
+result<void> udp_socket::set_recv_buffer(int bytes) { return set_buffer(fd(), SO_RCVBUF, bytes); }
+result<int> udp_socket::send_buffer() const { return getopt(fd(), SOL_SOCKET, SO_SNDBUF); }
+result<int> udp_socket::recv_buffer() const { return getopt(fd(), SOL_SOCKET, SO_RCVBUF); }
+result<endpoint> udp_socket::local_endpoint() const { return sock_name(fd(), ::getsockname); }
+result<endpoint> udp_socket::peer_endpoint() const { return sock_name(fd(), ::getpeername); }
+
+result<void> udp_socket::close() {
+  const int fd = fd_.exchange(-1, std::memory_order_relaxed);  // one closer wins
+  if (fd < 0) return errc(std::errc::bad_file_descriptor);
+  return io::close(fd);
+}
 
 }  // namespace weft

@@ -1,10 +1,15 @@
-// weft/net.hpp - a thin RAII TCP layer over weft/io.hpp: endpoint, tcp_listener, tcp_stream.
+// weft/net.hpp - a thin RAII socket layer over weft/io.hpp: endpoint, tcp_listener,
+// tcp_stream, udp_socket.
 //
 //   auto l = weft::tcp_listener::bind(*weft::endpoint::parse("127.0.0.1", 8080));
 //   while (auto s = l->accept())                  // suspends the fiber, not the worker
 //     weft::spawn([s = std::move(*s)]() mutable { char b[512];
 //       while (auto n = s.read(b, sizeof b)) { if (!*n || !s.write_all(b, *n)) break; } })
 //       .detach();
+//
+//   auto u = weft::udp_socket::bind(*weft::endpoint::parse("::1", 5353));
+//   weft::endpoint from; char d[1500];
+//   while (auto got = u->recv_from(d, sizeof d, &from)) (void)u->send_to(d, got->size, from);
 //
 // IPv4 and IPv6; numeric addresses only (resolve names with run_blocking(getaddrinfo)).
 // Every call follows io.hpp: result<T>, steady_clock deadlines, from fibers and plain
@@ -153,6 +158,85 @@ private:
   // only the value matters (the fd's own state is ordered by the I/O layer).
   std::atomic<int> fd_{-1};
   bool nodelay_ = true;
+};
+
+// ---------------------------------------------------------------- UDP
+
+// What a datagram receive got.
+struct datagram {
+  std::size_t size = 0;    // bytes stored in the buffer (0 is a valid, empty datagram)
+  bool truncated = false;  // the datagram was longer than the buffer: the rest is lost
+};
+
+// One datagram of a batch (udp_socket::send_batch / recv_batch), as iovec is for readv.
+struct udp_message {
+  void* data = nullptr;  // send: the payload; recv: the buffer
+  std::size_t size = 0;  // its length (send) or capacity (recv)
+  endpoint peer;         // send: destination (default endpoint: the connected peer);
+                         // recv: set to the source
+  datagram result;       // recv: what was received
+};
+
+struct udp_options {
+  bool reuse_addr = false;  // SO_REUSEADDR
+  bool reuse_port = false;  // SO_REUSEPORT: several sockets share the port
+};
+
+// A UDP socket (non-blocking, close-on-exec). Calls follow io.hpp (result<T>, deadlines,
+// fibers and plain threads). Errors beyond the syscalls': a closed socket
+// bad_file_descriptor; an endpoint of another family than the socket's (or a default
+// one) address_family_not_supported; a datagram larger than UDP allows (65,507 bytes over
+// IPv4, 65,527 over IPv6) message_size. A receive into a smaller buffer keeps its start
+// and says so (datagram::truncated). On a connected socket an ICMP port unreachable for
+// an earlier send surfaces as connection_refused at a later send or receive.
+class WEFT_API udp_socket {
+public:
+  udp_socket() noexcept = default;
+  udp_socket(udp_socket&& o) noexcept
+      : fd_(o.fd_.exchange(-1, std::memory_order_relaxed)), family_(o.family_) {}
+  udp_socket& operator=(udp_socket&& o) noexcept;
+  ~udp_socket();
+
+  // socket + options + bind. Port 0 picks a free port (see local_endpoint()).
+  static result<udp_socket> bind(const endpoint& local, const udp_options& opts = {});
+  // An unbound socket of family AF_INET or AF_INET6 (the first send binds it).
+  static result<udp_socket> open(int family);
+
+  // Sets the default peer: send()/recv() then talk to it only. Never waits.
+  result<void> connect(const endpoint& peer);
+  result<std::size_t> send(const void* buf, std::size_t n, clock::time_point deadline = io::forever);
+  result<datagram> recv(void* buf, std::size_t n, clock::time_point deadline = io::forever);
+  result<std::size_t> send_to(const void* buf, std::size_t n, const endpoint& to,
+                              clock::time_point deadline = io::forever);
+  // from, when given, receives the source address.
+  result<datagram> recv_from(void* buf, std::size_t n, endpoint* from,
+                             clock::time_point deadline = io::forever);
+  // sendmmsg / recvmmsg: returns how many of the n messages went (>= 1), waiting only
+  // while none can. A send error is reported only for the first message: retry from the
+  // returned index to learn a later one's. n above 1024 (UIO_MAXIOV) is invalid_argument.
+  result<std::size_t> send_batch(udp_message* msgs, std::size_t n,
+                                 clock::time_point deadline = io::forever);
+  result<std::size_t> recv_batch(udp_message* msgs, std::size_t n,
+                                 clock::time_point deadline = io::forever);
+
+  // SO_SNDBUF / SO_RCVBUF, as stream_socket's.
+  result<void> set_send_buffer(int bytes);
+  result<void> set_recv_buffer(int bytes);
+  result<int> send_buffer() const;
+  result<int> recv_buffer() const;
+  result<endpoint> local_endpoint() const;
+  result<endpoint> peer_endpoint() const;
+  // Closes now; waiters wake with bad_file_descriptor, as does every later call.
+  result<void> close();
+  bool is_open() const noexcept { return fd() >= 0; }
+  int family() const noexcept { return family_; }
+  int fd() const noexcept { return fd_.load(std::memory_order_relaxed); }  // relaxed: as tcp_stream
+
+private:
+  result<void> check_peer(const endpoint& e) const;
+  // Atomic: close() may run while another fiber receives. relaxed: as tcp_stream's.
+  std::atomic<int> fd_{-1};
+  int family_ = 0;
 };
 
 }  // namespace weft
