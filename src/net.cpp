@@ -1,5 +1,6 @@
-// src/net.cpp - endpoint, stream_socket, tcp_stream, tcp_listener: socket setup around
-// weft::io calls.
+// src/net.cpp - endpoint, stream_socket, tcp_stream, tcp_listener, udp_socket,
+// unix_stream, unix_listener: socket setup around weft::io calls.
+#include <weft/fiber.hpp>
 #include <weft/net.hpp>
 
 #include <arpa/inet.h>
@@ -7,9 +8,13 @@
 #include <cstring>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstddef>
 #include <vector>
 
 namespace weft {
@@ -346,6 +351,120 @@ result<endpoint> udp_socket::peer_endpoint() const { return sock_name(fd(), ::ge
 result<void> udp_socket::close() {
   const int fd = fd_.exchange(-1, std::memory_order_relaxed);  // one closer wins
   if (fd < 0) return errc(std::errc::bad_file_descriptor);
+  return io::close(fd);
+}
+
+
+// ---------------------------------------------------------------- Unix domain
+
+namespace {
+// path -> sockaddr_un; a leading NUL selects the abstract namespace (length-delimited, no
+// terminating NUL); a filesystem path is NUL-terminated.
+result<socklen_t> unix_address(const std::string& path, sockaddr_un& sa) {
+  sa = sockaddr_un{};
+  sa.sun_family = AF_UNIX;
+  const bool abstract = !path.empty() && path[0] == '\0';
+  if (path.empty() || (abstract && path.size() == 1)) return errc(std::errc::invalid_argument);
+  if (path.find('\0', abstract ? 1 : 0) != std::string::npos)
+    return errc(std::errc::invalid_argument);
+  if (path.size() > sizeof sa.sun_path - 1) return errc(std::errc::filename_too_long);
+  std::memcpy(sa.sun_path, path.data(), path.size());
+  const std::size_t len = offsetof(sockaddr_un, sun_path) + path.size() + (abstract ? 0 : 1);
+  return static_cast<socklen_t>(len);
+}
+
+int unix_socket() noexcept { return ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); }
+}  // namespace
+
+result<unix_stream> unix_stream::connect(const std::string& path, clock::time_point deadline) {
+  sockaddr_un sa;
+  result<socklen_t> len = unix_address(path, sa);
+  if (!len) return len.error();
+  auto backoff = std::chrono::milliseconds(1);
+  for (;;) {
+    const int fd = unix_socket();
+    if (fd < 0) return last_error();
+    unix_stream s(fd);
+    result<void> r = io::connect(fd, reinterpret_cast<sockaddr*>(&sa), *len, deadline);
+    if (r) return s;
+    // EAGAIN: the listener's backlog is full. Nothing will signal room (the kernel wakes
+    // only blocked connects), so sleep and retry with a fresh socket (see net.hpp).
+    if (r.error() != std::errc::resource_unavailable_try_again) return r.error();
+    const clock::time_point now = clock::now();
+    if (now >= deadline) return errc(std::errc::timed_out);
+    this_fiber::sleep_until(deadline - now > backoff ? now + backoff : deadline);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(20));
+  }
+}
+
+result<std::pair<unix_stream, unix_stream>> unix_stream::pair() {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0)
+    return last_error();
+  return std::make_pair(unix_stream(fds[0]), unix_stream(fds[1]));
+}
+
+unix_listener::unix_listener(unix_listener&& o) noexcept
+    : fd_(o.fd_.exchange(-1, std::memory_order_relaxed)),
+      path_(std::move(o.path_)),
+      dev_(std::exchange(o.dev_, 0)),
+      ino_(std::exchange(o.ino_, 0)) {}
+
+unix_listener& unix_listener::operator=(unix_listener&& o) noexcept {
+  if (this != &o) {
+    (void)close();
+    fd_.store(o.fd_.exchange(-1, std::memory_order_relaxed), std::memory_order_relaxed);
+    path_ = std::move(o.path_);
+    dev_ = std::exchange(o.dev_, 0);
+    ino_ = std::exchange(o.ino_, 0);
+  }
+  return *this;
+}
+
+unix_listener::~unix_listener() { (void)close(); }
+
+result<unix_listener> unix_listener::bind(const std::string& path, const unix_listen_options& opts) {
+  sockaddr_un sa;
+  result<socklen_t> len = unix_address(path, sa);
+  if (!len) return len.error();
+  const bool abstract = path[0] == '\0';
+  unix_listener l;
+  const int fd = unix_socket();
+  if (fd < 0) return last_error();
+  l.fd_.store(fd, std::memory_order_relaxed);
+  if (opts.unlink_existing && !abstract) {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) (void)::unlink(path.c_str());
+  }
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), *len) != 0) return last_error();
+  l.path_ = path;
+  struct stat st;
+  if (!abstract && ::lstat(path.c_str(), &st) == 0) {  // from here on close() unlinks it
+    l.dev_ = st.st_dev;
+    l.ino_ = st.st_ino;
+  }
+  if (::listen(fd, opts.backlog) != 0) return last_error();
+  return l;
+}
+
+result<unix_stream> unix_listener::accept(clock::time_point deadline) {
+  result<int> c = io::accept(fd(), nullptr, nullptr, deadline);  // fd(): as tcp_listener's
+  if (!c) return c.error();
+  return unix_stream(*c);
+}
+
+result<void> unix_listener::close() {
+  const int fd = fd_.exchange(-1, std::memory_order_relaxed);  // one closer wins
+  if (fd < 0) return errc(std::errc::bad_file_descriptor);
+  // Only the file this listener created: another server may have replaced it (after
+  // unlink_existing) and must keep its own.
+  if (ino_ != 0) {
+    struct stat st;
+    if (::lstat(path_.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_dev) == dev_ &&
+        static_cast<std::uint64_t>(st.st_ino) == ino_)
+      (void)::unlink(path_.c_str());
+    dev_ = ino_ = 0;
+  }
   return io::close(fd);
 }
 

@@ -1,5 +1,5 @@
 // weft/net.hpp - a thin RAII socket layer over weft/io.hpp: endpoint, tcp_listener,
-// tcp_stream, udp_socket.
+// tcp_stream, udp_socket, unix_listener, unix_stream.
 //
 //   auto l = weft::tcp_listener::bind(*weft::endpoint::parse("127.0.0.1", 8080));
 //   while (auto s = l->accept())                  // suspends the fiber, not the worker
@@ -237,6 +237,73 @@ private:
   // Atomic: close() may run while another fiber receives. relaxed: as tcp_stream's.
   std::atomic<int> fd_{-1};
   int family_ = 0;
+};
+
+// ---------------------------------------------------------------- Unix domain
+
+// A connected Unix-domain stream socket.
+class WEFT_API unix_stream : public stream_socket {
+public:
+  unix_stream() noexcept = default;
+  explicit unix_stream(int fd) noexcept : stream_socket(fd) {}  // adopts fd
+  unix_stream(unix_stream&&) noexcept = default;
+  unix_stream& operator=(unix_stream&&) noexcept = default;
+  ~unix_stream() = default;
+
+  // Connects to the listener at path (see unix_listener::bind for the path rules).
+  // no_such_file_or_directory when nothing is there, connection_refused when the socket
+  // file has no listener. A listener whose backlog is full makes a non-blocking connect
+  // fail with EAGAIN and sends no readiness event to wait for: the call then sleeps
+  // (1 ms, doubling up to 20 ms) and retries until it connects or the deadline passes
+  // (timed_out), as a blocking connect would wait.
+  static result<unix_stream> connect(const std::string& path,
+                                     clock::time_point deadline = io::forever);
+  // A connected pair (socketpair(2)), both ends non-blocking and close-on-exec.
+  static result<std::pair<unix_stream, unix_stream>> pair();
+};
+
+struct unix_listen_options {
+  int backlog = 1024;  // listen(2) backlog (the kernel caps it at net.core.somaxconn)
+  // A socket file already at path (a crashed server's) makes bind fail address_in_use,
+  // unless this is set: bind then unlinks it first. Anything else than a socket at path
+  // (a regular file, a directory) is never removed: still address_in_use.
+  bool unlink_existing = false;
+};
+
+// A listening Unix-domain stream socket.
+//
+// Paths: up to 107 bytes (sockaddr_un's sun_path less the terminating NUL; longer is
+// name_too_long), no NUL inside (invalid_argument). A path starting with '\0' names the
+// Linux abstract namespace: no file is created, the name vanishes with the last socket.
+// Unlink: bind creates the socket file; close() (and the destructor) unlink it again if
+// the file at path is still the one this listener created (same device and inode), so a
+// newer server's socket at the same path is never removed. The file is not unlinked when
+// the process dies without closing: use unlink_existing on restart.
+class WEFT_API unix_listener {
+public:
+  unix_listener() noexcept = default;
+  unix_listener(unix_listener&& o) noexcept;
+  unix_listener& operator=(unix_listener&& o) noexcept;
+  ~unix_listener();
+
+  static result<unix_listener> bind(const std::string& path,
+                                    const unix_listen_options& opts = {});
+  // Waits for a connection. Any number of fibers may wait here at once.
+  result<unix_stream> accept(clock::time_point deadline = io::forever);
+  const std::string& path() const noexcept { return path_; }
+  // Closes now and unlinks the socket file (see above); waiters in accept() wake with
+  // bad_file_descriptor, as does every later accept().
+  result<void> close();
+  bool is_open() const noexcept { return fd() >= 0; }
+  int fd() const noexcept { return fd_.load(std::memory_order_relaxed); }  // relaxed: as tcp_listener
+
+private:
+  // Atomic: as tcp_listener's (close() while the pool's fibers accept).
+  std::atomic<int> fd_{-1};
+  std::string path_;
+  // The socket file bind created (0/0: none, e.g. abstract): close() unlinks it only if
+  // path still names this device and inode.
+  std::uint64_t dev_ = 0, ino_ = 0;
 };
 
 }  // namespace weft
