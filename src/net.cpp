@@ -1,11 +1,14 @@
 // src/net.cpp - endpoint, stream_socket, tcp_stream, tcp_listener, udp_socket,
 // unix_stream, unix_listener: socket setup around weft::io calls.
+#include <weft/blocking.hpp>
 #include <weft/fiber.hpp>
 #include <weft/net.hpp>
+#include <weft/sync/event.hpp>
 
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/stat.h>
@@ -15,12 +18,16 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <memory>
+#include <new>
+#include <system_error>
 #include <vector>
 
 namespace weft {
 
 namespace {
 std::error_code last_error() noexcept { return {errno, std::generic_category()}; }
+std::error_code errc(std::errc e) noexcept { return std::make_error_code(e); }
 
 result<void> setopt(int fd, int level, int name, int value) {
   if (::setsockopt(fd, level, name, &value, sizeof value) != 0) return last_error();
@@ -152,6 +159,110 @@ result<bool> tcp_stream::keepalive() const { return getflag(fd(), SOL_SOCKET, SO
 result<endpoint> tcp_stream::peer_endpoint() const { return sock_name(fd(), ::getpeername); }
 result<endpoint> tcp_stream::local_endpoint() const { return sock_name(fd(), ::getsockname); }
 
+// ---------------------------------------------------------------- resolve
+
+namespace {
+class resolve_category_impl final : public std::error_category {
+public:
+  const char* name() const noexcept override { return "weft.resolve"; }
+  std::string message(int ev) const override { return ::gai_strerror(ev); }
+};
+
+struct lookup {
+  std::error_code ec;
+  std::vector<endpoint> eps;
+};
+
+// getaddrinfo itself (a pool thread, or a plain thread inline).
+lookup getaddrinfo_now(const std::string& host, std::uint16_t port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  const std::string service = std::to_string(port);
+  lookup out;
+  const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
+  if (rc == EAI_SYSTEM) {
+    out.ec = last_error();
+  } else if (rc != 0) {
+    out.ec = {rc, resolve_category()};
+  } else {
+    for (addrinfo* ai = res; ai; ai = ai->ai_next)
+      if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
+        out.eps.emplace_back(ai->ai_addr, ai->ai_addrlen);
+    ::freeaddrinfo(res);
+    if (out.eps.empty()) out.ec = {EAI_NONAME, resolve_category()};
+  }
+  return out;
+}
+
+// On the calling fiber's blocking pool; a pool that cannot start a thread is an error.
+lookup getaddrinfo_on_pool(const std::string& host, std::uint16_t port) {
+  try {
+    return run_blocking([&] { return getaddrinfo_now(host, port); });
+  } catch (const std::system_error& e) {
+    return lookup{e.code(), {}};
+  } catch (const std::bad_alloc&) {
+    return lookup{errc(std::errc::not_enough_memory), {}};
+  }
+}
+}  // namespace
+
+const std::error_category& resolve_category() noexcept {
+  static const resolve_category_impl cat;
+  return cat;
+}
+
+result<std::vector<endpoint>> resolve(const std::string& host, std::uint16_t port,
+                                      clock::time_point deadline) {
+  // 253: the longest DNS name (RFC 1035's 255 octets on the wire).
+  if (host.empty() || host.size() > 253 || host.find('\0') != std::string::npos)
+    return errc(std::errc::invalid_argument);
+  if (result<endpoint> ep = endpoint::parse(host, port)) return std::vector<endpoint>{*ep};
+  lookup out;
+  if (!this_fiber::in_fiber() || deadline == clock::time_point::max()) {
+    out = this_fiber::in_fiber() ? getaddrinfo_on_pool(host, port) : getaddrinfo_now(host, port);
+  } else {
+    // getaddrinfo cannot be interrupted: a helper fiber waits for the pool and hands the
+    // result over through shared state, so the caller can leave at its deadline and the
+    // lookup finishes on its own. done.set() happens-before wait_until's true return
+    // (event.hpp), which orders the write of r->out before the read below.
+    struct shared {
+      event done;
+      lookup out;
+    };
+    auto r = std::make_shared<shared>();
+    try {
+      spawn([r, host, port] {
+        r->out = getaddrinfo_on_pool(host, port);
+        r->done.set();
+      }).detach();
+    } catch (const std::system_error& e) {
+      return e.code();
+    } catch (const std::bad_alloc&) {
+      return errc(std::errc::not_enough_memory);
+    }
+    if (!r->done.wait_until(deadline)) return errc(std::errc::timed_out);
+    out = std::move(r->out);
+  }
+  if (out.ec) return out.ec;
+  return std::move(out.eps);
+}
+
+result<tcp_stream> tcp_stream::connect(const std::string& host, std::uint16_t port,
+                                       clock::time_point deadline) {
+  result<std::vector<endpoint>> eps = resolve(host, port, deadline);
+  if (!eps) return eps.error();
+  std::error_code last;
+  for (const endpoint& ep : *eps) {  // non-empty: resolve reports EAI_NONAME otherwise
+    result<tcp_stream> s = connect(ep, deadline);
+    if (s || s.error() == std::errc::timed_out) return s;
+    last = s.error();
+  }
+  return last;
+}
+
 // ---------------------------------------------------------------- tcp_listener
 
 tcp_listener& tcp_listener::operator=(tcp_listener&& o) noexcept {
@@ -208,8 +319,6 @@ result<void> tcp_listener::close() {
 // ---------------------------------------------------------------- udp_socket
 
 namespace {
-std::error_code errc(std::errc e) noexcept { return std::make_error_code(e); }
-
 datagram datagram_of(std::size_t size, std::size_t cap, int msg_flags) noexcept {
   // recvmsg returns the stored length; MSG_TRUNC in msg_flags says the datagram was longer.
   return datagram{std::min(size, cap), (msg_flags & MSG_TRUNC) != 0};

@@ -3,6 +3,7 @@
 // loop.
 #include "weft_test.hpp"
 
+#include <weft/blocking.hpp>
 #include <weft/net.hpp>
 
 #include <atomic>
@@ -544,6 +545,100 @@ TEST_P(Net, ShutdownUnwindsServer) {
     auto n = c.read(&x, 1, weft::deadline_after(2s));
     EXPECT_TRUE(n && *n == 0);
   }
+}
+
+// ---------------------------------------------------------------- names ("localhost" only)
+
+// resolve: numeric hosts need no resolver (plain thread too); "localhost" resolves on the
+// blocking pool and includes 127.0.0.1; malformed hosts are refused before any lookup.
+TEST_P(Net, ResolveLocalhost) {
+  auto check = [](bool in_fiber) {
+    // Not SCOPED_TRACE: gtest keeps its trace stack per thread, and a fiber may resume
+    // on another worker between the push and the pop.
+    const char* where = in_fiber ? "fiber" : "plain thread";
+    auto v4 = weft::resolve("127.0.0.1", 80);
+    ASSERT_TRUE(v4) << where << ": " << v4.error().message();
+    ASSERT_EQ(v4->size(), 1u);
+    EXPECT_EQ((*v4)[0].to_string(), "127.0.0.1:80");
+    auto v6 = weft::resolve("::1", 81);
+    ASSERT_TRUE(v6) << where << ": " << v6.error().message();
+    EXPECT_EQ((*v6)[0].to_string(), "[::1]:81");
+    for (auto deadline : {weft::io::forever, weft::deadline_after(10s)}) {
+      auto lh = weft::resolve("localhost", 8080, deadline);
+      ASSERT_TRUE(lh) << where << ": " << lh.error().message();
+      bool has_v4 = false;
+      for (const auto& ep : *lh) {
+        EXPECT_EQ(ep.port(), 8080);
+        has_v4 |= ep.to_string() == "127.0.0.1:8080";
+      }
+      EXPECT_TRUE(has_v4) << where;
+    }
+    const auto einval = err(std::errc::invalid_argument);
+    EXPECT_EQ(weft::resolve("", 1).error(), einval);
+    EXPECT_EQ(weft::resolve(std::string(254, 'a'), 1).error(), einval);
+    EXPECT_EQ(weft::resolve(std::string("local\0host", 10), 1).error(), einval);
+  };
+  check(false);
+  sched().block_on([&] { check(true); });
+}
+
+// connect by name: "localhost" reaches a listener on 127.0.0.1 (whatever order the
+// resolver returns its addresses in: a refused ::1 is skipped); with nobody listening
+// the last address's connection_refused is reported; malformed hosts are invalid_argument.
+TEST_P(Net, ConnectByName) {
+  weft::tcp_listener l = listen_any("127.0.0.1");
+  const std::uint16_t port = l.local_endpoint()->port();
+  std::uint16_t dead_port;
+  {
+    weft::tcp_listener gone = listen_any("127.0.0.1");
+    dead_port = gone.local_endpoint()->port();
+  }
+  sched().block_on([&] {
+    for (const char* host : {"localhost", "127.0.0.1"}) {
+      auto c = weft::tcp_stream::connect(host, port, weft::deadline_after(10s));
+      ASSERT_TRUE(c) << host << ": " << c.error().message();
+      auto a = l.accept(weft::deadline_after(5s));
+      ASSERT_TRUE(a) << a.error().message();
+      ASSERT_TRUE(c->write_all("hi", 2));
+      char buf[2];
+      auto n = a->read(buf, 2, weft::deadline_after(5s));
+      ASSERT_TRUE(n && *n > 0);
+      EXPECT_EQ(c->peer_endpoint()->to_string(), "127.0.0.1:" + std::to_string(port));
+    }
+    EXPECT_EQ(weft::tcp_stream::connect("localhost", dead_port, weft::deadline_after(10s)).error(),
+              err(std::errc::connection_refused));
+    EXPECT_EQ(weft::tcp_stream::connect("", port).error(), err(std::errc::invalid_argument));
+  });
+}
+
+// The deadline covers the lookup: with every thread of the blocking pool busy (64, the
+// default max_threads) the lookup queues, and connect returns timed_out at its deadline
+// instead of after the queue drains. The lookup then finishes by itself (the scheduler's
+// destruction waits for it).
+TEST_P(Net, ConnectByNameDeadlineCoversTheLookup) {
+  weft::tcp_listener l = listen_any("127.0.0.1");
+  const std::uint16_t port = l.local_endpoint()->port();
+  constexpr int pool_max = 64;  // blocking_options{}.max_threads, the default pool's
+  ASSERT_EQ(weft::blocking_options{}.max_threads, unsigned{pool_max});
+  sched().block_on([&] {
+    std::atomic<int> submitted{0};
+    std::vector<weft::join_handle<void>> busy;
+    for (int i = 0; i < pool_max; ++i)
+      busy.push_back(weft::spawn([&] {
+        submitted.fetch_add(1);  // run_blocking submits before this fiber suspends
+        weft::run_blocking([] { std::this_thread::sleep_for(2s); });
+      }));
+    while (submitted.load() < pool_max) weft::this_fiber::sleep_for(1ms);
+    weft::this_fiber::sleep_for(50ms);  // the last ones have reached submit()
+    auto t0 = clock::now();
+    auto c = weft::tcp_stream::connect("localhost", port, weft::deadline_after(100ms));
+    EXPECT_EQ(c.error(), err(std::errc::timed_out));
+    EXPECT_LT(clock::now() - t0, 1500ms);  // not after the 2 s sleeps
+    for (auto& b : busy) b.join();
+    // The pool is free again: the same call now connects.
+    auto ok = weft::tcp_stream::connect("localhost", port, weft::deadline_after(10s));
+    EXPECT_TRUE(ok) << ok.error().message();
+  });
 }
 
 }  // namespace

@@ -11,7 +11,7 @@
 //   weft::endpoint from; char d[1500];
 //   while (auto got = u->recv_from(d, sizeof d, &from)) (void)u->send_to(d, got->size, from);
 //
-// IPv4 and IPv6; numeric addresses only (resolve names with run_blocking(getaddrinfo)).
+// IPv4 and IPv6; host names through resolve() / tcp_stream::connect(host, port).
 // Every call follows io.hpp: result<T>, steady_clock deadlines, from fibers and plain
 // threads alike. Destructors close the fd through io::close (waiters wake with
 // bad_file_descriptor). Objects are move-only. Several fibers may wait in the same call
@@ -115,6 +115,17 @@ public:
 
   // Connects, waiting up to the deadline (timed_out, connection_refused ...).
   static result<tcp_stream> connect(const endpoint& peer, clock::time_point deadline = io::forever);
+  // Connects to host (a numeric address, or a name resolved with getaddrinfo on the
+  // blocking pool, weft/blocking.hpp, so no worker blocks in the resolver), trying each
+  // address in the resolver's order until one connects. The deadline covers resolution
+  // and connection: a lookup still running at the deadline is left to finish on the
+  // pool (in a detached fiber, which the scheduler's destruction waits for) and the call
+  // returns timed_out. Errors: invalid_argument for a host that is empty, longer than 253
+  // bytes or contains a NUL; resolve_category() codes for resolver failures (unknown
+  // name ...); otherwise the last address's connect error. From a plain thread
+  // getaddrinfo runs inline (the deadline then applies only after it returned).
+  static result<tcp_stream> connect(const std::string& host, std::uint16_t port,
+                                    clock::time_point deadline = io::forever);
 
   // TCP_NODELAY (Nagle off) and SO_KEEPALIVE, set and read back.
   result<void> set_nodelay(bool on = true);
@@ -124,6 +135,14 @@ public:
   result<endpoint> peer_endpoint() const;
   result<endpoint> local_endpoint() const;
 };
+
+// Resolves host (numeric, or a name via getaddrinfo on the blocking pool, as
+// tcp_stream::connect(host, ...)) to its stream addresses, in the resolver's order.
+WEFT_API result<std::vector<endpoint>> resolve(const std::string& host, std::uint16_t port,
+                                               clock::time_point deadline = io::forever);
+// The category of getaddrinfo's EAI_* codes (message: gai_strerror); EAI_SYSTEM is
+// reported as its errno in std::generic_category().
+WEFT_API const std::error_category& resolve_category() noexcept;
 
 struct listen_options {
   int backlog = 1024;       // listen(2) backlog (the kernel caps it at net.core.somaxconn)
