@@ -169,6 +169,14 @@ TEST_P(Udp, OversizedDatagramIsMessageSize) {
       EXPECT_EQ(client.send(payload.data(), payload.size()).error(), err(std::errc::message_size));
       weft::udp_message m{payload.data(), payload.size(), {}, {}};
       EXPECT_EQ(client.send_batch(&m, 1).error(), err(std::errc::message_size));
+      // In a batch, an oversized datagram after a good one: the good one goes (count 1),
+      // and the retry from there reports message_size.
+      weft::udp_message two[2] = {{payload.data(), 10, {}, {}}, m};
+      EXPECT_EQ(*client.send_batch(two, 2), 1u);
+      EXPECT_EQ(client.send_batch(two + 1, 1).error(), err(std::errc::message_size));
+      d = server.recv(buf.data(), buf.size(), weft::deadline_after(5s));
+      ASSERT_TRUE(d) << d.error().message();
+      EXPECT_EQ(d->size, 10u);
     });
   }
 }
