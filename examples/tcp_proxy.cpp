@@ -46,11 +46,12 @@ void proxy(weft::tcp_stream client, const std::string& host, std::uint16_t port)
   bool client_open = true, upstream_open = true, failed = false;
   // Forwards one chunk (or, at end of file, the half-close) to dst.
   auto forward = [&](weft::tcp_stream& dst, bool& open) {
-    return [&](std::optional<std::string> chunk) {
+    // Pointers, not the reference parameters: the handler outlives this call.
+    return [d = &dst, o = &open, &failed](std::optional<std::string> chunk) {
       if (!chunk) {
-        open = false;
-        (void)dst.shutdown_write();
-      } else if (!dst.write_all(chunk->data(), chunk->size())) {
+        *o = false;
+        (void)d->shutdown_write();
+      } else if (!d->write_all(chunk->data(), chunk->size())) {
         failed = true;
       }
     };

@@ -274,7 +274,8 @@ public:
   // file has no listener. A listener whose backlog is full makes a non-blocking connect
   // fail with EAGAIN and sends no readiness event to wait for: the call then sleeps
   // (1 ms, doubling up to 20 ms) and retries until it connects or the deadline passes
-  // (timed_out), as a blocking connect would wait.
+  // (timed_out), as a blocking connect would wait. Those sleeps do not notice the
+  // scheduler's shutdown (operation_canceled ends only reactor waits): give a deadline.
   static result<unix_stream> connect(const std::string& path,
                                      clock::time_point deadline = io::forever);
   // A connected pair (socketpair(2)), both ends non-blocking and close-on-exec.
