@@ -373,6 +373,30 @@ result<std::size_t> send(int fd, const void* buf, std::size_t n, int flags,
                         [&](io_desc& d) { return ::send(d.fd_, buf, n, flags | MSG_NOSIGNAL); });
 }
 
+result<std::size_t> recvmsg(int fd, msghdr* msg, int flags, clock::time_point deadline) {
+  return detail::run_op(fd, io_dir::read, deadline,
+                        [&](io_desc& d) { return ::recvmsg(d.fd_, msg, flags); });
+}
+
+result<std::size_t> sendmsg(int fd, const msghdr* msg, int flags, clock::time_point deadline) {
+  return detail::run_op(fd, io_dir::write, deadline,
+                        [&](io_desc& d) { return ::sendmsg(d.fd_, msg, flags | MSG_NOSIGNAL); });
+}
+
+result<std::size_t> recvmmsg(int fd, mmsghdr* msgs, unsigned n, int flags,
+                             clock::time_point deadline) {
+  return detail::run_op(fd, io_dir::read, deadline, [&](io_desc& d) -> ssize_t {
+    return ::recvmmsg(d.fd_, msgs, n, flags | MSG_WAITFORONE, nullptr);
+  });
+}
+
+result<std::size_t> sendmmsg(int fd, mmsghdr* msgs, unsigned n, int flags,
+                             clock::time_point deadline) {
+  return detail::run_op(fd, io_dir::write, deadline, [&](io_desc& d) -> ssize_t {
+    return ::sendmmsg(d.fd_, msgs, n, flags | MSG_NOSIGNAL);
+  });
+}
+
 result<int> accept(int fd, sockaddr* addr, socklen_t* len, clock::time_point deadline) {
   result<std::size_t> r = detail::run_op(fd, io_dir::read, deadline, [&](io_desc& d) -> ssize_t {
     for (;;) {

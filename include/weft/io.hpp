@@ -25,7 +25,7 @@
 //
 // Rules: the first call makes the fd non-blocking (O_NONBLOCK) and, from a fiber,
 // registers it with that scheduler's reactor. An fd used with these calls must be closed
-// with io::close (or by tcp_stream / tcp_listener), never with close(2) directly: the
+// with io::close (or by the socket classes of net.hpp), never with close(2) directly: the
 // descriptor table would otherwise keep stale state for the next fd with that number.
 // Deadlines are steady_clock time points (weft/timer.hpp); time_point::max() = none, a
 // past deadline still tries the syscall once before reporting timed_out.
@@ -66,6 +66,21 @@ WEFT_API result<std::size_t> recv(int fd, void* buf, std::size_t n, int flags = 
                                   clock::time_point deadline = forever);
 WEFT_API result<std::size_t> send(int fd, const void* buf, std::size_t n, int flags = 0,
                                   clock::time_point deadline = forever);
+// recvmsg(2)/sendmsg(2): one message (for datagram sockets one datagram; a receive's
+// msg_flags reports MSG_TRUNC). sendmsg always adds MSG_NOSIGNAL. Any thread.
+WEFT_API result<std::size_t> recvmsg(int fd, msghdr* msg, int flags = 0,
+                                     clock::time_point deadline = forever);
+WEFT_API result<std::size_t> sendmsg(int fd, const msghdr* msg, int flags = 0,
+                                     clock::time_point deadline = forever);
+// recvmmsg(2)/sendmmsg(2): up to n messages in one syscall; returns how many (>= 1),
+// waiting only while none can be transferred. recvmmsg adds MSG_WAITFORONE (returns what
+// is queued, never waits for more); sendmmsg adds MSG_NOSIGNAL and reports an error only
+// when the first message fails (a later message's error is lost, sendmmsg(2): retry from
+// the returned count to learn it). Any thread.
+WEFT_API result<std::size_t> recvmmsg(int fd, mmsghdr* msgs, unsigned n, int flags = 0,
+                                      clock::time_point deadline = forever);
+WEFT_API result<std::size_t> sendmmsg(int fd, mmsghdr* msgs, unsigned n, int flags = 0,
+                                      clock::time_point deadline = forever);
 // accept4(2): the new fd is non-blocking and close-on-exec. addr/len may be null.
 // ECONNABORTED (peer gone before accept) is retried, not reported. Any thread.
 WEFT_API result<int> accept(int fd, sockaddr* addr = nullptr, socklen_t* len = nullptr,
