@@ -185,6 +185,16 @@ void blocking_api() {
   EXPECT_GE(pool.threads(), 1u);
 }
 
+// weft/version.hpp: the macros agree with each other, and the library was built from the
+// same version as these headers. Mutation: src/version.cpp returning another string.
+TEST(api_check, version) {
+  EXPECT_STREQ(weft::version(), WEFT_VERSION_STRING);
+  const std::string parts = std::to_string(WEFT_VERSION_MAJOR) + "." +
+                            std::to_string(WEFT_VERSION_MINOR) + "." +
+                            std::to_string(WEFT_VERSION_PATCH);
+  EXPECT_EQ(parts, WEFT_VERSION_STRING);
+}
+
 TEST(api_check, every_public_function_links_and_runs) {
   weft::detail::task_alloc_inject_failure_after(-1);                 // the test seam: off
   const auto previous = weft::set_unhandled_exception_handler(&ignore_unhandled);
