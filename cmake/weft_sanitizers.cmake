@@ -17,6 +17,17 @@
 #
 #   weft_apply_sanitizer_defines(<target>)  adds WEFT_ASAN=1 / WEFT_TSAN=1 and
 #   WEFT_TSAN_FIBERS=0|1 (PRIVATE).
+#
+#   weft_export_sanitizer_options(<target>)  gives the *installed* target the same
+#   -fsanitize compile and link options as INTERFACE options, so a program built against
+#   an installed sanitizer build of weft (find_package(weft), weft::weft) is instrumented
+#   and linked with the sanitizer's runtime without being told (an asan weft linked into a
+#   plain program fails with undefined __asan_* / __ubsan_* symbols). Only the install
+#   interface: in this build tree add_compile_options already covers every target. The
+#   same flags go into weft.pc (WEFT_SANITIZER_COMPILE_OPTIONS, _LINK_OPTIONS).
+#   The defines stay private: no public header tests WEFT_ASAN, WEFT_TSAN or
+#   WEFT_TSAN_FIBERS (the fiber mode is chosen inside the library, src/tsan_scope.hpp), so
+#   a consumer's headers need none of them to match the library.
 # The sources also detect sanitizers on their own (__SANITIZE_ADDRESS__,
 # __SANITIZE_THREAD__, __has_feature); the defines only make the build's intent explicit.
 include_guard(GLOBAL)
@@ -24,6 +35,8 @@ include_guard(GLOBAL)
 set(_weft_san "${WEFT_SANITIZER}")
 list(SORT _weft_san)
 set(WEFT_SANITIZER_DEFINES "")
+set(WEFT_SANITIZER_COMPILE_OPTIONS "")
+set(WEFT_SANITIZER_LINK_OPTIONS "")
 
 if(_weft_san STREQUAL "")
   # nothing to do
@@ -33,12 +46,12 @@ elseif(_weft_san STREQUAL "address;undefined" OR _weft_san STREQUAL "address")
   else()
     set(_weft_flags -fsanitize=address,undefined -fno-sanitize-recover=undefined)
   endif()
-  add_compile_options(${_weft_flags} -fno-omit-frame-pointer)
-  add_link_options(${_weft_flags})
+  set(WEFT_SANITIZER_COMPILE_OPTIONS ${_weft_flags} -fno-omit-frame-pointer)
+  set(WEFT_SANITIZER_LINK_OPTIONS ${_weft_flags})
   set(WEFT_SANITIZER_DEFINES WEFT_ASAN=1)
 elseif(_weft_san STREQUAL "thread")
-  add_compile_options(-fsanitize=thread)
-  add_link_options(-fsanitize=thread)
+  set(WEFT_SANITIZER_COMPILE_OPTIONS -fsanitize=thread)
+  set(WEFT_SANITIZER_LINK_OPTIONS -fsanitize=thread)
   set(WEFT_SANITIZER_DEFINES WEFT_TSAN=1)
   if(NOT DEFINED WEFT_TSAN_FIBERS OR WEFT_TSAN_FIBERS)
     list(APPEND WEFT_SANITIZER_DEFINES WEFT_TSAN_FIBERS=1)
@@ -50,6 +63,8 @@ else()
     "WEFT_SANITIZER='${WEFT_SANITIZER}': expected \"\", \"address;undefined\" or \"thread\"")
 endif()
 if(NOT _weft_san STREQUAL "")
+  add_compile_options(${WEFT_SANITIZER_COMPILE_OPTIONS})
+  add_link_options(${WEFT_SANITIZER_LINK_OPTIONS})
   message(STATUS "weft: sanitizer build (${WEFT_SANITIZER})")
 endif()
 unset(_weft_san)
@@ -59,4 +74,13 @@ function(weft_apply_sanitizer_defines target)
   if(WEFT_SANITIZER_DEFINES)
     target_compile_definitions(${target} PRIVATE ${WEFT_SANITIZER_DEFINES})
   endif()
+endfunction()
+
+function(weft_export_sanitizer_options target)
+  foreach(opt IN LISTS WEFT_SANITIZER_COMPILE_OPTIONS)
+    target_compile_options(${target} INTERFACE "$<INSTALL_INTERFACE:${opt}>")
+  endforeach()
+  foreach(opt IN LISTS WEFT_SANITIZER_LINK_OPTIONS)
+    target_link_options(${target} INTERFACE "$<INSTALL_INTERFACE:${opt}>")
+  endforeach()
 endfunction()

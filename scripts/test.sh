@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test.sh - configure, build and test each preset; unit and stress tests.
 #
-#   bash scripts/test.sh                        # presets: release asan tsan tsan-checked
+#   bash scripts/test.sh                        # presets: release asan tsan tsan-checked shared
 #   WEFT_PRESETS="debug" bash scripts/test.sh
 #   WEFT_TEST_ARGS="-R run_queue -LE stress" bash scripts/test.sh   # extra ctest arguments
 #
@@ -15,7 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$(weft_repo_root)"
 weft_ensure_packages
 
-read -r -a presets <<<"${WEFT_PRESETS:-release asan tsan tsan-checked}"
+read -r -a presets <<<"${WEFT_PRESETS:-release asan tsan tsan-checked shared}"
 read -r -a test_args <<<"${WEFT_TEST_ARGS:-}"
 total_passed=0
 total_failed=0

@@ -27,7 +27,8 @@ namespace detail {
 class runtime;
 }
 
-class scheduler {
+// WEFT_API: exported from a shared libweft.so (tests/api_check.cpp checks every member).
+class WEFT_API scheduler {
 public:
   // Aggregate: designated initializers work in this member order.
   struct options {

@@ -9,3 +9,4 @@
 #include <weft/net.hpp>
 #include <weft/blocking.hpp>
 #include <weft/result.hpp>
+#include <weft/version.hpp>   // generated (cmake/version.hpp.in)
