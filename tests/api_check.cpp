@@ -177,6 +177,65 @@ void io_api() {
   EXPECT_TRUE(weft::io::close(sv[1]));
 }
 
+// weft/net.hpp's datagram, Unix-domain and name-resolution calls, weft/io.hpp's message
+// calls (every class in net.hpp is WEFT_API as a whole; these calls make the link prove it).
+void net_more_api() {
+  auto ep = weft::endpoint::parse("127.0.0.1", 0);
+  ASSERT_TRUE(ep);
+  auto a = weft::udp_socket::bind(*ep);
+  ASSERT_TRUE(a) << a.error().message();
+  auto b = weft::udp_socket::open(AF_INET);
+  ASSERT_TRUE(b) << b.error().message();
+  auto a_at = a->local_endpoint();
+  ASSERT_TRUE(a_at);
+  EXPECT_EQ(*b->send_to("u", 1, *a_at), 1u);
+  char buf[8] = {};
+  weft::endpoint from;
+  auto got = a->recv_from(buf, sizeof buf, &from);
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ(got->size, 1u);
+  EXPECT_FALSE(got->truncated);
+  EXPECT_TRUE(b->connect(*a_at));
+  EXPECT_TRUE(b->set_send_buffer(4096));
+  EXPECT_TRUE(b->send_buffer());
+  EXPECT_TRUE(b->close());
+  EXPECT_TRUE(a->close());
+
+  auto pr = weft::unix_stream::pair();
+  ASSERT_TRUE(pr) << pr.error().message();
+  EXPECT_EQ(*pr->first.write("v", 1), 1u);
+  EXPECT_EQ(*pr->second.read(buf, 1), 1u);
+  EXPECT_EQ(buf[0], 'v');
+  EXPECT_TRUE(pr->first.shutdown_write());
+  iovec out{const_cast<char*>("w"), 1};
+  msghdr m{};
+  m.msg_iov = &out;
+  m.msg_iovlen = 1;
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
+  ASSERT_TRUE(weft::io::set_nonblocking(sv[0]));
+  ASSERT_TRUE(weft::io::set_nonblocking(sv[1]));
+  EXPECT_EQ(*weft::io::sendmsg(sv[0], &m), 1u);
+  iovec in{buf, sizeof buf};
+  msghdr r{};
+  r.msg_iov = &in;
+  r.msg_iovlen = 1;
+  EXPECT_EQ(*weft::io::recvmsg(sv[1], &r), 1u);
+  mmsghdr mm{};
+  mm.msg_hdr = m;
+  EXPECT_EQ(*weft::io::sendmmsg(sv[0], &mm, 1), 1u);
+  mmsghdr rr{};
+  rr.msg_hdr = r;
+  EXPECT_EQ(*weft::io::recvmmsg(sv[1], &rr, 1), 1u);
+  EXPECT_TRUE(weft::io::close(sv[0]));
+  EXPECT_TRUE(weft::io::close(sv[1]));
+
+  auto addrs = weft::resolve("localhost", 80);
+  ASSERT_TRUE(addrs) << addrs.error().message();
+  EXPECT_FALSE(addrs->empty());
+  EXPECT_NE(std::string(weft::resolve_category().name()), "");
+}
+
 // weft/blocking.hpp.
 void blocking_api() {
   EXPECT_EQ(weft::run_blocking([] { return 3; }), 3);                // run_blocking_job
@@ -218,6 +277,7 @@ TEST(api_check, every_public_function_links_and_runs) {
   sched.block_on(fiber_api);
   sched.block_on(sync_api);
   sched.block_on(io_api);
+  sched.block_on(net_more_api);
   sched.block_on(blocking_api);
   EXPECT_EQ(sched.stats().workers.size(), 2u);
   sched.shutdown();
