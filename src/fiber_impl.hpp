@@ -24,12 +24,15 @@ namespace weft::detail {
 class worker;
 class runtime;
 
-// Task state bits (task::state_). Each is set once and never cleared.
+// Task state bits (task::state_). Each is set once and never cleared, except JOIN_TIMED,
+// which a timed joiner clears again when its deadline passes (task.cpp join step 7).
 enum task_state : std::uint32_t {
   task_done = 1,       // finished; result or error_ is written (release) before it is set
   task_join_wait = 2,  // a joiner registered in joiner_ and is suspended/blocked
   task_detached = task_detached_bit,  // no handle (given up, or never made); a stored
                                       // error goes to the unhandled-exception handler
+  task_join_timed = 8,  // a timed joiner's waiter is in joiner_; set and cleared under
+                        // task::join_lock_ (task.cpp join step 7)
 };
 
 struct fiber_impl {

@@ -17,6 +17,22 @@
 //   6. A completer that already sees DETACHED (spawn_detached sets it before the task is
 //      published; a relaxed load suffices) skips step 4's fetch_or: no joiner can exist,
 //      and detach's fetch_or came first and saw no DONE, so the report is the completer's.
+//   7. Timed join (join_until/join_for/wait_until): two parties may end the wait (the
+//      completer and the joiner's timer), so it is a wait_list.hpp waiter (racy: one claim
+//      CAS decides) registered under task::join_lock_ instead of with step 3's bare bits.
+//      Under join_lock_ the joiner checks DONE, writes joiner_ = its waiter and sets
+//      JOIN_TIMED, then block()s (the lock is released in the post-switch action, after the
+//      timer is armed: wait_list.hpp step 1). A completer whose step-4 fetch_or saw
+//      JOIN_TIMED takes join_lock_ and, if JOIN_TIMED is still set, clears it, takes the
+//      waiter out of joiner_ and claims it (ok) before unlocking; it resumes it after the
+//      unlock only if the claim won. A joiner whose timer won takes join_lock_ and clears
+//      JOIN_TIMED (and joiner_) if the completer has not: so nobody touches the waiter after
+//      the joiner's unlock, the handle stays joinable, and a later join starts from a clean
+//      state (its step-3 write of joiner_ comes after JOIN_TIMED was cleared under the lock,
+//      and the completer reads joiner_ for a timed join only under the lock with JOIN_TIMED
+//      set). The task outlives both sides: the joiner holds the handle's reference and the
+//      completer the queue's until after task_complete(). The untimed paths (steps 1-6)
+//      never take join_lock_.
 // References (task::refs_): the queue's and the join handle's; the last release deletes.
 // A release that sees refs_ == 1 (acquire) is by the only holder and deletes without
 // an RMW: detached fibers and joined ones whose queue reference went first.
@@ -28,6 +44,7 @@
 #include "sched_fuzz.hpp"
 #include "suspend.hpp"
 #include "tsan_scope.hpp"
+#include "wait_list.hpp"
 #include "worker.hpp"
 
 #include <weft/fiber.hpp>
@@ -170,6 +187,22 @@ void task_release(task* t) noexcept {
   }
 }
 
+namespace {
+// Step 7, completer side: DONE is set; the timed joiner seen by step 4 may have left.
+void complete_timed_join(task* t) noexcept {
+  waiter* w = nullptr;
+  t->join_lock_.lock();
+  // relaxed: JOIN_TIMED changes only under join_lock_, which we hold.
+  if (t->state_.load(std::memory_order_relaxed) & task_join_timed) {
+    t->state_.fetch_and(~std::uint32_t{task_join_timed}, std::memory_order_relaxed);
+    auto* cand = static_cast<waiter*>(std::exchange(t->joiner_, nullptr));
+    if (try_claim(cand, make_outcome(outcome_ok))) w = cand;  // else its timer won
+  }
+  t->join_lock_.unlock();
+  if (w) resume(w);  // our last touch of the waiter (wait_list.hpp step 4)
+}
+}  // namespace
+
 void task_complete(task* t) noexcept {
   // Step 6: detached, nobody joins it (one RMW fewer per detached fiber, W1). relaxed: a
   // stale 0 takes step 4 below, which is right in every case.
@@ -180,7 +213,44 @@ void task_complete(task* t) noexcept {
   // Step 4.
   std::uint32_t prev = t->state_.fetch_or(task_done, std::memory_order_acq_rel);
   if (prev & task_join_wait) wake_joiner(t->joiner_);
+  if (__builtin_expect((prev & task_join_timed) != 0, 0)) complete_timed_join(t);
   if ((prev & task_detached) && t->error_) report_unhandled(t);
+}
+
+bool task_wait_until(task* t, clock::time_point deadline) {
+  // acquire: pairs with the release of DONE in task_complete (step 1).
+  if (!(t->state_.load(std::memory_order_acquire) & task_done)) {
+    if (deadline <= clock::now()) return false;
+    waiter w;
+    w.racy = true;  // the completer and the timer
+    t->join_lock_.lock();
+    // acquire: as above (DONE is set outside join_lock_).
+    if (t->state_.load(std::memory_order_acquire) & task_done) {
+      t->join_lock_.unlock();
+    } else {
+      WEFT_ASSERT(!(t->state_.load(std::memory_order_relaxed) & (task_join_wait | task_join_timed)),
+                  "weft::join_handle: two joins of one fiber at once");
+      t->joiner_ = &w;
+      // relaxed: read by the completer under join_lock_ (its unlock/lock orders it), or
+      // by its step-4 fetch_or, which then takes join_lock_ before using joiner_.
+      t->state_.fetch_or(task_join_timed, std::memory_order_relaxed);
+      if (kind_of(block(w, t->join_lock_, deadline)) == outcome_timeout) {
+        t->join_lock_.lock();
+        // relaxed: JOIN_TIMED changes only under join_lock_.
+        if (t->state_.load(std::memory_order_relaxed) & task_join_timed) {
+          t->state_.fetch_and(~std::uint32_t{task_join_timed}, std::memory_order_relaxed);
+          t->joiner_ = nullptr;
+        }  // else the completer took the waiter under the lock, and its claim lost
+        t->join_lock_.unlock();
+        // The deadline passed; report DONE anyway if it is set by now (acquire: as above),
+        // so a join() that follows returns at once.
+        if (!(t->state_.load(std::memory_order_acquire) & task_done)) return false;
+      }
+    }
+  }
+  // TSan: finish -> join, as in task_wait.
+  tsan_acquire(t);
+  return true;
 }
 
 void task_wait(task* t) {

@@ -10,13 +10,26 @@
 #include <weft/export.hpp>
 #include <weft/timer.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
+#include <optional>
+#include <type_traits>
 #include <utility>
 
 namespace weft {
 
 class scheduler;
+
+// What join_until/join_for return: for join_handle<void>, true when the fiber finished
+// (and was joined); otherwise an optional holding the result (a reference_wrapper for a
+// reference result), empty when the deadline passed first.
+template <class T>
+using join_result_t = std::conditional_t<
+    std::is_void_v<T>, bool,
+    std::optional<std::conditional_t<std::is_reference_v<T>,
+                                     std::reference_wrapper<std::remove_reference_t<T>>, T>>>;
 
 // Owns the right to join one fiber. Move-only. Destroying a joinable handle detaches the
 // fiber (as Tokio's JoinHandle does; std::thread would terminate instead).
@@ -49,6 +62,46 @@ public:
     } guard{t};
     detail::task_wait(t);  // rethrows the fiber's exception
     return t->take_result();
+  }
+  // Waits until the fiber finished or `deadline` (steady_clock) passed, as the other timed
+  // waits do (event::wait_until): true when it finished, false at the deadline. Does not
+  // join: the handle stays joinable either way, and after true join() returns at once.
+  // A deadline in the past only checks. Throws std::logic_error when not joinable.
+  [[nodiscard]] bool wait_until(clock::time_point deadline) const {
+    if (!t_) throw std::logic_error("weft::join_handle::wait_until: handle is not joinable");
+    return detail::task_wait_until(t_, deadline);
+  }
+  template <class Duration>
+  [[nodiscard]] bool wait_until(const std::chrono::time_point<clock, Duration>& tp) const {
+    return wait_until(to_deadline(tp));
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] bool wait_for(const std::chrono::duration<Rep, Period>& d) const {
+    return wait_until(deadline_after(d));
+  }
+  // join() with a deadline: when the fiber finished in time, joins it and returns its
+  // result (join_result_t<T>: the value, or true for void) or rethrows its exception;
+  // when the deadline passed first, returns an empty result (false for void) and the
+  // handle stays joinable (join again, wait again, or detach). Throws std::logic_error
+  // when not joinable.
+  [[nodiscard]] join_result_t<T> join_until(clock::time_point deadline) {
+    if (!wait_until(deadline)) return join_result_t<T>{};
+    if constexpr (std::is_void_v<T>) {
+      join();
+      return true;
+    } else if constexpr (std::is_reference_v<T>) {
+      return join_result_t<T>(std::ref(join()));
+    } else {
+      return join_result_t<T>(join());
+    }
+  }
+  template <class Duration>
+  [[nodiscard]] join_result_t<T> join_until(const std::chrono::time_point<clock, Duration>& tp) {
+    return join_until(to_deadline(tp));
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] join_result_t<T> join_for(const std::chrono::duration<Rep, Period>& d) {
+    return join_until(deadline_after(d));
   }
   // Lets the fiber run on unobserved. Throws std::logic_error when not joinable.
   void detach() {

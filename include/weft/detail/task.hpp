@@ -11,6 +11,8 @@
 #pragma once
 
 #include <weft/export.hpp>
+#include <weft/sync/detail/wait_queue.hpp>
+#include <weft/timer.hpp>
 
 #include <atomic>
 #include <cstddef>
@@ -56,9 +58,11 @@ public:
   std::atomic<std::uint32_t> state_{0};
   std::atomic<std::uint32_t> refs_{2};
   void* joiner_ = nullptr;       // waiter to wake on completion; written before JOIN_WAIT is set
+                                 // (a timed join's waiter: under join_lock_, with JOIN_TIMED)
   void* fls_ = nullptr;          // fiber-local storage slots, created on first use
   std::uint64_t id_ = 0;         // unique, non-zero; assigned by spawn
   std::exception_ptr error_;     // set when invoke() threw; read by join after DONE (acquire)
+  spinlock join_lock_;           // timed joins only (src/task.cpp join step 7)
 
 protected:
   virtual ~task() = default;
@@ -71,6 +75,10 @@ WEFT_API void task_release(task* t) noexcept;
 // A task that has not started yet may be run inline on the caller's fiber stack. Then
 // rethrows the task's exception, if it stored one. Does not drop the handle's reference.
 WEFT_API void task_wait(task* t);
+// As task_wait, giving up at `deadline`: true when t completed (then task_wait returns at
+// once), false when the deadline passed first; t stays joinable either way. Never runs t
+// inline. Does not rethrow. Fiber or plain thread.
+WEFT_API bool task_wait_until(task* t, clock::time_point deadline);
 // Gives up the handle's reference; a detached task that throws calls the unhandled
 // exception handler. Any thread.
 WEFT_API void task_detach(task* t) noexcept;
