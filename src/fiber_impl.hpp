@@ -46,7 +46,19 @@ struct fiber_impl {
   // cold, so a solo worker warms it before resuming it (worker::warm_fiber). Written
   // only by the fiber's own thread while it runs; read by that worker (solo) later.
   bool waited = false;
+  // Its stack's size class (task_stack_class): 0 for the scheduler's stack_size. Set when
+  // the stack is mapped; a fiber runs only tasks of its own class (worker::fiber_for).
+  std::uint8_t stack_class = 0;
 };
+
+// The stack size class a task asked for (spawn_options::stack_size; 0: the default).
+// relaxed: written before the task was published, never changed.
+inline unsigned task_stack_class(const task* t) noexcept {
+  return (t->state_.load(std::memory_order_relaxed) >> task_stack_class_shift) & 0xffu;
+}
+// Usable bytes (before the sanitizer multiplier) of stack class c >= 1: 16 KiB << (c - 1).
+inline std::size_t stack_class_bytes(unsigned c) noexcept { return std::size_t{16 * 1024} << (c - 1); }
+inline constexpr unsigned max_stack_class = 17;  // 1 GiB
 
 using item = std::uintptr_t;
 inline item as_item(task* t) noexcept { return reinterpret_cast<item>(t); }
@@ -62,4 +74,7 @@ namespace weft::detail {
 void task_complete(task* t) noexcept;
 // task.cpp: destroys t's fiber-local storage (before task_complete).
 void fls_destroy(task* t) noexcept;
+// task.cpp: t's name (spawn_options::name), or nullptr. Only by whoever runs or is about
+// to run t (it lives in t's fiber-local table, destroyed by fls_destroy).
+const char* task_name(const task* t) noexcept;
 }  // namespace weft::detail

@@ -52,6 +52,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -130,6 +131,7 @@ void wait_as_thread(task* t) {
 
 struct fls_table {
   std::vector<std::pair<void*, void (*)(void*)>> slots;
+  std::string name;  // spawn_options::name (the table is made at spawn for a named task)
 };
 std::atomic<std::size_t> fls_keys{0};
 
@@ -183,6 +185,7 @@ void task_release(task* t) noexcept {
     // TSan: the other reference's holder may have dropped it inside the internal scope;
     // the task's run (released when it finished) is what the delete must come after.
     tsan_acquire(t);
+    if (__builtin_expect(t->fls_ != nullptr, 0)) fls_destroy(t);  // a named task that never ran
     delete t;
   }
 }
@@ -260,7 +263,8 @@ void task_wait(task* t) {
     fiber_impl* self = w ? w->current() : nullptr;
     if (!self) {
       wait_as_thread(t);
-    } else if (take_private_internal(w, t)) {
+    } else if (task_stack_class(t) == 0 && take_private_internal(w, t)) {
+      // (A child with a stack size of its own never runs inline: it needs that stack.)
       // Step 2. The child never left this worker, so it needs no synchronisation.
       auto* sp = static_cast<char*>(stack_pointer());
       if (sp - static_cast<char*>(self->stk.lo) > static_cast<std::ptrdiff_t>(w->rt().inline_reserve_)) {
@@ -328,6 +332,30 @@ void spawn_on(scheduler& sched, task* t) {
   sched.runtime_().spawn_external(t);
 }
 
+void apply_spawn_options(task* t, const spawn_options& o) {
+  if (o.stack_size != 0) {
+    constexpr std::size_t max_bytes = std::size_t{1} << 30;
+    if (o.stack_size < min_stack_size || o.stack_size > max_bytes)
+      throw std::invalid_argument("weft::spawn_options::stack_size: " + std::to_string(o.stack_size) +
+                                  " bytes is outside [16 KiB, 1 GiB] (0 means the scheduler's "
+                                  "options::stack_size)");
+    unsigned c = 1;
+    while (stack_class_bytes(c) < o.stack_size) ++c;
+    // relaxed: t is unpublished (spawn_here/spawn_on publish it).
+    t->state_.fetch_or(c << task_stack_class_shift, std::memory_order_relaxed);
+  }
+  if (o.name && *o.name) {
+    auto* table = static_cast<fls_table*>(t->fls_);
+    if (!table) t->fls_ = table = new fls_table;
+    table->name = o.name;
+  }
+}
+
+const char* task_name(const task* t) noexcept {
+  auto* table = static_cast<const fls_table*>(t->fls_);
+  return table && !table->name.empty() ? table->name.c_str() : nullptr;
+}
+
 void fls_destroy(task* t) noexcept {
   auto* table = static_cast<fls_table*>(t->fls_);
   if (!table) return;
@@ -371,6 +399,13 @@ std::uint64_t id() noexcept {
 bool in_fiber() noexcept {
   detail::worker* w = detail::current_worker();
   return w && w->current();
+}
+
+std::string_view name() noexcept {
+  detail::worker* w = detail::current_worker();
+  detail::fiber_impl* f = w ? w->current() : nullptr;
+  const char* n = f && f->current ? detail::task_name(f->current) : nullptr;
+  return n ? std::string_view(n) : std::string_view();
 }
 
 namespace {

@@ -15,6 +15,7 @@
 #include <exception>
 #include <functional>
 #include <optional>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -121,10 +122,27 @@ private:
 // Spawns f(args...) on the scheduler running the calling fiber; the child goes to this
 // worker's local run queue. Fiber context only: throws std::logic_error elsewhere (use
 // scheduler::spawn from plain threads).
-template <class F, class... Args>
+template <class F, class... Args,
+          class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, spawn_options>>>
 join_handle<detail::spawn_result_t<F, Args...>> spawn(F&& f, Args&&... args) {
   auto* t = detail::make_task(std::forward<F>(f), std::forward<Args>(args)...);
   try {
+    detail::spawn_here(t);
+  } catch (...) {
+    t->refs_.store(1, std::memory_order_relaxed);  // never published: only ours
+    detail::task_release(t);
+    throw;
+  }
+  return join_handle<detail::spawn_result_t<F, Args...>>(t);
+}
+
+// spawn() with per-fiber options (a name, a stack size: see weft::spawn_options).
+// Throws std::invalid_argument for a bad option, with nothing spawned.
+template <class F, class... Args>
+join_handle<detail::spawn_result_t<F, Args...>> spawn(const spawn_options& o, F&& f, Args&&... args) {
+  auto* t = detail::make_task(std::forward<F>(f), std::forward<Args>(args)...);
+  try {
+    detail::apply_spawn_options(t, o);
     detail::spawn_here(t);
   } catch (...) {
     t->refs_.store(1, std::memory_order_relaxed);  // never published: only ours
@@ -166,6 +184,9 @@ WEFT_API void yield() noexcept;
 WEFT_API std::uint64_t id() noexcept;
 // True when called from a fiber.
 WEFT_API bool in_fiber() noexcept;
+// The calling fiber's name (spawn_options::name), "" when it has none or on a plain
+// thread. Valid until the fiber finishes.
+WEFT_API std::string_view name() noexcept;
 
 }  // namespace this_fiber
 namespace detail {

@@ -26,6 +26,20 @@
 
 namespace weft {
 class scheduler;
+
+// Per-fiber options for weft::spawn(options, f, args...) and scheduler::spawn(options, ...).
+// Aggregate: weft::spawn(weft::spawn_options{.name = "conn-42", .stack_size = 256 << 10}, f).
+struct spawn_options {
+  // Copied at spawn. Returned by this_fiber::name() and printed by the diagnostics (the
+  // stall report, WEFT_STALL_MS) next to the fiber id. nullptr or "": unnamed.
+  const char* name = nullptr;
+  // Usable stack bytes for this fiber; 0: the scheduler's options::stack_size. Otherwise
+  // between 16 KiB and 1 GiB (else std::invalid_argument), rounded up to a power of two
+  // (the stack pools are kept per size class), and multiplied as options::stack_size is
+  // under ASan/TSan. A fiber with its own stack size is never run inline by a join.
+  std::size_t stack_size = 0;
+};
+
 namespace detail {
 
 // Small-block allocation for tasks (src/task_alloc.cpp): per-thread free lists, no lock
@@ -39,6 +53,9 @@ WEFT_API void task_alloc_inject_failure_after(long n) noexcept;
 
 // task::state_ bit set when no join_handle exists (see src/fiber_impl.hpp task_state).
 inline constexpr std::uint32_t task_detached_bit = 4;
+// task::state_ bits [8, 16): the task's stack size class (0: the scheduler's default),
+// written before the task is published and never changed (the RMWs touch only low bits).
+inline constexpr unsigned task_stack_class_shift = 8;
 
 class task {
 public:
@@ -79,6 +96,9 @@ WEFT_API void task_wait(task* t);
 // once), false when the deadline passed first; t stays joinable either way. Never runs t
 // inline. Does not rethrow. Fiber or plain thread.
 WEFT_API bool task_wait_until(task* t, clock::time_point deadline);
+// Applies spawn_options to t before it is published: throws std::invalid_argument for a
+// bad stack size, std::bad_alloc; t is then still unpublished (the caller frees it).
+WEFT_API void apply_spawn_options(task* t, const spawn_options& o);
 // Gives up the handle's reference; a detached task that throws calls the unhandled
 // exception handler. Any thread.
 WEFT_API void task_detach(task* t) noexcept;
