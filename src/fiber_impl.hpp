@@ -74,6 +74,17 @@ namespace weft::detail {
 void task_complete(task* t) noexcept;
 // task.cpp: destroys t's fiber-local storage (before task_complete).
 void fls_destroy(task* t) noexcept;
+// Cancellation (task.cpp, steps C1-C4): the stop_ word's bits, and the hook a cancellable
+// wait registers there. A hook is at least 4-aligned (its address shares the word).
+inline constexpr std::uintptr_t stop_bit = 1, stop_busy_bit = 2, stop_flag_mask = 3;
+struct alignas(8) cancel_hook {
+  // Called by the requester (any thread) while it holds BUSY: ends the wait if it can.
+  void (*cancel)(cancel_hook*) noexcept = nullptr;
+};
+// C1: false when STOP is already set (the wait must end itself). Post-switch action.
+bool cancel_register(task* t, cancel_hook* hook) noexcept;
+// C3: after the wait was resumed; returns once no requester touches the hook.
+void cancel_deregister(task* t, cancel_hook* hook) noexcept;
 // task.cpp: t's name (spawn_options::name), or nullptr. Only by whoever runs or is about
 // to run t (it lives in t's fiber-local table, destroyed by fls_destroy).
 const char* task_name(const task* t) noexcept;

@@ -80,6 +80,9 @@ public:
   std::uint64_t id_ = 0;         // unique, non-zero; assigned by spawn
   std::exception_ptr error_;     // set when invoke() threw; read by join after DONE (acquire)
   spinlock join_lock_;           // timed joins only (src/task.cpp join step 7)
+  // Cancellation word (src/task.cpp, cancellation steps): STOP and BUSY bits and the
+  // cancel hook of the wait the fiber is in, if that wait can be cancelled.
+  std::atomic<std::uintptr_t> stop_{0};
 
 protected:
   virtual ~task() = default;
@@ -96,6 +99,18 @@ WEFT_API void task_wait(task* t);
 // once), false when the deadline passed first; t stays joinable either way. Never runs t
 // inline. Does not rethrow. Fiber or plain thread.
 WEFT_API bool task_wait_until(task* t, clock::time_point deadline);
+// Cancellation (src/task.cpp, cancellation steps). Any thread; t is kept alive by the
+// caller's reference. True when this call made the request (the first one).
+WEFT_API bool task_request_stop(task* t) noexcept;
+inline bool task_stop_requested(const task* t) noexcept {
+  // acquire: pairs with the requester's release RMW; what it did before is visible.
+  return (t->stop_.load(std::memory_order_acquire) & 1u) != 0;
+}
+// Another reference for a holder of one (stop_token copies). relaxed: a holder's own.
+inline void task_add_ref(task* t) noexcept { t->refs_.fetch_add(1, std::memory_order_relaxed); }
+// The calling fiber's task with a new reference, or nullptr on a plain thread.
+WEFT_API task* current_task_ref() noexcept;
+
 // Applies spawn_options to t before it is published: throws std::invalid_argument for a
 // bad stack size, std::bad_alloc; t is then still unpublished (the caller frees it).
 WEFT_API void apply_spawn_options(task* t, const spawn_options& o);
