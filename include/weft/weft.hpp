@@ -9,3 +9,4 @@
 #include <weft/net.hpp>
 #include <weft/blocking.hpp>
 #include <weft/result.hpp>
+#include <weft/task_group.hpp>
