@@ -74,7 +74,7 @@ namespace weft::detail {
 void task_complete(task* t) noexcept;
 // task.cpp: destroys t's fiber-local storage (before task_complete).
 void fls_destroy(task* t) noexcept;
-// Cancellation (task.cpp, steps C1-C4): the stop_ word's bits, and the hook a cancellable
+// Cancellation (task.cpp, steps C1-C5): the stop_ word's bits, and the hook a cancellable
 // wait registers there. A hook is at least 4-aligned (its address shares the word).
 inline constexpr std::uintptr_t stop_bit = 1, stop_busy_bit = 2, stop_flag_mask = 3;
 struct alignas(8) cancel_hook {

@@ -57,7 +57,10 @@
 //       instructions unless the requester, a plain thread, was preempted), so no
 //       requester touches the hook after the wait returns. If the request's claim won,
 //       the wait also cancels its timer before returning (timers.hpp step 5).
-//   C4. Lifetime: the requester holds a reference to the task (a join_handle or a
+//   C4. TSan: C1's CAS runs in a post action's internal scope and orders nothing there,
+//       so the wait releases on its hook before suspending and the requester acquires it
+//       before calling the hook (one more hand-off edge, tsan_scope.hpp step 3).
+//   C5. Lifetime: the requester holds a reference to the task (a join_handle or a
 //       stop_token), the fiber holds the run queue's: the word outlives both sides.
 // References (task::refs_): the queue's and the join handle's; the last release deletes.
 // A release that sees refs_ == 1 (acquire) is by the only holder and deletes without
@@ -393,7 +396,12 @@ bool task_request_stop(task* t) noexcept {
     // (task_stop_requested's acquire); acquire: the hook's registration (C1's release).
   } while (!t->stop_.compare_exchange_weak(v, v | stop_bit | stop_busy_bit,
                                            std::memory_order_acq_rel, std::memory_order_relaxed));
-  if (auto* hook = reinterpret_cast<cancel_hook*>(v & ~stop_flag_mask)) hook->cancel(hook);
+  if (auto* hook = reinterpret_cast<cancel_hook*>(v & ~stop_flag_mask)) {
+    // TSan: the registration CAS ran in a post action's internal scope (tsan_scope.hpp
+    // step 2); the wait released its hook before suspending (request -> hook edge).
+    tsan_acquire(hook);
+    hook->cancel(hook);
+  }
   // release: our last touch of the hook happens-before the waiter's return (C3's acquire).
   t->stop_.store(stop_bit, std::memory_order_release);
   return true;
@@ -533,6 +541,8 @@ void sleep_to(clock::time_point deadline, bool check_past) noexcept {
   s.cancel = [](detail::cancel_hook* h) noexcept {  // C2, on the requester's thread
     sleeper::end(static_cast<sleeper*>(h), sleeper::by_request);
   };
+  // TSan: the hook and its sleeper to the requester (acquired in task_request_stop).
+  detail::tsan_release(static_cast<detail::cancel_hook*>(&s));
   // Armed and registered after the switch (suspend.hpp rule 1): neither the timer nor a
   // request can wake us before we sleep (PENDING holds them off until both are in place).
   detail::suspend_current(

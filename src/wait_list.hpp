@@ -50,7 +50,7 @@
 //      same rule holds for the scheduler a woken fiber belongs to: a wake from outside
 //      its workers keeps it alive until the waker's last touch (scheduler.cpp, shutdown
 //      step 4).
-//   6. Cancellation (task.cpp steps C1-C4): a timed fiber wait (w.cancellable) registers a
+//   6. Cancellation (task.cpp steps C1-C5): a timed fiber wait (w.cancellable) registers a
 //      cancel hook on its task's stop word in its post-switch action, after arming its
 //      timer and before releasing the locks. The hook does exactly what the timer does:
 //      try_claim(timeout) and resume() when that won, so a stop request ends the wait as

@@ -134,6 +134,7 @@ std::uint32_t block(waiter& w, spinlock* const* locks, std::size_t n,
   // TSan: post_block unlocks inside the next context's internal scope; publish the linked
   // node(s) to the locks' next holders from here (tsan_scope.hpp step 4).
   for (std::size_t i = 0; i < n; ++i) tsan_release(locks[i]);
+  if (link.owner) tsan_release(static_cast<cancel_hook*>(&link));  // task.cpp C4
   suspend_current(post_block, &a);
   // Resumed exactly once (protocol step 2). Once cancel_timer() returns, no worker
   // touches the entry (timers.hpp step 5): whether it was removed or fired and lost.
