@@ -21,6 +21,13 @@ constexpr std::uint32_t job_waiting = 2;  // set by the fiber's post-switch acti
 // Called inside the pool thread's internal scope; the call itself runs outside it
 // (tsan_scope.hpp step 3, run_blocking).
 void complete(blocking_job* job) noexcept {
+  if (job->pool_owned_) {  // a timed call: invoke() signals its caller; nobody waits on us
+    tsan_user_scope user;
+    tsan_acquire(job);  // the caller's history to the call: released in submit_owned_job
+    job->invoke();
+    job->destroy();
+    return;
+  }
   void* fiber;
   {
     tsan_user_scope user;
@@ -188,6 +195,16 @@ void run_blocking_job(blocking_pool_impl* pool, blocking_job& job) {
   }
   suspend_current(post_wait, &job);
   tsan_acquire(&job);  // the call's effects, whether the pool thread or we woke us
+}
+
+bool submit_owned_job(blocking_pool_impl* pool, blocking_job* job) {
+  fiber_impl* self = current_fiber();
+  if (!self) return false;  // a plain thread runs it itself
+  tsan_release(job);  // the caller's history to the call (acquired in complete())
+  tsan_internal_scope internal;
+  if (!pool) pool = &default_blocking_pool(*self->rt);
+  pool->submit(job);
+  return true;
 }
 
 }  // namespace detail

@@ -18,6 +18,11 @@
 //      the live threads (it runs when one is free). Nothing after the push may throw.
 // A job's completion wakes its fiber with the join protocol of blocking.hpp (state_
 // bits). The pool never runs fibers and never touches a job after completing it.
+//   7. A timed call's job (blocking_job::pool_owned_, run_blocking_until) is owned by the
+//      pool once submit() queued it: the thread invokes it (the call, then an event set
+//      that the caller may or may not still wait on) and destroys it; state_ is unused.
+//      A caller whose deadline passed has stopped waiting; the call holds its thread
+//      until it returns, and the destructor (step 4) waits for it like any other.
 #pragma once
 
 #include <weft/blocking.hpp>

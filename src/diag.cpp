@@ -141,12 +141,14 @@ void diagnostics::tick(runtime& rt, std::int64_t now) noexcept {
       }
       if (!s.reported && now - s.since >= stall_ns_) {
         s.reported = true;
+        char name[worker::diag_name_words * 8];
+        w.diag_name(name);
         std::fprintf(stderr,
-                     "weft: stall: worker %u has been running fiber #%llu for %lld ms without "
-                     "suspending or yielding (a blocking call or a long computation; fibers "
-                     "queued on this worker wait)\n",
-                     i, static_cast<unsigned long long>(w.diag_task()),
-                     static_cast<long long>((now - s.since) / 1'000'000));
+                     "weft: stall: worker %u has been running fiber #%llu%s%s%s for %lld ms "
+                     "without suspending or yielding (a blocking call or a long computation; "
+                     "fibers queued on this worker wait)\n",
+                     i, static_cast<unsigned long long>(w.diag_task()), name[0] ? " \"" : "",
+                     name, name[0] ? "\"" : "", static_cast<long long>((now - s.since) / 1'000'000));
         // The backtrace only while the handler is still ours: the program may have
         // installed its own SIGURG handler since (we must not trigger it out of the blue).
         if (backtrace_handler_is_ours()) (void)w.signal_thread(backtrace_signal);

@@ -8,7 +8,8 @@
 //   WEFT_STALL_MS=<ms>    report a worker that has run one fiber for <ms> or more
 //                         without switching (a blocking call, or a long computation
 //                         that never yields): "weft: stall: worker N has been running
-//                         fiber #id for X ms ...", once per stall.
+//                         fiber #id "name" for X ms ...", once per stall (the name:
+//                         spawn_options::name, first 31 characters, when it has one).
 //
 // How a stall is seen: every sample reads each worker's switch counter and whether its
 // parker sleeps. A worker that is awake and has not switched across samples spanning

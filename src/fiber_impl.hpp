@@ -24,12 +24,15 @@ namespace weft::detail {
 class worker;
 class runtime;
 
-// Task state bits (task::state_). Each is set once and never cleared.
+// Task state bits (task::state_). Each is set once and never cleared, except JOIN_TIMED,
+// which a timed joiner clears again when its deadline passes (task.cpp join step 7).
 enum task_state : std::uint32_t {
   task_done = 1,       // finished; result or error_ is written (release) before it is set
   task_join_wait = 2,  // a joiner registered in joiner_ and is suspended/blocked
   task_detached = task_detached_bit,  // no handle (given up, or never made); a stored
                                       // error goes to the unhandled-exception handler
+  task_join_timed = 8,  // a timed joiner's waiter is in joiner_; set and cleared under
+                        // task::join_lock_ (task.cpp join step 7)
 };
 
 struct fiber_impl {
@@ -43,7 +46,19 @@ struct fiber_impl {
   // cold, so a solo worker warms it before resuming it (worker::warm_fiber). Written
   // only by the fiber's own thread while it runs; read by that worker (solo) later.
   bool waited = false;
+  // Its stack's size class (task_stack_class): 0 for the scheduler's stack_size. Set when
+  // the stack is mapped; a fiber runs only tasks of its own class (worker::fiber_for).
+  std::uint8_t stack_class = 0;
 };
+
+// The stack size class a task asked for (spawn_options::stack_size; 0: the default).
+// relaxed: written before the task was published, never changed.
+inline unsigned task_stack_class(const task* t) noexcept {
+  return (t->state_.load(std::memory_order_relaxed) >> task_stack_class_shift) & 0xffu;
+}
+// Usable bytes (before the sanitizer multiplier) of stack class c >= 1: 16 KiB << (c - 1).
+inline std::size_t stack_class_bytes(unsigned c) noexcept { return std::size_t{16 * 1024} << (c - 1); }
+inline constexpr unsigned max_stack_class = 17;  // 1 GiB
 
 using item = std::uintptr_t;
 inline item as_item(task* t) noexcept { return reinterpret_cast<item>(t); }
@@ -59,4 +74,18 @@ namespace weft::detail {
 void task_complete(task* t) noexcept;
 // task.cpp: destroys t's fiber-local storage (before task_complete).
 void fls_destroy(task* t) noexcept;
+// Cancellation (task.cpp, steps C1-C5): the stop_ word's bits, and the hook a cancellable
+// wait registers there. A hook is at least 4-aligned (its address shares the word).
+inline constexpr std::uintptr_t stop_bit = 1, stop_busy_bit = 2, stop_flag_mask = 3;
+struct alignas(8) cancel_hook {
+  // Called by the requester (any thread) while it holds BUSY: ends the wait if it can.
+  void (*cancel)(cancel_hook*) noexcept = nullptr;
+};
+// C1: false when STOP is already set (the wait must end itself). Post-switch action.
+bool cancel_register(task* t, cancel_hook* hook) noexcept;
+// C3: after the wait was resumed; returns once no requester touches the hook.
+void cancel_deregister(task* t, cancel_hook* hook) noexcept;
+// task.cpp: t's name (spawn_options::name), or nullptr. Only by whoever runs or is about
+// to run t (it lives in t's fiber-local table, destroyed by fls_destroy).
+const char* task_name(const task* t) noexcept;
 }  // namespace weft::detail

@@ -17,6 +17,51 @@
 //   6. A completer that already sees DETACHED (spawn_detached sets it before the task is
 //      published; a relaxed load suffices) skips step 4's fetch_or: no joiner can exist,
 //      and detach's fetch_or came first and saw no DONE, so the report is the completer's.
+//   7. Timed join (join_until/join_for/wait_until): two parties may end the wait (the
+//      completer and the joiner's timer), so it is a wait_list.hpp waiter (racy: one claim
+//      CAS decides) registered under task::join_lock_ instead of with step 3's bare bits.
+//      Under join_lock_ the joiner checks DONE, writes joiner_ = its waiter and sets
+//      JOIN_TIMED, then block()s (the lock is released in the post-switch action, after the
+//      timer is armed: wait_list.hpp step 1). A completer whose step-4 fetch_or saw
+//      JOIN_TIMED takes join_lock_ and, if JOIN_TIMED is still set, clears it, takes the
+//      waiter out of joiner_ and claims it (ok) before unlocking; it resumes it after the
+//      unlock only if the claim won. A joiner whose timer won takes join_lock_ and clears
+//      JOIN_TIMED (and joiner_) if the completer has not: so nobody touches the waiter after
+//      the joiner's unlock, the handle stays joinable, and a later join starts from a clean
+//      state (its step-3 write of joiner_ comes after JOIN_TIMED was cleared under the lock,
+//      and the completer reads joiner_ for a timed join only under the lock with JOIN_TIMED
+//      set). The task outlives both sides: the joiner holds the handle's reference and the
+//      completer the queue's until after task_complete(). The untimed paths (steps 1-6)
+//      never take join_lock_.
+//
+// Cancellation (task::stop_, one word: bit 0 STOP, set once; bit 1 BUSY; the other bits
+// the address of a cancel_hook, or 0). Cooperative: a request only sets STOP and ends the
+// cancellable wait the fiber is in (today: sleep); the fiber sees it through
+// this_fiber::stop_requested() / its stop tokens and decides what to do.
+//   C1. A cancellable wait owns a cancel_hook on its stack and a claim word of its own
+//       (the same kind of claim a timed wait's timer makes: one CAS decides who ends the
+//       wait, the timer or the request). It registers the hook from its post-switch
+//       action, after its context is saved and its timer armed (suspend.hpp rule 1), with
+//       one CAS of stop_ from 0 to the hook's address. The CAS fails only when STOP is
+//       set (nobody else writes stop_ while it is 0 or a hook): the wait then claims
+//       itself as cancelled and wakes itself. A fiber that sees STOP before it suspends
+//       does not wait at all.
+//   C2. task_request_stop: a CAS of stop_ from v (STOP clear) to v | STOP | BUSY; only the
+//       first request succeeds (later ones see STOP and return). If v held a hook, the
+//       requester calls it (the hook claims its wait as cancelled and, if that claim won,
+//       wakes the fiber) and then stores stop_ = STOP (release): the hook's address and
+//       BUSY are gone, and its last touch of the hook came before that store.
+//   C3. A cancellable wait, once resumed (by whichever claim won), deregisters with a CAS
+//       of stop_ from its hook to 0. When that fails a request took the hook (C2): it
+//       waits while BUSY is set (acquire, pairs with C2's release store; a few
+//       instructions unless the requester, a plain thread, was preempted), so no
+//       requester touches the hook after the wait returns. If the request's claim won,
+//       the wait also cancels its timer before returning (timers.hpp step 5).
+//   C4. TSan: C1's CAS runs in a post action's internal scope and orders nothing there,
+//       so the wait releases on its hook before suspending and the requester acquires it
+//       before calling the hook (one more hand-off edge, tsan_scope.hpp step 3).
+//   C5. Lifetime: the requester holds a reference to the task (a join_handle or a
+//       stop_token), the fiber holds the run queue's: the word outlives both sides.
 // References (task::refs_): the queue's and the join handle's; the last release deletes.
 // A release that sees refs_ == 1 (acquire) is by the only holder and deletes without
 // an RMW: detached fibers and joined ones whose queue reference went first.
@@ -29,6 +74,7 @@
 #include "sched_fuzz.hpp"
 #include "suspend.hpp"
 #include "tsan_scope.hpp"
+#include "wait_list.hpp"
 #include "worker.hpp"
 
 #include <weft/fiber.hpp>
@@ -36,6 +82,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <sched.h>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -114,6 +162,7 @@ void wait_as_thread(task* t) {
 
 struct fls_table {
   std::vector<std::pair<void*, void (*)(void*)>> slots;
+  std::string name;  // spawn_options::name (the table is made at spawn for a named task)
 };
 std::atomic<std::size_t> fls_keys{0};
 
@@ -167,9 +216,26 @@ void task_release(task* t) noexcept {
     // TSan: the other reference's holder may have dropped it inside the internal scope;
     // the task's run (released when it finished) is what the delete must come after.
     tsan_acquire(t);
+    if (__builtin_expect(t->fls_ != nullptr, 0)) fls_destroy(t);  // a named task that never ran
     delete t;
   }
 }
+
+namespace {
+// Step 7, completer side: DONE is set; the timed joiner seen by step 4 may have left.
+void complete_timed_join(task* t) noexcept {
+  waiter* w = nullptr;
+  t->join_lock_.lock();
+  // relaxed: JOIN_TIMED changes only under join_lock_, which we hold.
+  if (t->state_.load(std::memory_order_relaxed) & task_join_timed) {
+    t->state_.fetch_and(~std::uint32_t{task_join_timed}, std::memory_order_relaxed);
+    auto* cand = static_cast<waiter*>(std::exchange(t->joiner_, nullptr));
+    if (try_claim(cand, make_outcome(outcome_ok))) w = cand;  // else its timer won
+  }
+  t->join_lock_.unlock();
+  if (w) resume(w);  // our last touch of the waiter (wait_list.hpp step 4)
+}
+}  // namespace
 
 void task_complete(task* t) noexcept {
   // Step 6: detached, nobody joins it (one RMW fewer per detached fiber, W1). relaxed: a
@@ -181,7 +247,44 @@ void task_complete(task* t) noexcept {
   // Step 4.
   std::uint32_t prev = t->state_.fetch_or(task_done, std::memory_order_acq_rel);
   if (prev & task_join_wait) wake_joiner(t->joiner_);
+  if (__builtin_expect((prev & task_join_timed) != 0, 0)) complete_timed_join(t);
   if ((prev & task_detached) && t->error_) report_unhandled(t);
+}
+
+bool task_wait_until(task* t, clock::time_point deadline) {
+  // acquire: pairs with the release of DONE in task_complete (step 1).
+  if (!(t->state_.load(std::memory_order_acquire) & task_done)) {
+    if (deadline <= clock::now()) return false;
+    waiter w;
+    w.racy = true;  // the completer and the timer
+    t->join_lock_.lock();
+    // acquire: as above (DONE is set outside join_lock_).
+    if (t->state_.load(std::memory_order_acquire) & task_done) {
+      t->join_lock_.unlock();
+    } else {
+      WEFT_ASSERT(!(t->state_.load(std::memory_order_relaxed) & (task_join_wait | task_join_timed)),
+                  "weft::join_handle: two joins of one fiber at once");
+      t->joiner_ = &w;
+      // relaxed: read by the completer under join_lock_ (its unlock/lock orders it), or
+      // by its step-4 fetch_or, which then takes join_lock_ before using joiner_.
+      t->state_.fetch_or(task_join_timed, std::memory_order_relaxed);
+      if (kind_of(block(w, t->join_lock_, deadline)) == outcome_timeout) {
+        t->join_lock_.lock();
+        // relaxed: JOIN_TIMED changes only under join_lock_.
+        if (t->state_.load(std::memory_order_relaxed) & task_join_timed) {
+          t->state_.fetch_and(~std::uint32_t{task_join_timed}, std::memory_order_relaxed);
+          t->joiner_ = nullptr;
+        }  // else the completer took the waiter under the lock, and its claim lost
+        t->join_lock_.unlock();
+        // The deadline passed; report DONE anyway if it is set by now (acquire: as above),
+        // so a join() that follows returns at once.
+        if (!(t->state_.load(std::memory_order_acquire) & task_done)) return false;
+      }
+    }
+  }
+  // TSan: finish -> join, as in task_wait.
+  tsan_acquire(t);
+  return true;
 }
 
 void task_wait(task* t) {
@@ -191,7 +294,8 @@ void task_wait(task* t) {
     fiber_impl* self = w ? w->current() : nullptr;
     if (!self) {
       wait_as_thread(t);
-    } else if (take_private_internal(w, t)) {
+    } else if (task_stack_class(t) == 0 && take_private_internal(w, t)) {
+      // (A child with a stack size of its own never runs inline: it needs that stack.)
       // Step 2. The child never left this worker, so it needs no synchronisation.
       auto* sp = static_cast<char*>(stack_pointer());
       if (sp - static_cast<char*>(self->stk.lo) > static_cast<std::ptrdiff_t>(w->rt().inline_reserve_)) {
@@ -259,6 +363,83 @@ void spawn_on(scheduler& sched, task* t) {
   sched.runtime_().spawn_external(t);
 }
 
+void apply_spawn_options(task* t, const spawn_options& o) {
+  if (o.stack_size != 0) {
+    constexpr std::size_t max_bytes = std::size_t{1} << 30;
+    if (o.stack_size < min_stack_size || o.stack_size > max_bytes)
+      throw std::invalid_argument("weft::spawn_options::stack_size: " + std::to_string(o.stack_size) +
+                                  " bytes is outside [16 KiB, 1 GiB] (0 means the scheduler's "
+                                  "options::stack_size)");
+    unsigned c = 1;
+    while (stack_class_bytes(c) < o.stack_size) ++c;
+    // relaxed: t is unpublished (spawn_here/spawn_on publish it).
+    t->state_.fetch_or(c << task_stack_class_shift, std::memory_order_relaxed);
+  }
+  if (o.name && *o.name) {
+    auto* table = static_cast<fls_table*>(t->fls_);
+    if (!table) t->fls_ = table = new fls_table;
+    table->name = o.name;
+  }
+}
+
+const char* task_name(const task* t) noexcept {
+  auto* table = static_cast<const fls_table*>(t->fls_);
+  return table && !table->name.empty() ? table->name.c_str() : nullptr;
+}
+
+bool task_request_stop(task* t) noexcept {
+  // C2. relaxed load: the CAS decides (and its acquire, on success, orders our read of
+  // the hook after the waiter's registration, a release CAS).
+  std::uintptr_t v = t->stop_.load(std::memory_order_relaxed);
+  do {
+    if (v & stop_bit) return false;  // an earlier request
+    // acq_rel: release publishes the requester's earlier writes to whoever sees STOP
+    // (task_stop_requested's acquire); acquire: the hook's registration (C1's release).
+  } while (!t->stop_.compare_exchange_weak(v, v | stop_bit | stop_busy_bit,
+                                           std::memory_order_acq_rel, std::memory_order_relaxed));
+  if (auto* hook = reinterpret_cast<cancel_hook*>(v & ~stop_flag_mask)) {
+    // TSan: the registration CAS ran in a post action's internal scope (tsan_scope.hpp
+    // step 2); the wait released its hook before suspending (request -> hook edge).
+    tsan_acquire(hook);
+    hook->cancel(hook);
+  }
+  // release: our last touch of the hook happens-before the waiter's return (C3's acquire).
+  t->stop_.store(stop_bit, std::memory_order_release);
+  return true;
+}
+
+bool cancel_register(task* t, cancel_hook* hook) noexcept {
+  std::uintptr_t expected = 0;
+  // C1. release: publishes the hook (the claim word, the fiber) to the requester's
+  // acquire CAS. Failure (STOP set): relaxed, the caller ends its own wait.
+  return t->stop_.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(hook),
+                                          std::memory_order_release, std::memory_order_relaxed);
+}
+
+void cancel_deregister(task* t, cancel_hook* hook) noexcept {
+  std::uintptr_t expected = reinterpret_cast<std::uintptr_t>(hook);
+  // C3. relaxed on success: nobody else has seen the hook (no request came).
+  if (t->stop_.compare_exchange_strong(expected, 0, std::memory_order_relaxed,
+                                       std::memory_order_relaxed))
+    return;
+  // A request took the hook (or STOP was set before we registered): wait until the
+  // requester is done with it. acquire: pairs with task_request_stop's release store.
+  for (unsigned spins = 0; t->stop_.load(std::memory_order_acquire) & stop_busy_bit; ++spins) {
+    if (spins < 64)
+      __builtin_ia32_pause();
+    else
+      sched_yield();
+  }
+}
+
+task* current_task_ref() noexcept {
+  worker* w = current_worker();
+  fiber_impl* f = w ? w->current() : nullptr;
+  if (!f || !f->current) return nullptr;
+  task_add_ref(f->current);  // the running fiber holds the queue's reference
+  return f->current;
+}
+
 void fls_destroy(task* t) noexcept {
   auto* table = static_cast<fls_table*>(t->fls_);
   if (!table) return;
@@ -304,9 +485,39 @@ bool in_fiber() noexcept {
   return w && w->current();
 }
 
+bool stop_requested() noexcept {
+  detail::worker* w = detail::current_worker();
+  detail::fiber_impl* f = w ? w->current() : nullptr;
+  return f && f->current && detail::task_stop_requested(f->current);
+}
+
+std::string_view name() noexcept {
+  detail::worker* w = detail::current_worker();
+  detail::fiber_impl* f = w ? w->current() : nullptr;
+  const char* n = f && f->current ? detail::task_name(f->current) : nullptr;
+  return n ? std::string_view(n) : std::string_view();
+}
+
 namespace {
-struct sleeper : detail::timer_entry {
+// A fiber's sleep: ended by its timer or by a stop request (cancellation C1-C3). Two
+// parties publish it in the post-switch action (the timer, the hook), and either may end
+// it before the other is published, so the claim word carries a PENDING bit: an ender
+// sets its bit (fetch_or) and wakes the fiber only when it was first and PENDING was
+// already clear; the post action clears PENDING last and wakes the fiber itself when an
+// ender came first. Exactly one wake either way, never before both are published.
+struct sleeper : detail::timer_entry, detail::cancel_hook {
+  static constexpr std::uint32_t by_timer = 1, by_request = 2, pending = 4;
   detail::fiber_impl* fiber;
+  detail::task* owner;                        // the sleeping task (its stop_ word)
+  std::atomic<std::uint32_t> ended{pending};  // by_* bits of whoever ended it; PENDING
+  // An ender; reads everything it needs before its RMW (after it, the fiber may return).
+  static void end(sleeper* sl, std::uint32_t by) noexcept {
+    detail::fiber_impl* f = sl->fiber;
+    // acq_rel: release orders the ender's writes before the wake it may leave to the
+    // post; acquire pairs with the post's release of PENDING.
+    const std::uint32_t prev = sl->ended.fetch_or(by, std::memory_order_acq_rel);
+    if (prev == 0) detail::wake(f);  // first, and published: ours to wake
+  }
 };
 
 // Both sleeps. A plain thread sleeps; a fiber suspends on a timer unless check_past and
@@ -320,19 +531,40 @@ void sleep_to(clock::time_point deadline, bool check_past) noexcept {
     std::this_thread::sleep_until(deadline);
     return;
   }
+  detail::task* const owner = self->current;
+  if (detail::task_stop_requested(owner)) return;  // C1: a stopped fiber does not sleep
   if (check_past && deadline <= clock::now()) return;
   sleeper s;
   s.deadline = deadline;
   s.fiber = self;
-  s.fire = [](detail::timer_entry* e) noexcept { detail::wake(static_cast<sleeper*>(e)->fiber); };
-  // Armed after the switch (suspend.hpp rule 1): the timer cannot wake us before we sleep.
+  s.owner = owner;
+  s.fire = [](detail::timer_entry* e) noexcept { sleeper::end(static_cast<sleeper*>(e), sleeper::by_timer); };
+  s.cancel = [](detail::cancel_hook* h) noexcept {  // C2, on the requester's thread
+    sleeper::end(static_cast<sleeper*>(h), sleeper::by_request);
+  };
+  // TSan: the hook and its sleeper to the requester (acquired in task_request_stop).
+  detail::tsan_release(static_cast<detail::cancel_hook*>(&s));
+  // Armed and registered after the switch (suspend.hpp rule 1): neither the timer nor a
+  // request can wake us before we sleep (PENDING holds them off until both are in place).
   detail::suspend_current(
       [](detail::fiber_impl* from, void* arg) noexcept {
         auto* sl = static_cast<sleeper*>(arg);
         sl->warm = from->ctx.fctx;  // saved by now (timers.hpp: timer_entry::warm)
         detail::arm_timer(sl);
+        // C1: STOP already set: the request will not come; it is ours to record.
+        if (!detail::cancel_register(sl->owner, sl))
+          sl->ended.fetch_or(sleeper::by_request, std::memory_order_relaxed);
+        // acq_rel: release publishes the registration to a later ender; acquire sees an
+        // ender that came first. Our last touch of *sl unless an ender came first.
+        if (sl->ended.fetch_and(~sleeper::pending, std::memory_order_acq_rel) != sleeper::pending)
+          detail::current_worker()->wake_local(from);
       },
       &s);
+  detail::cancel_deregister(owner, &s);  // C3
+  // relaxed: our own word, ordered by the wake that resumed us. Not ended by the timer:
+  // it may be armed still, or firing (timers.hpp step 5: after cancel_timer nobody
+  // touches it).
+  if (!(s.ended.load(std::memory_order_relaxed) & sleeper::by_timer)) (void)detail::cancel_timer(&s);
 }
 }  // namespace
 

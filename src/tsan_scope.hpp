@@ -47,6 +47,9 @@
 //                             inside a scope (a timer firing, the reactor or a worker
 //                             polling fds, a join completion) releases nothing: the woken
 //                             fiber's own history is all it needs, and join has its own edge.
+//        stop request         release(hook) by a cancellable wait before it suspends,
+//                             acquire(hook) by the requester before calling it (task.cpp
+//                             cancellation C4: the hook's registration is internal).
 //        run_blocking         release(job) by the fiber before submitting, acquire(job) by
 //                             the pool thread before the call; release(job) after the call,
 //                             acquire(job) by the fiber once resumed (whoever woke it).

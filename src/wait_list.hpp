@@ -50,6 +50,21 @@
 //      same rule holds for the scheduler a woken fiber belongs to: a wake from outside
 //      its workers keeps it alive until the waker's last touch (scheduler.cpp, shutdown
 //      step 4).
+//   6. Cancellation (task.cpp steps C1-C5): a timed fiber wait (w.cancellable) registers a
+//      cancel hook on its task's stop word in its post-switch action, after arming its
+//      timer and before releasing the locks. The hook does exactly what the timer does:
+//      try_claim(timeout) and resume() when that won, so a stop request ends the wait as
+//      its timeout would (the caller reports timeout/false and leaves the queue as after
+//      a timeout; it reads this_fiber::stop_requested() to tell them apart), one claim
+//      CAS decides between it, the timer and the notifiers, and a stopped fiber's later
+//      timed waits end at once (the registration fails and the post claims the wait
+//      itself). After it is resumed, block() deregisters the hook; when the outcome is a
+//      timeout (the timer's or the request's claim, made without the locks) the post
+//      action may still be running, so block() first takes and releases locks[0], which
+//      the post releases only after registering: the node is still linked or counted as
+//      an orphan then, so the primitive is alive (step 5). A notifier's claim is made
+//      under the locks, after the post released them. Untimed waits and plain threads
+//      are not cancellable.
 // Lock order: a primitive's spinlock -> timer_shard::lock_ (arm in post) -> idle::lock_.
 // condition_variable (and barrier's phase gate) additionally takes its own lock before its
 // mutex's lock. select takes channel locks in address order. Nothing takes a primitive
@@ -97,6 +112,9 @@ struct waiter : timer_entry {
   // primitive's lock. When false, the one claimer is whoever pops the node under the
   // lock, so try_claim() needs no CAS.
   bool racy = false;
+  // A timed fiber wait also ends, as its timeout would, when its fiber is asked to stop
+  // (step 6). weft::mutex clears it: a lock is not cancellable.
+  bool cancellable = true;
 
   // Before waiting again with the same waiter (mutex retry). Waiting side only, before
   // its node is linked again; the previous claimer finished with it in resume().

@@ -135,6 +135,7 @@ worker::worker(runtime& rt, unsigned index)
       rng_(0x9e3779b9u * (index + 1)), fuzz_(rt.fuzz_seed_, index), seen_(rt.opts_.workers),
       inject_tok_(rt.inject_), remote_(64) {
   pool_.reserve(rt.opts_.stack_cache);
+  sized_pool_.reserve(sized_cache_cap);
 }
 
 worker::~worker() {
@@ -191,6 +192,8 @@ void worker::thread_main(int os_cpu, std::vector<std::vector<unsigned>> steal_ti
   while (item it = find_work()) dispatch(it);
   for (fiber_impl* f : pool_) destroy_fiber(f);
   pool_.clear();
+  for (fiber_impl* f : sized_pool_) destroy_fiber(f);
+  sized_pool_.clear();
   remove_overflow_handler_for_this_thread();
   {
     std::lock_guard lock(thread_mu_);  // no signal after this: the thread is about to end
@@ -793,7 +796,7 @@ void worker::switch_to(fiber_impl* from, fiber_impl* to, post_fn post, void* arg
   if (to) to->home = this;
   if (diag_) {  // diag.hpp: which fiber runs here now
     const task* t = to ? (to->current ? to->current : to->root) : nullptr;
-    diag_task_.store(t ? t->id_ : 0, std::memory_order_relaxed);
+    publish_diag(t);
   }
   switches_.add();
   // Exception state is the fiber's (context.hpp eh_state): park the leaving context's,
@@ -883,6 +886,27 @@ void worker::post_migrate(fiber_impl* from, void*) noexcept {
     for (int i = 0; i < 32; ++i) cpu_relax();
 }
 
+void worker::publish_diag(const task* t) noexcept {
+  diag_task_.store(t ? t->id_ : 0, std::memory_order_relaxed);
+  // The name, word by word (relaxed: a report; a reader may see a torn mix of two names
+  // next to either id, never a torn word or a read past the buffer).
+  char buf[diag_name_words * 8] = {};
+  if (const char* n = t ? task_name(t) : nullptr) std::strncpy(buf, n, sizeof buf - 1);
+  for (std::size_t i = 0; i < diag_name_words; ++i) {
+    std::uint64_t word;
+    std::memcpy(&word, buf + 8 * i, 8);
+    diag_name_[i].store(word, std::memory_order_relaxed);
+  }
+}
+
+void worker::diag_name(char (&out)[diag_name_words * 8]) const noexcept {
+  for (std::size_t i = 0; i < diag_name_words; ++i) {
+    const std::uint64_t word = diag_name_[i].load(std::memory_order_relaxed);
+    std::memcpy(out + 8 * i, &word, 8);
+  }
+  out[sizeof out - 1] = '\0';
+}
+
 void worker::post_recycle(fiber_impl* from, void*) noexcept {
   current_worker()->recycle(from);
 }
@@ -898,11 +922,17 @@ void worker::fiber_main(transfer first) {
     w->run_task(self, t);
     w = current_worker();  // the task may have migrated us
     item next = w->next_local();
+    fiber_impl* to = nullptr;
     if (next && !is_fiber(next)) {
-      self->root = as_task(next);  // run it on this stack: no switch, no new fiber
-      continue;
+      if (__builtin_expect(task_stack_class(as_task(next)) == self->stack_class, 1)) {
+        self->root = as_task(next);  // run it on this stack: no switch, no new fiber
+        continue;
+      }
+      to = w->fiber_for(as_task(next));  // it needs a stack of another size
+    } else if (next) {
+      to = as_fiber(next);
     }
-    w->switch_to(self, next ? as_fiber(next) : nullptr, post_recycle, nullptr);
+    w->switch_to(self, to, post_recycle, nullptr);
     w = current_worker();  // taken from a pool again, with root set
   }
 }
@@ -910,7 +940,7 @@ void worker::fiber_main(transfer first) {
 void worker::run_task(fiber_impl* self, task* t) noexcept {
   task* outer = self->current;
   self->current = t;
-  if (diag_) diag_task_.store(t->id_, std::memory_order_relaxed);  // diag.hpp
+  if (diag_) publish_diag(t);  // diag.hpp
   fibers_run_.add();
   if (outer) inline_runs_.add();
   {
@@ -928,7 +958,7 @@ void worker::run_task(fiber_impl* self, task* t) noexcept {
   }
   self->current = outer;
   worker* w = current_worker();  // invoke() may have migrated us
-  if (w->diag_) w->diag_task_.store(outer ? outer->id_ : 0, std::memory_order_relaxed);
+  if (w->diag_) w->publish_diag(outer);
   task_complete(t);
   task_release(t);  // the queue's reference
   w->release_fiber_slot();
@@ -936,6 +966,7 @@ void worker::run_task(fiber_impl* self, task* t) noexcept {
 }
 
 fiber_impl* worker::fiber_for(task* t) noexcept {
+  if (__builtin_expect(task_stack_class(t) != 0, 0)) return sized_fiber_for(t);
   fiber_impl* f = nullptr;
   if (!pool_.empty()) {
     f = pool_.back();
@@ -964,7 +995,52 @@ fiber_impl* worker::fiber_for(task* t) noexcept {
   return f;
 }
 
+// fiber_for() for a task with a stack size of its own (spawn_options::stack_size): from
+// sized_pool_ (a few fibers, any class, matched exactly), else a new mapping of that
+// class's size. Such fibers never go to pool_ or the runtime's spare list.
+fiber_impl* worker::sized_fiber_for(task* t) noexcept {
+  const unsigned c = task_stack_class(t);
+  fiber_impl* f = nullptr;
+  for (std::size_t i = sized_pool_.size(); i-- > 0;) {
+    if (sized_pool_[i]->stack_class == c) {
+      f = sized_pool_[i];
+      sized_pool_.erase(sized_pool_.begin() + static_cast<std::ptrdiff_t>(i));
+      break;
+    }
+  }
+  if (!f) {
+    try {
+      const std::size_t record = (sizeof(fiber_impl) + 63) & ~std::size_t{63};
+      const std::size_t usable =
+          round_to_pages(stack_class_bytes(c) * sanitizer_stack_multiplier);
+      stack s = stack_allocate(usable, rt_.opts_.guard_size);
+      f = ::new (static_cast<char*>(s.lo) + s.size - record) fiber_impl{};
+      f->stk = s;
+      f->rt = &rt_;
+      f->stack_class = static_cast<std::uint8_t>(c);
+      context_make(f->ctx, s.lo, s.size - record, &worker::fiber_main);
+    } catch (...) {
+      // As in fiber_for: the task fails to start; join() rethrows.
+      t->error_ = std::current_exception();
+      task_complete(t);
+      task_release(t);
+      release_fiber_slot();
+      completed_.add_release();
+      return nullptr;
+    }
+  }
+  f->root = t;
+  return f;
+}
+
 void worker::recycle(fiber_impl* f) noexcept {
+  if (__builtin_expect(f->stack_class != 0, 0)) {
+    if (sized_pool_.size() < sized_cache_cap)
+      sized_pool_.push_back(f);  // reserved: never allocates here
+    else
+      destroy_fiber(f);
+    return;
+  }
   if (pool_.size() < rt_.opts_.stack_cache)
     pool_.push_back(f);  // LIFO: the stack freed hot is the next one reused
   else if (!rt_.give_spare_fiber(f))

@@ -244,6 +244,9 @@ public:
   bool sleeping() const noexcept { return parker_.sleeping(); }
   std::int64_t remote_size() const noexcept { return remote_count_.load(std::memory_order_relaxed); }
   std::uint64_t diag_task() const noexcept { return diag_task_.load(std::memory_order_relaxed); }
+  // The running task's name (spawn_options::name; "" when unnamed), for the stall report.
+  static constexpr std::size_t diag_name_words = 4;  // up to 31 characters
+  void diag_name(char (&out)[diag_name_words * 8]) const noexcept;
   // Sends sig to the worker's thread while thread_main runs (from its first line to its
   // last); false when the thread has not started or has left thread_main (a joined
   // thread's pthread_t may name another thread by now). Any thread.
@@ -314,7 +317,9 @@ private:
   void switch_to(fiber_impl* from, fiber_impl* to, post_fn post, void* arg) noexcept;
   void run_post() noexcept;
   fiber_impl* fiber_for(task* t) noexcept;  // pooled or new; nullptr when t failed
+  fiber_impl* sized_fiber_for(task* t) noexcept;  // fiber_for for a stack class != 0
   void recycle(fiber_impl* f) noexcept;
+  void publish_diag(const task* t) noexcept;  // diag_task_ and diag_name_ (diag_ only)
   void park() noexcept;
   // timers.hpp step 2: fires this worker's due timers; true when any fired.
   bool poll_timers() noexcept;
@@ -355,6 +360,10 @@ private:
   // as a raw epoll loop takes per call: fewer calls when many fds are ready at once.
   std::array<epoll_event, 256> io_events_{};
   std::vector<fiber_impl*> pool_;
+  // Idle fibers whose stacks have a size class of their own (spawn_options::stack_size),
+  // any mix of classes, at most sized_cache_cap: fiber_for matches the class exactly.
+  static constexpr std::size_t sized_cache_cap = 16;
+  std::vector<fiber_impl*> sized_pool_;
   std::vector<std::vector<unsigned>> tiers_;
   std::minstd_rand rng_;
   sched_fuzz fuzz_;  // sched_fuzz.hpp; off unless the runtime has a seed
@@ -405,6 +414,8 @@ private:
   // The task running here (0: none), for the stall report only. relaxed: read by the
   // reactor thread's diagnostics, which order nothing by it.
   std::atomic<std::uint64_t> diag_task_{0};
+  // Its name, NUL-padded, in relaxed words (publish_diag); same use as diag_task_.
+  std::array<std::atomic<std::uint64_t>, diag_name_words> diag_name_{};
   // pthread_self() of the worker thread while thread_main runs, 0 before and after, for
   // the stall report's backtrace signal. A mutex, not an atomic: signal_thread holds it
   // across pthread_kill, so the thread cannot leave thread_main (and be joined, its id

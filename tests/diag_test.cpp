@@ -53,6 +53,28 @@ TEST(Diagnostics, StallDetectorNamesTheWorkerAndTheFiberOnce) {
   EXPECT_GE(count(err.substr(at), "[0x"), 3) << err;
 }
 
+// spawn_options::name appears next to the id (quoted), cut to 31 characters.
+TEST(Diagnostics, StallReportNamesTheFiber) {
+  env_var stall("WEFT_STALL_MS", "50");
+  testing::internal::CaptureStderr();
+  std::uint64_t id = 0;
+  {
+    weft::scheduler s({.workers = 2});
+    id = s.block_on([] {
+      return weft::spawn(weft::spawn_options{.name = "conn-42-with-a-long-name-that-is-cut"}, [] {
+               std::this_thread::sleep_for(400ms);  // blocks its worker
+               return weft::this_fiber::id();
+             })
+          .join();
+    });
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(count(err, "weft: stall: worker"), 1) << err;
+  EXPECT_NE(err.find("fiber #" + std::to_string(id) + " \"conn-42-with-a-long-name-that-i\" for"),
+            std::string::npos)
+      << err;
+}
+
 TEST(Diagnostics, NoStallReportForFibersThatSuspendOrForIdleWorkers) {
   // A higher threshold than above: an OS preemption of a busy worker on a loaded CI
   // machine must not look like a stall.

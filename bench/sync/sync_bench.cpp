@@ -87,6 +87,30 @@ double weft_pingpong(weft::scheduler& s, std::size_t cap, long n) {
   });
 }
 
+// W4 with deadlines on every wait (recv_for / send_for): the timed-wait path, which
+// arms a timer and, for a fiber, registers a cancel hook (src/wait_list.hpp step 6).
+double weft_pingpong_timed(weft::scheduler& s, std::size_t cap, long n) {
+  return s.block_on([&] {
+    weft::channel<long> ping(cap), pong(cap);
+    const auto d = std::chrono::seconds(10);
+    auto t0 = steady::now();
+    auto peer = weft::spawn([&] {
+      for (;;) {
+        auto v = ping.recv_for(d);
+        if (!v) break;
+        (void)pong.send_for(*v + 1, d);
+      }
+    });
+    for (long i = 0; i < n; ++i) {
+      (void)ping.send_for(std::move(i), d);
+      (void)pong.recv_for(d);
+    }
+    ping.close();
+    peer.join();
+    return seconds_since(t0) * 1e9 / double(n);
+  });
+}
+
 double weft_mutex(weft::scheduler& s, int fibers, int iters) {
   return s.block_on([&] {
     weft::mutex m;
@@ -208,6 +232,13 @@ void run_weft() {
     std::vector<double> v;
     for (int r = 0; r < g_reps; ++r) v.push_back(weft_pingpong(s, cap, n4));
     report("weft", "W4_chan_pingpong", cap ? "cap1" : "cap0", "ns/roundtrip", v,
+           "n=" + std::to_string(n4));
+  }
+  for (std::size_t cap : {std::size_t{1}, std::size_t{0}}) {
+    if (!wanted("weft", "W4t_chan_pingpong_timed")) break;
+    std::vector<double> v;
+    for (int r = 0; r < g_reps; ++r) v.push_back(weft_pingpong_timed(s, cap, n4));
+    report("weft", "W4t_chan_pingpong_timed", cap ? "cap1" : "cap0", "ns/roundtrip", v,
            "n=" + std::to_string(n4));
   }
   std::vector<double> v6;

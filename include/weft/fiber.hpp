@@ -11,13 +11,63 @@
 #include <weft/export.hpp>
 #include <weft/timer.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
+#include <optional>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace weft {
 
 class scheduler;
+
+// What join_until/join_for return: for join_handle<void>, true when the fiber finished
+// (and was joined); otherwise an optional holding the result (a reference_wrapper for a
+// reference result), empty when the deadline passed first.
+template <class T>
+using join_result_t = std::conditional_t<
+    std::is_void_v<T>, bool,
+    std::optional<std::conditional_t<std::is_reference_v<T>,
+                                     std::reference_wrapper<std::remove_reference_t<T>>, T>>>;
+
+class stop_token;
+namespace detail {
+stop_token make_stop_token(task* adopted) noexcept;  // takes over one reference
+}
+
+// A view of one fiber's stop state, shaped like std::stop_token (which C++17 lacks):
+// copyable, readable from any thread, passable to other fibers (a child can watch its
+// parent's). Keeps the fiber's task record (not the fiber) alive while it exists. A
+// default-constructed token is never stopped.
+class stop_token {
+public:
+  stop_token() noexcept = default;
+  stop_token(const stop_token& o) noexcept : t_(o.t_) {
+    if (t_) detail::task_add_ref(t_);
+  }
+  stop_token(stop_token&& o) noexcept : t_(std::exchange(o.t_, nullptr)) {}
+  stop_token& operator=(stop_token o) noexcept {
+    std::swap(t_, o.t_);
+    return *this;
+  }
+  ~stop_token() {
+    if (t_) detail::task_release(t_);
+  }
+  // True once a stop was requested (join_handle::request_stop) for that fiber.
+  [[nodiscard]] bool stop_requested() const noexcept { return t_ && detail::task_stop_requested(t_); }
+  // False for a default-constructed token.
+  [[nodiscard]] bool stop_possible() const noexcept { return t_ != nullptr; }
+
+private:
+  friend stop_token detail::make_stop_token(detail::task* adopted) noexcept;
+  explicit stop_token(detail::task* adopted) noexcept : t_(adopted) {}
+  detail::task* t_ = nullptr;
+};
+
+inline stop_token detail::make_stop_token(task* adopted) noexcept { return stop_token(adopted); }
 
 // Owns the right to join one fiber. Move-only. Destroying a joinable handle detaches the
 // fiber (as Tokio's JoinHandle does; std::thread would terminate instead).
@@ -51,6 +101,57 @@ public:
     detail::task_wait(t);  // rethrows the fiber's exception
     return t->take_result();
   }
+  // Waits until the fiber finished or `deadline` (steady_clock) passed, as the other timed
+  // waits do (event::wait_until): true when it finished, false at the deadline. Does not
+  // join: the handle stays joinable either way, and after true join() returns at once.
+  // A deadline in the past only checks. Throws std::logic_error when not joinable.
+  [[nodiscard]] bool wait_until(clock::time_point deadline) const {
+    if (!t_) throw std::logic_error("weft::join_handle::wait_until: handle is not joinable");
+    return detail::task_wait_until(t_, deadline);
+  }
+  template <class Duration>
+  [[nodiscard]] bool wait_until(const std::chrono::time_point<clock, Duration>& tp) const {
+    return wait_until(to_deadline(tp));
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] bool wait_for(const std::chrono::duration<Rep, Period>& d) const {
+    return wait_until(deadline_after(d));
+  }
+  // join() with a deadline: when the fiber finished in time, joins it and returns its
+  // result (join_result_t<T>: the value, or true for void) or rethrows its exception;
+  // when the deadline passed first, returns an empty result (false for void) and the
+  // handle stays joinable (join again, wait again, or detach). Throws std::logic_error
+  // when not joinable.
+  [[nodiscard]] join_result_t<T> join_until(clock::time_point deadline) {
+    if (!wait_until(deadline)) return join_result_t<T>{};
+    if constexpr (std::is_void_v<T>) {
+      join();
+      return true;
+    } else if constexpr (std::is_reference_v<T>) {
+      return join_result_t<T>(std::ref(join()));
+    } else {
+      return join_result_t<T>(join());
+    }
+  }
+  template <class Duration>
+  [[nodiscard]] join_result_t<T> join_until(const std::chrono::time_point<clock, Duration>& tp) {
+    return join_until(to_deadline(tp));
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] join_result_t<T> join_for(const std::chrono::duration<Rep, Period>& d) {
+    return join_until(deadline_after(d));
+  }
+  // Asks the fiber to stop (cooperative cancellation; see "Cancellation" in README.md):
+  // this_fiber::stop_requested() and its stop tokens turn true, and its current and later
+  // sleeps return early. True when this call made the request, false when one was made
+  // before (or the handle is not joinable). The handle stays joinable. Any thread.
+  bool request_stop() noexcept { return t_ && detail::task_request_stop(t_); }
+  // A token for the fiber's stop state (never stopped when not joinable).
+  [[nodiscard]] stop_token get_stop_token() const noexcept {
+    if (!t_) return stop_token();
+    detail::task_add_ref(t_);
+    return detail::make_stop_token(t_);
+  }
   // Lets the fiber run on unobserved. Throws std::logic_error when not joinable.
   void detach() {
     if (!t_) throw std::logic_error("weft::join_handle::detach: handle is not joinable");
@@ -69,10 +170,27 @@ private:
 // Spawns f(args...) on the scheduler running the calling fiber; the child goes to this
 // worker's local run queue. Fiber context only: throws std::logic_error elsewhere (use
 // scheduler::spawn from plain threads).
-template <class F, class... Args>
+template <class F, class... Args,
+          class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, spawn_options>>>
 join_handle<detail::spawn_result_t<F, Args...>> spawn(F&& f, Args&&... args) {
   auto* t = detail::make_task(std::forward<F>(f), std::forward<Args>(args)...);
   try {
+    detail::spawn_here(t);
+  } catch (...) {
+    t->refs_.store(1, std::memory_order_relaxed);  // never published: only ours
+    detail::task_release(t);
+    throw;
+  }
+  return join_handle<detail::spawn_result_t<F, Args...>>(t);
+}
+
+// spawn() with per-fiber options (a name, a stack size: see weft::spawn_options).
+// Throws std::invalid_argument for a bad option, with nothing spawned.
+template <class F, class... Args>
+join_handle<detail::spawn_result_t<F, Args...>> spawn(const spawn_options& o, F&& f, Args&&... args) {
+  auto* t = detail::make_task(std::forward<F>(f), std::forward<Args>(args)...);
+  try {
+    detail::apply_spawn_options(t, o);
     detail::spawn_here(t);
   } catch (...) {
     t->refs_.store(1, std::memory_order_relaxed);  // never published: only ours
@@ -114,6 +232,14 @@ WEFT_API void yield() noexcept;
 WEFT_API std::uint64_t id() noexcept;
 // True when called from a fiber.
 WEFT_API bool in_fiber() noexcept;
+// True once a stop was requested for the calling fiber (join_handle::request_stop);
+// false on a plain thread.
+WEFT_API bool stop_requested() noexcept;
+// The calling fiber's stop token (a never-stopped one on a plain thread).
+inline stop_token get_stop_token() noexcept;
+// The calling fiber's name (spawn_options::name), "" when it has none or on a plain
+// thread. Valid until the fiber finishes.
+WEFT_API std::string_view name() noexcept;
 
 }  // namespace this_fiber
 namespace detail {
@@ -127,7 +253,10 @@ namespace this_fiber {
 
 // Suspends the calling fiber until `deadline` (steady_clock); other fibers run meanwhile.
 // A deadline in the past returns at once; time_point::max() never returns (until the
-// scheduler is destroyed, which waits for it: avoid). On a plain thread: sleeps the thread.
+// scheduler is destroyed, which waits for it: avoid) unless the fiber is asked to stop.
+// A stop request (join_handle::request_stop) ends it early, and a fiber whose stop was
+// requested does not sleep at all; check this_fiber::stop_requested() after it. On a
+// plain thread: sleeps the thread.
 WEFT_API void sleep_until(clock::time_point deadline) noexcept;
 template <class Duration>
 void sleep_until(const std::chrono::time_point<clock, Duration>& tp) noexcept {
@@ -140,6 +269,10 @@ void sleep_for(const std::chrono::duration<Rep, Period>& d) noexcept {
   if (d <= d.zero()) return;
   detail::sleep_until_after_now(deadline_after(d));
 }
+}  // namespace this_fiber
+
+namespace this_fiber {
+inline stop_token get_stop_token() noexcept { return detail::make_stop_token(detail::current_task_ref()); }
 }  // namespace this_fiber
 
 namespace this_worker {

@@ -67,8 +67,12 @@ public:
   // Runs f(args...) as a new fiber. Any thread. Throws std::runtime_error once shutdown has
   // begun (fibers of this scheduler may still spawn while it drains), std::system_error
   // when the live-fiber cap is reached, std::invalid_argument for a null callable.
-  template <class F, class... Args>
+  template <class F, class... Args,
+            class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, spawn_options>>>
   join_handle<detail::spawn_result_t<F, Args...>> spawn(F&& f, Args&&... args);
+  // spawn() with per-fiber options (weft::spawn_options); std::invalid_argument for a bad one.
+  template <class F, class... Args>
+  join_handle<detail::spawn_result_t<F, Args...>> spawn(const spawn_options& o, F&& f, Args&&... args);
 
   // spawn(f, args...).detach() in one step (see weft::spawn_detached). Any thread.
   template <class F, class... Args>
@@ -106,11 +110,27 @@ private:
 
 namespace weft {
 
-template <class F, class... Args>
+template <class F, class... Args, class>
 join_handle<detail::spawn_result_t<F, Args...>> scheduler::spawn(F&& f, Args&&... args) {
   detail::check_not_forked(*this);
   auto* t = detail::make_task(std::forward<F>(f), std::forward<Args>(args)...);
   try {
+    detail::spawn_on(*this, t);
+  } catch (...) {
+    t->refs_.store(1, std::memory_order_relaxed);  // never published: only ours
+    detail::task_release(t);
+    throw;
+  }
+  return join_handle<detail::spawn_result_t<F, Args...>>(t);
+}
+
+template <class F, class... Args>
+join_handle<detail::spawn_result_t<F, Args...>> scheduler::spawn(const spawn_options& o, F&& f,
+                                                                 Args&&... args) {
+  detail::check_not_forked(*this);
+  auto* t = detail::make_task(std::forward<F>(f), std::forward<Args>(args)...);
+  try {
+    detail::apply_spawn_options(t, o);
     detail::spawn_on(*this, t);
   } catch (...) {
     t->refs_.store(1, std::memory_order_relaxed);  // never published: only ours

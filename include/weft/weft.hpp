@@ -10,3 +10,4 @@
 #include <weft/blocking.hpp>
 #include <weft/result.hpp>
 #include <weft/version.hpp>   // generated (cmake/version.hpp.in)
+#include <weft/task_group.hpp>

@@ -113,6 +113,7 @@ bool mutex::lock_until(clock::time_point deadline) {
       return false;
     }
     if (w.since == 0) w.since = steady_ns();
+    w.cancellable = false;  // a lock is not cancellable (wait_list.hpp step 6; mutex.hpp)
     w.rearm();
     if (node.front) push_front(queue_, &node); else push_back(queue_, &node);
     const std::uint32_t out = block(w, lock_, deadline);

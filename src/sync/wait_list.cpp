@@ -6,6 +6,7 @@
 
 #include "../assert.hpp"
 #include "../parker.hpp"
+#include "../fiber_impl.hpp"
 
 #include <cerrno>
 #include <sched.h>
@@ -32,15 +33,28 @@ void spinlock::lock_slow() noexcept {
 
 namespace {
 
+// Step 6: a cancellable wait's hook, on block()'s frame.
+struct cancel_link : cancel_hook {
+  waiter* w = nullptr;
+  task* owner = nullptr;  // whose stop word it is registered on
+};
+
 struct block_args {
   waiter* w;
   spinlock* const* locks;
   std::size_t n;
   bool timed;
+  cancel_link* link;  // nullptr: not cancellable
 };
 
 void fire_timeout(timer_entry* e) noexcept {
   auto* w = static_cast<waiter*>(e);
+  if (try_claim(w, make_outcome(outcome_timeout))) resume(w);
+}
+
+// Step 6, on the requester's thread (it holds the stop word's BUSY bit): as the timer.
+void cancel_wait(cancel_hook* h) noexcept {
+  waiter* w = static_cast<cancel_link*>(h)->w;
   if (try_claim(w, make_outcome(outcome_timeout))) resume(w);
 }
 
@@ -60,9 +74,14 @@ void post_block(fiber_impl*, void* arg) noexcept {
   waiter* w = a->w;
   const std::size_t n = a->n;
   const bool timed = a->timed;
+  cancel_link* link = a->link;
   spinlock* locks[max_block_locks];
   for (std::size_t i = 0; i < n; ++i) locks[i] = a->locks[i];
   if (timed) arm_timer(w);  // before unlocking: see protocol step 1
+  // Step 6, before unlocking: the stop already requested, the wait ends as a timeout.
+  if (link && !cancel_register(link->owner, link) &&
+      try_claim(w, make_outcome(outcome_timeout)))
+    resume(w);
   for (std::size_t i = 0; i < n; ++i) locks[i]->unlock();
 }
 
@@ -101,20 +120,35 @@ std::uint32_t block(waiter& w, spinlock* const* locks, std::size_t n,
   const bool timed = deadline != clock::time_point::max();
   WEFT_DCHECK(!timed || w.racy, "a timed wait must be marked racy before it is linked");
   if (!w.fiber) return block_thread(w, locks, n, deadline);
+  cancel_link link;
   if (timed) {
     w.deadline = deadline;
     w.fire = fire_timeout;
+    if (w.cancellable && w.fiber->current) {  // step 6
+      link.cancel = cancel_wait;
+      link.w = &w;
+      link.owner = w.fiber->current;
+    }
   }
-  block_args a{&w, locks, n, timed};
+  block_args a{&w, locks, n, timed, link.owner ? &link : nullptr};
   // TSan: post_block unlocks inside the next context's internal scope; publish the linked
   // node(s) to the locks' next holders from here (tsan_scope.hpp step 4).
   for (std::size_t i = 0; i < n; ++i) tsan_release(locks[i]);
+  if (link.owner) tsan_release(static_cast<cancel_hook*>(&link));  // task.cpp C4
   suspend_current(post_block, &a);
   // Resumed exactly once (protocol step 2). Once cancel_timer() returns, no worker
   // touches the entry (timers.hpp step 5): whether it was removed or fired and lost.
   if (timed) (void)cancel_timer(&w);
   // acquire: pairs with the claim CAS; the wake's queue handover already orders it.
-  return w.state.load(std::memory_order_acquire);
+  const std::uint32_t out = w.state.load(std::memory_order_acquire);
+  if (link.owner) {  // step 6
+    if (kind_of(out) == outcome_timeout) {  // claimed without the locks: let the post finish
+      locks[0]->lock();
+      locks[0]->unlock();
+    }
+    cancel_deregister(link.owner, &link);
+  }
+  return out;
 }
 
 std::uint32_t block_untimed(waiter& w, spinlock& lock) noexcept {

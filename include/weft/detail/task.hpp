@@ -11,6 +11,8 @@
 #pragma once
 
 #include <weft/export.hpp>
+#include <weft/sync/detail/wait_queue.hpp>
+#include <weft/timer.hpp>
 
 #include <atomic>
 #include <cstddef>
@@ -24,6 +26,20 @@
 
 namespace weft {
 class scheduler;
+
+// Per-fiber options for weft::spawn(options, f, args...) and scheduler::spawn(options, ...).
+// Aggregate: weft::spawn(weft::spawn_options{.name = "conn-42", .stack_size = 256 << 10}, f).
+struct spawn_options {
+  // Copied at spawn. Returned by this_fiber::name() and printed by the diagnostics (the
+  // stall report, WEFT_STALL_MS) next to the fiber id. nullptr or "": unnamed.
+  const char* name = nullptr;
+  // Usable stack bytes for this fiber; 0: the scheduler's options::stack_size. Otherwise
+  // between 16 KiB and 1 GiB (else std::invalid_argument), rounded up to a power of two
+  // (the stack pools are kept per size class), and multiplied as options::stack_size is
+  // under ASan/TSan. A fiber with its own stack size is never run inline by a join.
+  std::size_t stack_size = 0;
+};
+
 namespace detail {
 
 // Small-block allocation for tasks (src/task_alloc.cpp): per-thread free lists, no lock
@@ -37,6 +53,9 @@ WEFT_API void task_alloc_inject_failure_after(long n) noexcept;
 
 // task::state_ bit set when no join_handle exists (see src/fiber_impl.hpp task_state).
 inline constexpr std::uint32_t task_detached_bit = 4;
+// task::state_ bits [8, 16): the task's stack size class (0: the scheduler's default),
+// written before the task is published and never changed (the RMWs touch only low bits).
+inline constexpr unsigned task_stack_class_shift = 8;
 
 class task {
 public:
@@ -56,9 +75,14 @@ public:
   std::atomic<std::uint32_t> state_{0};
   std::atomic<std::uint32_t> refs_{2};
   void* joiner_ = nullptr;       // waiter to wake on completion; written before JOIN_WAIT is set
+                                 // (a timed join's waiter: under join_lock_, with JOIN_TIMED)
   void* fls_ = nullptr;          // fiber-local storage slots, created on first use
   std::uint64_t id_ = 0;         // unique, non-zero; assigned by spawn
   std::exception_ptr error_;     // set when invoke() threw; read by join after DONE (acquire)
+  spinlock join_lock_;           // timed joins only (src/task.cpp join step 7)
+  // Cancellation word (src/task.cpp, cancellation steps): STOP and BUSY bits and the
+  // cancel hook of the wait the fiber is in, if that wait can be cancelled.
+  std::atomic<std::uintptr_t> stop_{0};
 
 protected:
   virtual ~task() = default;
@@ -71,6 +95,25 @@ WEFT_API void task_release(task* t) noexcept;
 // A task that has not started yet may be run inline on the caller's fiber stack. Then
 // rethrows the task's exception, if it stored one. Does not drop the handle's reference.
 WEFT_API void task_wait(task* t);
+// As task_wait, giving up at `deadline`: true when t completed (then task_wait returns at
+// once), false when the deadline passed first; t stays joinable either way. Never runs t
+// inline. Does not rethrow. Fiber or plain thread.
+WEFT_API bool task_wait_until(task* t, clock::time_point deadline);
+// Cancellation (src/task.cpp, cancellation steps). Any thread; t is kept alive by the
+// caller's reference. True when this call made the request (the first one).
+WEFT_API bool task_request_stop(task* t) noexcept;
+inline bool task_stop_requested(const task* t) noexcept {
+  // acquire: pairs with the requester's release RMW; what it did before is visible.
+  return (t->stop_.load(std::memory_order_acquire) & 1u) != 0;
+}
+// Another reference for a holder of one (stop_token copies). relaxed: a holder's own.
+inline void task_add_ref(task* t) noexcept { t->refs_.fetch_add(1, std::memory_order_relaxed); }
+// The calling fiber's task with a new reference, or nullptr on a plain thread.
+WEFT_API task* current_task_ref() noexcept;
+
+// Applies spawn_options to t before it is published: throws std::invalid_argument for a
+// bad stack size, std::bad_alloc; t is then still unpublished (the caller frees it).
+WEFT_API void apply_spawn_options(task* t, const spawn_options& o);
 // Gives up the handle's reference; a detached task that throws calls the unhandled
 // exception handler. Any thread.
 WEFT_API void task_detach(task* t) noexcept;

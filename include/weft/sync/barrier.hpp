@@ -18,12 +18,23 @@
 // last wait has been released, even before all of those calls have returned: a released
 // waiter touches nothing of the barrier, the last arriver of arrive_and_wait() does not
 // wait, and the destructor first takes the mutex, so the arrival that ended the phase has
-// released it.
+// released it. A timed arrival whose deadline passed re-takes the mutex to withdraw (see
+// arrive_and_wait_until); the phase gate's destructor waits for it to have left
+// (src/sync/phase_gate.cpp step 4), so that, too, is safe when the phase ended meanwhile.
+//
+// Timeouts: arrive_and_wait_until/for withdraw the arrival when the deadline passes before
+// the phase completes: the barrier is then exactly as if this participant had not arrived
+// (the phase still expects it, so it may arrive again; no phase ever completes short of an
+// arrival). When the phase completes before the withdrawal could be made, the call
+// reports success, as if it had been released in time.
 #pragma once
 
 #include <weft/sync/detail/phase_gate.hpp>
 #include <weft/sync/mutex.hpp>
+#include <weft/thread_annotations.hpp>
+#include <weft/timer.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -83,6 +94,27 @@ public:
     lk.release();
     gate_.unlock_and_wait_past(mu_, phase);
   }
+  // arrive_and_wait() with a deadline (steady_clock): true when the phase completed (this
+  // arrival may have completed it), false when the deadline passed first, and then the
+  // arrival was withdrawn (see Timeouts above): the participant has not arrived in this
+  // phase and should arrive again (or arrive_and_drop) for the phase to complete. A
+  // deadline in the past withdraws at once unless this arrival completes the phase.
+  [[nodiscard]] bool arrive_and_wait_until(clock::time_point deadline)
+      WEFT_NO_THREAD_SAFETY_ANALYSIS {
+    std::unique_lock<mutex> lk(mu_);
+    const std::uint64_t phase = phase_;
+    if (arrive_locked(1)) return true;  // ended the phase; unlocking is the last touch
+    lk.release();
+    return gate_.unlock_and_wait_past_until(mu_, phase, deadline, &barrier::withdraw, this);
+  }
+  template <class Duration>
+  [[nodiscard]] bool arrive_and_wait_until(const std::chrono::time_point<clock, Duration>& tp) {
+    return arrive_and_wait_until(to_deadline(tp));
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] bool arrive_and_wait_for(const std::chrono::duration<Rep, Period>& d) {
+    return arrive_and_wait_until(deadline_after(d));
+  }
   // Arrives, and takes this participant out of every later phase.
   void arrive_and_drop() {
     std::lock_guard<mutex> lk(mu_);
@@ -107,6 +139,11 @@ private:
     remaining_ = expected_;
     gate_.open(phase_);
     return true;
+  }
+
+  // Under mu_, the phase not yet complete: takes back one timed-out arrival.
+  static void withdraw(void* self) noexcept WEFT_NO_THREAD_SAFETY_ANALYSIS {
+    ++static_cast<barrier*>(self)->remaining_;
   }
 
   mutable mutex mu_;

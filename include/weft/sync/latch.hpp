@@ -17,6 +17,7 @@
 
 #include <weft/sync/wait_group.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -38,6 +39,18 @@ public:
   [[nodiscard]] bool try_wait() const noexcept { return wg_.reached_zero(); }
   // Waits until the count is zero.
   void wait() const { wg_.wait(); }
+  // As wait(), giving up at the deadline (steady_clock), as event::wait_until does: true
+  // when the count reached zero, false when the deadline passed first (nothing changes:
+  // wait again, or try_wait). A deadline in the past only checks.
+  [[nodiscard]] bool wait_until(clock::time_point deadline) const { return wg_.wait_until(deadline); }
+  template <class Duration>
+  [[nodiscard]] bool wait_until(const std::chrono::time_point<clock, Duration>& tp) const {
+    return wait_until(to_deadline(tp));
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] bool wait_for(const std::chrono::duration<Rep, Period>& d) const {
+    return wait_until(deadline_after(d));
+  }
   // count_down(n) and wait() in one step: the arriver that makes the zero does not wait,
   // and the others count down and queue in one lock hold, so no arriver touches the latch
   // once the zero is made (the waiters it releases may destroy it at once).

@@ -12,6 +12,11 @@
 // so no waiter starves; waiters are queued FIFO, and a woken waiter that loses a race
 // re-queues at the head. (Go's sync.Mutex "starvation mode", same 1 ms bound.)
 //
+// Cancellation: a stop request (join_handle::request_stop) does not end a lock() or a
+// try_lock_for/until of the stopped fiber, unlike every other timed wait: critical sections
+// are short, and the code that holds or wants a lock is typically the cleanup that runs
+// *after* a stop (and a lock() has no way to report that it did not lock).
+//
 // Memory ordering: unlock() happens-before the lock() or successful try_lock*() that
 // next acquires the mutex, on any thread or worker: everything written while holding the
 // mutex is visible to the next holder. A failed try_lock*() gives no ordering.

@@ -8,6 +8,7 @@
 
 #include <weft/export.hpp>
 #include <weft/sync/detail/wait_queue.hpp>
+#include <weft/timer.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -31,6 +32,12 @@ public:
   // The caller holds m, under which phases end, and p is the current phase: queues the
   // caller, releases m, and waits as wait_past(p) (the phase cannot end in between).
   WEFT_API void unlock_and_wait_past(mutex& m, std::uint64_t p) const;
+  // unlock_and_wait_past() giving up at `deadline`: true when phase p ended. When the
+  // deadline passes first, it re-takes m and, if p is still the phase, calls
+  // withdraw(ctx) under m (the barrier takes back the arrival) and returns false; if the
+  // phase ended meanwhile it returns true. Returns with m released either way.
+  WEFT_API bool unlock_and_wait_past_until(mutex& m, std::uint64_t p, clock::time_point deadline,
+                                           void (*withdraw)(void*) noexcept, void* ctx) const;
   // Ends the current phase: `next` (the current one + 1) becomes the phase and every
   // waiter is released. Called under the mutex that unlock_and_wait_past() is given.
   WEFT_API void open(std::uint64_t next) noexcept;

@@ -1,0 +1,273 @@
+// tests/cancel_test.cpp - cooperative cancellation: join_handle::request_stop, stop_token,
+// this_fiber::stop_requested, and the cancellable wait (sleep) ended by a request, at 1, 2
+// and 4 workers: a request racing the sleep's timer, a request before the fiber ran or
+// slept, from a plain thread, racing the fiber's end, and concurrent requesters.
+#include "weft_test.hpp"
+#include "watchdog.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <random>
+#include <string>
+#include <thread>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+class Cancel : public weft_test {};
+WEFT_INSTANTIATE(Cancel);
+
+// An endless sleep ends when the stop is requested (here by another fiber), after the
+// fiber has really suspended.
+TEST_P(Cancel, RequestStopEndsASleep) {
+  watchdog dog("RequestStopEndsASleep");
+  suspension_probe probe;
+  auto h = sched().spawn([&] {
+    EXPECT_FALSE(weft::this_fiber::stop_requested());
+    probe.arm();
+    weft::this_fiber::sleep_until(weft::clock::time_point::max());
+    return weft::this_fiber::stop_requested();
+  });
+  ASSERT_TRUE(probe.wait(sched()));
+  sched().block_on([&] {
+    EXPECT_TRUE(h.request_stop());
+    EXPECT_FALSE(h.request_stop());  // only the first request counts
+  });
+  EXPECT_TRUE(h.join());
+}
+
+// A fiber asked to stop before it ran (runnable, not running) or before it sleeps does not
+// sleep at all, now or later.
+TEST_P(Cancel, StopBeforeTheSleepMeansNoSleep) {
+  watchdog dog("StopBeforeTheSleepMeansNoSleep");
+  sched().block_on([&] {
+    auto h = weft::spawn([] {
+      for (int i = 0; i < 3; ++i) weft::this_fiber::sleep_for(std::chrono::hours(1));
+      weft::this_fiber::sleep_until(weft::clock::time_point::max());
+      return weft::this_fiber::stop_requested();
+    });
+    EXPECT_TRUE(h.request_stop());  // with one worker it has not started yet
+    EXPECT_TRUE(h.join());
+  });
+}
+
+TEST_P(Cancel, RequestFromAPlainThread) {
+  watchdog dog("RequestFromAPlainThread");
+  suspension_probe probe;
+  auto h = sched().spawn([&] {
+    probe.arm();
+    weft::this_fiber::sleep_for(std::chrono::hours(1));
+    return weft::this_fiber::stop_requested();
+  });
+  ASSERT_TRUE(probe.wait(sched()));
+  EXPECT_TRUE(h.request_stop());
+  EXPECT_TRUE(h.join());
+  EXPECT_FALSE(weft::this_fiber::stop_requested());  // a plain thread
+}
+
+TEST_P(Cancel, TokensFollowTheFiberAndOutliveIt) {
+  weft::stop_token never;
+  EXPECT_FALSE(never.stop_possible());
+  EXPECT_FALSE(never.stop_requested());
+  EXPECT_FALSE(weft::this_fiber::get_stop_token().stop_possible());  // a plain thread
+  weft::stop_token kept;
+  sched().block_on([&] {
+    weft::event child_started;
+    auto parent = weft::spawn([&] {
+      // A child watches its parent's token; the parent's request reaches it.
+      auto child = weft::spawn([&, tok = weft::this_fiber::get_stop_token()] {
+        child_started.set();
+        while (!tok.stop_requested()) weft::this_fiber::sleep_for(100us);
+        return true;
+      });
+      weft::this_fiber::sleep_until(weft::clock::time_point::max());
+      return child.join();
+    });
+    kept = parent.get_stop_token();
+    EXPECT_FALSE(kept.stop_requested());
+    child_started.wait();
+    EXPECT_TRUE(parent.request_stop());
+    EXPECT_TRUE(parent.join());
+  });
+  EXPECT_TRUE(kept.stop_requested());  // the task record lives while a token does
+  weft::stop_token copy = kept;
+  kept = weft::stop_token();
+  EXPECT_TRUE(copy.stop_requested());
+}
+
+// Requests racing sleeps' timers, the fibers' ends and each other. Every fiber loops on
+// short random sleeps until it sees its stop: a lost wake-up hangs (the watchdog aborts),
+// a double wake or a touch of a returned sleep's frame crashes or is reported by the
+// sanitizer builds. Exactly one request per fiber reports true.
+TEST_P(Cancel, RequestsRaceTimersEndsAndEachOther) {
+  watchdog dog("RequestsRaceTimersEndsAndEachOther");
+  constexpr int rounds = 40, fibers = 16;
+  std::atomic<int> firsts{0};
+  sched().block_on([&] {
+    for (int r = 0; r < rounds; ++r) {
+      std::vector<weft::join_handle<int>> hs;
+      std::minstd_rand rng(static_cast<unsigned>(r) + 1);
+      for (int i = 0; i < fibers; ++i) {
+        const bool finishes = i % 4 == 0;  // these may end before the request comes
+        const unsigned us = rng() % 30;
+        hs.push_back(weft::spawn([finishes, us] {
+          int sleeps = 0;
+          while (!weft::this_fiber::stop_requested()) {
+            weft::this_fiber::sleep_for(std::chrono::microseconds(us));
+            if (finishes && ++sleeps == 3) break;
+          }
+          return sleeps;
+        }));
+      }
+      // Two requesters per fiber: this fiber and a plain thread.
+      std::thread other([&] {
+        for (auto& h : hs)
+          if (h.request_stop()) firsts.fetch_add(1);
+      });
+      for (auto& h : hs) {
+        if (rng() % 3 == 0) weft::this_fiber::sleep_for(std::chrono::microseconds(rng() % 20));
+        if (h.request_stop()) firsts.fetch_add(1);
+      }
+      other.join();
+      for (auto& h : hs) (void)h.join();
+      dog.kick("round " + std::to_string(r));
+    }
+  });
+  EXPECT_EQ(firsts.load(), rounds * fibers);
+}
+
+}  // namespace
+
+namespace {
+
+// A stop request ends the current timed wait as its timeout would, and every later one at
+// once; each reports its timeout status, and nothing changes hands.
+TEST_P(Cancel, RequestEndsTimedWaitsAsTheirTimeoutWould) {
+  watchdog dog("RequestEndsTimedWaitsAsTheirTimeoutWould");
+  weft::event never;
+  weft::counting_semaphore none(0);
+  weft::latch l(1);
+  weft::channel<int> ch(0);
+  weft::mutex mu;
+  weft::condition_variable cv;
+  weft::barrier<> b(2);
+  suspension_probe probe;
+  auto h = sched().spawn([&] {
+    probe.arm();
+    EXPECT_FALSE(never.wait_for(std::chrono::hours(1)));  // ended by the request
+    EXPECT_TRUE(weft::this_fiber::stop_requested());
+    // Later timed waits end at once.
+    EXPECT_FALSE(none.try_acquire_for(std::chrono::hours(1)));
+    EXPECT_FALSE(l.wait_for(std::chrono::hours(1)));
+    EXPECT_EQ(ch.recv_for(std::chrono::hours(1)).status, weft::channel_status::timeout);
+    int v = 7;
+    EXPECT_EQ(ch.send_for(std::move(v), std::chrono::hours(1)), weft::channel_status::timeout);
+    {
+      std::unique_lock<weft::mutex> lk(mu);
+      EXPECT_EQ(cv.wait_for(lk, std::chrono::hours(1)), std::cv_status::timeout);
+    }
+    EXPECT_FALSE(b.arrive_and_wait_for(std::chrono::hours(1)));  // withdrawn
+    auto child = weft::spawn([&] { never.wait(); });
+    EXPECT_FALSE(child.join_for(std::chrono::hours(1)));  // join_handle<void>: bool
+    EXPECT_TRUE(child.joinable());
+    return child;
+  });
+  ASSERT_TRUE(probe.wait(sched()));
+  EXPECT_TRUE(h.request_stop());
+  auto child = h.join();
+  // Nothing was consumed or counted: the barrier still expects two arrivals, etc.
+  EXPECT_EQ(none.available(), 0);
+  EXPECT_FALSE(l.try_wait());
+  never.set();
+  child.join();
+  std::thread other([&] { b.arrive_and_wait(); });
+  b.arrive_and_wait();
+  other.join();
+}
+
+// The stopped fiber still gets a mutex it waits for: locks are not cancellable.
+TEST_P(Cancel, TimedMutexLockIsNotCancelled) {
+  watchdog dog("TimedMutexLockIsNotCancelled");
+  weft::mutex mu;
+  mu.lock();
+  suspension_probe probe;
+  auto h = sched().spawn([&] {
+    probe.arm();
+    const bool got = mu.try_lock_for(std::chrono::hours(1));
+    if (got) mu.unlock();
+    return got;
+  });
+  EXPECT_TRUE(h.request_stop());
+  ASSERT_TRUE(probe.wait(sched()));
+  mu.unlock();
+  EXPECT_TRUE(h.join());
+}
+
+// Receivers and senders cancelled at random points of a stream of values: a cancelled
+// receive never takes a value (a value it reported as not received would be lost), a
+// cancelled send keeps its value (it is sent again): every value arrives exactly once.
+TEST_P(Cancel, CancelledReceiversAndSendersNeverLoseOrDuplicateValues) {
+  watchdog dog("CancelledReceiversAndSendersNeverLoseOrDuplicateValues");
+  constexpr int values = 600;
+  sched().block_on([&] {
+    for (std::size_t cap : {std::size_t{0}, std::size_t{1}}) {
+      weft::channel<std::unique_ptr<int>> ch(cap);
+      std::vector<int> got(values, 0);
+      std::atomic<int> received{0};
+      std::minstd_rand rng(static_cast<unsigned>(cap) + 3);
+      // Senders: each sends values until stopped; a value whose send was cancelled goes
+      // back to the pool and is sent by the next sender.
+      std::vector<std::unique_ptr<int>> pool;
+      for (int i = values; i-- > 0;) pool.push_back(std::make_unique<int>(i));
+      weft::mutex pool_mu;
+      auto sender = [&] {
+        for (;;) {
+          std::unique_ptr<int> v;
+          {
+            std::lock_guard<weft::mutex> g(pool_mu);
+            if (pool.empty()) return;
+            v = std::move(pool.back());
+            pool.pop_back();
+          }
+          const auto st = ch.send_for(std::move(v), std::chrono::hours(1));
+          if (st != weft::channel_status::ok) {
+            EXPECT_TRUE(v != nullptr);  // kept
+            std::lock_guard<weft::mutex> g(pool_mu);
+            pool.push_back(std::move(v));
+            return;
+          }
+        }
+      };
+      auto receiver = [&] {
+        for (;;) {
+          auto r = ch.recv_for(std::chrono::hours(1));
+          if (r.status != weft::channel_status::ok) return;
+          ++got[static_cast<std::size_t>(**r.value)];
+          received.fetch_add(1);
+        }
+      };
+      while (received.load() < values) {
+        auto s = weft::spawn(sender);
+        auto r = weft::spawn(receiver);
+        for (int k = static_cast<int>(rng() % 6); k > 0; --k) weft::this_fiber::yield();
+        if (rng() % 2) {
+          (void)s.request_stop();
+          (void)r.request_stop();
+        } else {
+          (void)r.request_stop();
+          (void)s.request_stop();
+        }
+        s.join();
+        r.join();
+        dog.kick("received " + std::to_string(received.load()));
+      }
+      for (int i = 0; i < values; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], 1) << i;
+    }
+  });
+}
+
+}  // namespace
