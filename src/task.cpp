@@ -561,10 +561,16 @@ void sleep_to(clock::time_point deadline, bool check_past) noexcept {
       },
       &s);
   detail::cancel_deregister(owner, &s);  // C3
-  // relaxed: our own word, ordered by the wake that resumed us. Not ended by the timer:
-  // it may be armed still, or firing (timers.hpp step 5: after cancel_timer nobody
-  // touches it).
-  if (!(s.ended.load(std::memory_order_relaxed) & sleeper::by_timer)) (void)detail::cancel_timer(&s);
+  // Woken by a request, the timer may fire now, on its worker: the window in which it does
+  // (wait_list.hpp's release window, widened by schedule fuzzing).
+  detail::release_window(&s, detail::release_point::leaving);
+  // acquire: when the timer ended the sleep too, its firer read the entry (its deadline)
+  // before its fetch_or; this load pairs with that release so those reads happen before
+  // the frame is reused. The wake that resumed us may have been the request's, which
+  // orders nothing of the firer's. Not ended by the timer: it may be armed still, or
+  // firing, and cancel_timer waits for that under the shard's lock (timers.hpp step 5:
+  // after it nobody touches the entry).
+  if (!(s.ended.load(std::memory_order_acquire) & sleeper::by_timer)) (void)detail::cancel_timer(&s);
 }
 }  // namespace
 

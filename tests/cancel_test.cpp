@@ -113,7 +113,10 @@ TEST_P(Cancel, RequestsRaceTimersEndsAndEachOther) {
       std::minstd_rand rng(static_cast<unsigned>(r) + 1);
       for (int i = 0; i < fibers; ++i) {
         const bool finishes = i % 4 == 0;  // these may end before the request comes
-        const unsigned us = rng() % 30;
+        // At least 1 us: sleep_for(0) returns without suspending, and a fiber that never
+        // suspends holds a one-worker scheduler (under schedule fuzzing a child may run
+        // before its parent reaches the requests).
+        const unsigned us = 1 + rng() % 30;
         hs.push_back(weft::spawn([finishes, us] {
           int sleeps = 0;
           while (!weft::this_fiber::stop_requested()) {
