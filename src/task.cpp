@@ -74,7 +74,7 @@
 #include "sched_fuzz.hpp"
 #include "suspend.hpp"
 #include "tsan_scope.hpp"
-#include "wait_list.hpp"
+#include "sync/wait_list.hpp"
 #include "worker.hpp"
 
 #include <weft/fiber.hpp>

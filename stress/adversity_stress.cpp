@@ -8,7 +8,7 @@
 //   2. Objects destroyed by the waiter the moment its wait returns (event, semaphore,
 //      wait group, latch, mutex, condition variable, channels, barrier), the releaser a
 //      fiber or a plain thread. Fails if a release touches the object after the waiter it
-//      freed may have run (the release-window rules of src/wait_list.hpp).
+//      freed may have run (the release-window rules of src/sync/wait_list.hpp).
 // Part 2 builds each object in a slot of a pool; once destroyed, the slot is filled with a
 // pattern that is checked after every fiber of the round has ended, so a write after
 // destruction is caught in a release build too (ASan also catches the reads).

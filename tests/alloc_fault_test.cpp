@@ -1,7 +1,7 @@
 // tests/alloc_fault_test.cpp - allocation failure and size overflow never wedge anything:
 // a channel whose buffer cannot grow, a channel too large to allocate, a run_blocking
 // whose submission cannot allocate, a blocking_pool that cannot start its threads. Each
-// failure is injected with a test seam (src/wait_list.hpp, src/blocking_pool.hpp) and must
+// failure is injected with a test seam (src/sync/wait_list.hpp, src/blocking_pool.hpp) and must
 // surface as an exception, with no lock left held, nothing queued that points at a dead
 // frame, nothing lost or duplicated, and everything usable afterwards.
 #include "watchdog.hpp"
@@ -9,7 +9,7 @@
 
 #include "blocking_pool.hpp"
 #include "runtime.hpp"
-#include "wait_list.hpp"
+#include "sync/wait_list.hpp"
 
 #include <weft/blocking.hpp>
 #include <weft/sync.hpp>

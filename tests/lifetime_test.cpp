@@ -1,5 +1,5 @@
 // tests/lifetime_test.cpp - an object may die as soon as the wait on it returns
-// (src/wait_list.hpp step 5): for every primitive, the waiter destroys it the moment its
+// (src/sync/wait_list.hpp step 5): for every primitive, the waiter destroys it the moment its
 // wait returns, while the releasing party is still inside its releasing call, on a plain
 // thread or a fiber, at 1, 2 and 4 workers; and a wake from outside the workers may see the
 // woken fiber's scheduler destroyed before it returns.
@@ -16,7 +16,7 @@
 
 #include "runtime.hpp"
 #include "sanitizers.hpp"
-#include "wait_list.hpp"
+#include "sync/wait_list.hpp"
 
 #include <weft/sync.hpp>
 

@@ -40,7 +40,7 @@ private:
 // the worker bumps it only in worker::switch_to, which a running fiber reaches only by
 // stopping (here: suspending in the blocking call). By then the wait is committed: a
 // sync wait linked its node under the primitive's lock, released in the post-switch
-// action (src/wait_list.hpp step 1), so a waker taking that lock finds the node; an I/O
+// action (src/sync/wait_list.hpp step 1), so a waker taking that lock finds the node; an I/O
 // wait publishes itself in that action too (src/suspend.hpp rule 1).
 class suspension_probe {
 public:

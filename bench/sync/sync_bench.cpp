@@ -88,7 +88,7 @@ double weft_pingpong(weft::scheduler& s, std::size_t cap, long n) {
 }
 
 // W4 with deadlines on every wait (recv_for / send_for): the timed-wait path, which
-// arms a timer and, for a fiber, registers a cancel hook (src/wait_list.hpp step 6).
+// arms a timer and, for a fiber, registers a cancel hook (src/sync/wait_list.hpp step 6).
 double weft_pingpong_timed(weft::scheduler& s, std::size_t cap, long n) {
   return s.block_on([&] {
     weft::channel<long> ping(cap), pong(cap);

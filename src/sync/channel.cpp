@@ -40,7 +40,7 @@
 #include <weft/sync/select.hpp>
 
 #include "../assert.hpp"
-#include "../wait_list.hpp"
+#include "wait_list.hpp"
 #include "../sched_fuzz.hpp"
 
 #include <algorithm>

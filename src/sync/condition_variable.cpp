@@ -13,7 +13,7 @@
 #include <weft/sync/condition_variable.hpp>
 
 #include "../assert.hpp"
-#include "../wait_list.hpp"
+#include "wait_list.hpp"
 #include "../sched_fuzz.hpp"
 
 namespace weft {

@@ -10,7 +10,7 @@
 #include <weft/sync/event.hpp>
 
 #include "../assert.hpp"
-#include "../wait_list.hpp"
+#include "wait_list.hpp"
 #include "../sched_fuzz.hpp"
 
 namespace weft {

@@ -23,7 +23,7 @@
 #include <weft/sync/mutex.hpp>
 
 #include "../assert.hpp"
-#include "../wait_list.hpp"
+#include "wait_list.hpp"
 #include "../sched_fuzz.hpp"
 
 namespace weft {

@@ -29,7 +29,7 @@
 #include <weft/sync/mutex.hpp>
 
 #include "../assert.hpp"
-#include "../wait_list.hpp"
+#include "wait_list.hpp"
 
 namespace weft::detail {
 

@@ -7,7 +7,7 @@
 #include <weft/sync/semaphore.hpp>
 
 #include "../assert.hpp"
-#include "../wait_list.hpp"
+#include "wait_list.hpp"
 #include "../sched_fuzz.hpp"
 
 namespace weft {

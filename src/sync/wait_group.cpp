@@ -19,7 +19,7 @@
 #include <weft/sync/wait_group.hpp>
 
 #include "../assert.hpp"
-#include "../wait_list.hpp"
+#include "wait_list.hpp"
 #include "../sched_fuzz.hpp"
 
 namespace weft {

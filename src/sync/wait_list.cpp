@@ -1,6 +1,6 @@
 // src/sync/wait_list.cpp - spinlock slow path and block(): wait_list.hpp's protocol step 1
 // for fibers (post-switch publication) and plain threads (futex).
-#include "../wait_list.hpp"
+#include "wait_list.hpp"
 
 #include <weft/fiber.hpp>
 

@@ -1,6 +1,6 @@
 // weft/sync/detail/wait_queue.hpp - the two pieces of every sync primitive's layout that
 // public classes must hold by value: a small spinlock and an intrusive FIFO of waiter
-// nodes. The nodes themselves, and the suspend/block protocol, live in src/wait_list.hpp.
+// nodes. The nodes themselves, and the suspend/block protocol, live in src/sync/wait_list.hpp.
 // Not API: names here may change.
 #pragma once
 
@@ -13,7 +13,7 @@ namespace weft::detail {
 
 // Test-and-test-and-set lock for a primitive's internal state. Held only for a few dozen
 // instructions and never across a suspension: a fiber that waits releases it in its
-// post-switch action (src/wait_list.hpp). Any thread.
+// post-switch action (src/sync/wait_list.hpp). Any thread.
 class spinlock {
 public:
   void lock() noexcept {
@@ -39,14 +39,14 @@ private:
 
 struct wait_node;
 
-// Intrusive doubly linked FIFO of wait_node (src/wait_list.hpp). Every member is guarded
+// Intrusive doubly linked FIFO of wait_node (src/sync/wait_list.hpp). Every member is guarded
 // by the owning primitive's spinlock.
 struct wait_queue {
   wait_node* head = nullptr;
   wait_node* tail = nullptr;
   // Nodes popped by a claim that failed (their wait had already ended: a timer, or a
   // select that won elsewhere) whose waiters have not yet come back under the lock to
-  // leave; the destructor waits for them (src/wait_list.hpp step 5).
+  // leave; the destructor waits for them (src/sync/wait_list.hpp step 5).
   std::uint32_t orphans = 0;
   bool empty() const noexcept { return head == nullptr; }
 };

@@ -1,4 +1,4 @@
-// src/wait_list.hpp - waiters and the blocking protocol that all of sync/ builds on.
+// src/sync/wait_list.hpp - waiters and the blocking protocol that all of sync/ builds on.
 //
 // Vocabulary: a *waiter* is one blocking call (one fiber or one plain thread, on its own
 // stack); a *wait_node* is that call's membership in one primitive's wait_queue. A plain
@@ -71,10 +71,10 @@
 // lock while holding a timer shard's lock (timer callbacks only CAS and wake).
 #pragma once
 
-#include "assert.hpp"
+#include "../assert.hpp"
 
-#include "timers.hpp"
-#include "suspend.hpp"
+#include "../timers.hpp"
+#include "../suspend.hpp"
 
 #include <weft/sync/detail/wait_queue.hpp>
 #include <weft/timer.hpp>
