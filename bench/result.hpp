@@ -32,8 +32,8 @@ inline spread single(double v) { return {v, v, v, 1}; }
 using extras = std::vector<std::pair<std::string, std::string>>;
 
 struct result {
-  std::string peer;      // runtime measured: weft, boost_fiber, tbb, fcontext, std_thread, raw_epoll
-  std::string workload;  // name or id_name from docs/benchmarks.md: spawn_join, W4_chan_pingpong, W8
+  std::string peer;      // runtime measured: weft, boost_fiber, tbb, std_thread, raw_epoll ...
+  std::string workload;  // name from docs/benchmarks.md: spawn_join, W4_chan_pingpong, W8
   std::string param;     // worker count or size: workers=2, cap1, fibers=10000, c=64
   std::string unit;      // unit of the figure: ns/fiber, ms, msgs/s
   spread figure;

@@ -5,10 +5,15 @@
 # log with its fields unchanged, the charts must be well-formed SVG with one bar per
 # RESULT, and a malformed RESULT line must be an error, not a dropped line.
 #
-#   bash tests/bench_report_test.sh [REPO_ROOT]      (PYTHON=python3 by default)
+#   bash tests/bench_report_test.sh [REPO_ROOT [WEFT_RESULT_CHECK]]   (PYTHON=python3 by default)
+#
+# With the path of bench/result_check.cpp's program, it also converts the lines that
+# program prints through bench/result.hpp (ctest bench_result_format), and expects the
+# program to abort, naming the field, for a field with a space.
 #
 # Mutations that make it fail: bench_json.py skipping any RESULT line (e.g. those with
-# reps=1) or ignoring a parse error; bench_charts.py leaving out a peer's bar.
+# reps=1) or ignoring a parse error; bench_charts.py leaving out a peer's bar;
+# result.hpp printing "min:" for "min=", or no longer rejecting a space in a field.
 set -euo pipefail
 
 root=${1:-"$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"}
@@ -81,4 +86,26 @@ grep -q "bad.log:$bad_line:" <<<"$err" || {
   echo "FAILED: the error does not name the line: $err"
   exit 1
 }
+check=${2:-}
+if [[ -n $check ]]; then
+  "$check" >"$tmp/check.log"
+  want=$(grep -c '^RESULT ' "$tmp/check.log")
+  "$python" "$root/scripts/bench_json.py" "$tmp/check.log" -o "$tmp/check.json"
+  got=$("$python" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["results"]))' "$tmp/check.json")
+  if [[ $want != 5 || $got != "$want" ]]; then
+    echo "FAILED: weft_result_check printed $want RESULT lines (want 5), the JSON has $got"
+    exit 1
+  fi
+  for field in peer param extra; do
+    if err=$("$check" --bad $field 2>&1); then
+      echo "FAILED: result.hpp printed a $field with a space: $err"
+      exit 1
+    fi
+    grep -q "RESULT ${field}.* contains a space" <<<"$err" || {
+      echo "FAILED: result.hpp's error does not name the $field: $err"
+      exit 1
+    }
+  done
+  echo "weft_result_check: $got lines round-tripped; fields with spaces rejected"
+fi
 echo "bench_report_test: OK"

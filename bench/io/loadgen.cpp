@@ -9,7 +9,8 @@
 // counters reset; then it measures for --duration seconds and prints messages/s and the
 // p50/p99/p999 latency, as a '#' line for humans and a RESULT line (bench/result.hpp,
 // docs/benchmarks.md) of one measurement:
-//   RESULT <label> <workload> c=<connections> <msgs/s> msgs/s min=.. max=.. reps=1 p50=..us p99=..us p999=..us
+//   RESULT <label> <workload> c=<connections> <msgs/s> msgs/s min=.. max=.. reps=1
+//          p50=..us p99=..us p999=..us
 #include "../result.hpp"
 
 #include <algorithm>
@@ -188,5 +189,6 @@ int main(int argc, char** argv) {
     return std::string(buf);
   };
   weft_bench::print({c.label, c.workload, "c=" + std::to_string(c.connections), "msgs/s",
-                     weft_bench::single(rate), {{"p50", us(p50)}, {"p99", us(p99)}, {"p999", us(p999)}}});
+                     weft_bench::single(rate),
+                     {{"p50", us(p50)}, {"p99", us(p99)}, {"p999", us(p999)}}});
 }

@@ -66,7 +66,9 @@ void report(const char* peer, const char* workload, const std::string& param, co
     const auto eq = tok.find('=');
     fields.emplace_back(tok.substr(0, eq), eq == std::string::npos ? "" : tok.substr(eq + 1));
   }
-  if (std::strcmp(peer, "std_thread") != 0) fields.emplace_back("workers", std::to_string(g_workers));
+  if (std::strcmp(peer, "std_thread") != 0) {
+    fields.emplace_back("workers", std::to_string(g_workers));
+  }
   weft_bench::print({peer, workload, param, unit,
                      {v[v.size() / 2], v.front(), v.back(), static_cast<int>(v.size())},
                      std::move(fields)});
