@@ -36,6 +36,7 @@ FONT = 'font-family="DejaVu Sans, Verdana, sans-serif"'
 WIDTH = 640
 LABEL_W = 170  # param / peer labels
 BAR_W = 270
+CLIP = BAR_W + 30  # whiskers longer than this are cut (bar_panel)
 ROW_H = 17
 TITLE_H = 40
 
@@ -60,6 +61,10 @@ def fmt(v):
     if a >= 1:
         return f"{v:.2f}"
     return f"{v:.3g}"
+
+
+def ratio(v):
+    return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 
 
 def text(x, y, s, size=11, anchor="start", weight="normal", fill="#222"):
@@ -100,7 +105,10 @@ def bar_panel(workload, rows):
     out = [text(8, 18, title_of(workload), 14, weight="bold"),
            text(8, 33, f"{unit}, {better}. Bar: median of the repetitions; whisker: min to max; "
                 "Nx weft: peer median / weft median", 10, fill="#555")]
-    scale_max = max(max(scaled(r)) for r in rows) or 1.0
+    # Scaled to the largest median: one wild repetition must not squash every bar; a
+    # whisker past the end is cut at CLIP and ends in an arrow (the exact max is in the
+    # bar's tooltip and in the JSON).
+    scale_max = max(scaled(r)[0] for r in rows) or 1.0
     params = list(dict.fromkeys(r["param"] for r in rows))
     y = TITLE_H
     notes = set()
@@ -119,20 +127,23 @@ def bar_panel(workload, rows):
                        f'fill="{colour}"><title>{escape(r["peer"])} {escape(param)}: '
                        f'{fmt(r["median"])} {escape(unit)} (min {fmt(r["min"])}, max '
                        f'{fmt(r["max"])}, {r["reps"]} reps)</title></rect>')
+            xh = x0 + min(BAR_W * hi / scale_max, CLIP)
             if r["reps"] > 1 and hi > lo:
-                xl, xh, mid = x0 + BAR_W * lo / scale_max, x0 + BAR_W * hi / scale_max, y + ROW_H / 2
+                xl, mid = x0 + BAR_W * lo / scale_max, y + ROW_H / 2
+                end = (f"M{xh - 4:.1f} {mid - 3:.1f}L{xh:.1f} {mid:.1f}L{xh - 4:.1f} {mid + 3:.1f}"
+                       if BAR_W * hi / scale_max > CLIP else f"M{xh:.1f} {mid - 3:.1f}V{mid + 3:.1f}")
                 out.append(f'<path d="M{xl:.1f} {mid:.1f}H{xh:.1f}M{xl:.1f} {mid - 3:.1f}V{mid + 3:.1f}'
-                           f'M{xh:.1f} {mid - 3:.1f}V{mid + 3:.1f}" stroke="#222" stroke-width="1"/>')
+                           f'{end}" stroke="#222" stroke-width="1" fill="none"/>')
             label = approx + fmt(median)
             if weft is not None and r is not weft and weft["median"] > 0:
-                label += f"   {approx}{median / weft['median']:.2f}x weft"
+                label += f"   {approx}{ratio(median / weft['median'])}x weft"
             if approx:
                 notes.add("~ ran a smaller problem; time scaled up by its work_factor")
             if noisy(r):
                 label += " *"
                 notes.add(f"* other processes used more than {NOISY_PERCENT}% of the CPUs "
                           "during these repetitions")
-            out.append(text(x0 + max(w, BAR_W * hi / scale_max) + 6, y + 12, label, 10))
+            out.append(text(max(x0 + w, xh) + 6, y + 12, label, 10))
             y += ROW_H
         y += 6
     for note in sorted(notes):
@@ -156,7 +167,7 @@ def speedups(rows):
     return out
 
 
-def speedup_panel(workload, curves):
+def speedup_panel(workload, curves, rows):
     """One workload's speedup lines; returns (svg body, height)."""
     height, left, top, plot_w, plot_h = 230, 50, TITLE_H, 300, 150
     counts = sorted({n for pts in curves.values() for n, _ in pts})
@@ -189,6 +200,11 @@ def speedup_panel(workload, curves):
         out.append(f'<rect x="{left + plot_w + 20}" y="{legend_y}" width="10" height="10" fill="{colour}"/>')
         out.append(text(left + plot_w + 36, legend_y + 9, f"{peer}  {pts[-1][1]:.2f}x at {pts[-1][0]}", 10))
         legend_y += 16
+    if any(noisy(r) for r in rows):
+        out.append(text(8, height + 4, f"other processes used more than {NOISY_PERCENT}% of the CPUs "
+                        "during some of these repetitions: a busy machine cannot show a speedup",
+                        9, fill="#a00"))
+        height += 14
     return "\n".join(out), height
 
 
@@ -238,7 +254,7 @@ def main():
         written.append(file_name(workload))
         curves = speedups(rows)
         if curves:
-            curves_all.append(speedup_panel(workload, curves))
+            curves_all.append(speedup_panel(workload, curves, rows))
     write(os.path.join(args.output, "workloads.svg"), svg(panels, doc, "weft benchmarks"))
     written.append("workloads.svg")
     if curves_all:
