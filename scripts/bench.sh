@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# scripts/bench.sh - build the release preset and run the benchmark tour.
+# scripts/bench.sh - build the release preset, run the benchmarks, and write the run's
+# results as JSON and SVG charts.
 #
 #   bash scripts/bench.sh [weft_tour arguments...]
+#   WEFT_BENCH_TOUR_ONLY=1 bash scripts/bench.sh     # the tour only
+#
+# Writes, under build/bench-results/ (the format: docs/benchmarks.md, "The results file"):
+#   <stamp>.log    everything the programs printed on stdout (RESULT, PHASE and '#' lines)
+#   <stamp>.json   machine, PHASE probes and every RESULT (scripts/bench_json.py)
+#   <stamp>/*.svg  charts (scripts/bench_charts.py)
+#   latest.log, latest.json, latest/   copies of the newest run
+# Progress lines ("weft_tour: [3/24] W1 spawn_join workers=2 weft: rep 2/5") go to stderr.
 # Benchmark workloads cited here (W1, W4, W6, W7, W8, W10): docs/benchmarks.md.
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$(weft_repo_root)"
-weft_ensure_packages
+weft_ensure_packages "${WEFT_BENCH_PACKAGES[@]}"
 
 cmake --preset release
 cmake --build --preset release -j2
@@ -18,22 +27,41 @@ if [[ ! -x $tour ]]; then
   echo "weft: error: $tour was not built (does bench/CMakeLists.txt define the weft_tour target?)" >&2
   exit 1
 fi
-# The VM's memory phase (bench/phase_probe.cpp): memory-bound figures (W1, W8) follow it.
 probe=build/release/bench/weft_phase_probe
-"$probe" start
-"$tour" "$@"
+out=build/bench-results
+stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
+mkdir -p "$out"
+log=$out/$stamp.log
 
-# Sync primitives (W4, W6, W10, select fan-in) and I/O (W8 sleep, W7
-# echo against a raw epoll server, server on CPU 0 and load generator on CPU 1). Skipped
-# with WEFT_BENCH_TOUR_ONLY=1.
-if [[ ${WEFT_BENCH_TOUR_ONLY:-0} != 1 ]]; then
-  echo "=== sync primitives ==="
-  build/release/bench/sync/weft_sync_bench
-  echo "=== W8 sleep ==="
-  "$probe" before-W8
-  build/release/bench/io/weft_w8_sleep
-  build/release/bench/io/weft_timer_bench
-  echo "=== W7 echo (1 rep x 3 s per point; bench/io/run_w7.sh for more) ==="
-  bash bench/io/run_w7.sh build/release/bench/io 1 3 | grep -E '^RESULT.*reps='
-fi
-"$probe" end
+run_all() {
+  echo "# bench.sh: date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+       "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+       "tour_only=${WEFT_BENCH_TOUR_ONLY:-0} args=\"$*\""
+  # The VM's memory phase (bench/phase_probe.cpp): memory-bound figures (W1, W8) follow it.
+  "$probe" start
+  "$tour" "$@"
+
+  # Sync primitives (W4, W6, W10, select fan-in) and I/O (W8 sleep, W7 echo against a raw
+  # epoll server, server on CPU 0 and load generator on CPU 1). Skipped with
+  # WEFT_BENCH_TOUR_ONLY=1.
+  if [[ ${WEFT_BENCH_TOUR_ONLY:-0} != 1 ]]; then
+    echo "# === sync primitives ==="
+    build/release/bench/sync/weft_sync_bench
+    echo "# === W8 sleep ==="
+    "$probe" before-W8
+    build/release/bench/io/weft_w8_sleep
+    build/release/bench/io/weft_timer_bench
+    echo "# === W7 echo (1 rep x 3 s per point; bench/io/run_w7.sh for more) ==="
+    bash bench/io/run_w7.sh build/release/bench/io 1 3
+  fi
+  "$probe" end
+}
+run_all "$@" | tee "$log"
+
+python3 scripts/bench_json.py "$log" --host -o "$out/$stamp.json"
+python3 scripts/bench_charts.py "$out/$stamp.json" -o "$out/$stamp"
+cp "$log" "$out/latest.log"
+cp "$out/$stamp.json" "$out/latest.json"
+rm -rf "$out/latest"
+cp -r "$out/$stamp" "$out/latest"
+echo "weft: results in $out/$stamp.json, charts in $out/$stamp/ (and latest.*)"

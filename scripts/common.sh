@@ -8,11 +8,17 @@ WEFT_PACKAGES=(
   libgtest-dev libbenchmark-dev libboost-fiber-dev libtbb-dev
 )
 
-# weft_ensure_packages: installs the missing packages when running as root; otherwise
-# prints the apt-get command to run and exits 1.
+# What scripts/bench.sh needs on top: python3 runs the JSON converter and the SVG chart
+# writer (scripts/bench_json.py, scripts/bench_charts.py; standard library only). Kept
+# out of WEFT_PACKAGES so that test.sh installs no more than the build and tests need.
+# shellcheck disable=SC2034 # used by scripts/bench.sh
+WEFT_BENCH_PACKAGES=(python3)
+
+# weft_ensure_packages [EXTRA...]: installs the missing packages of WEFT_PACKAGES and
+# EXTRA when running as root; otherwise prints the apt-get command to run and exits 1.
 weft_ensure_packages() {
   local missing=() pkg
-  for pkg in "${WEFT_PACKAGES[@]}"; do
+  for pkg in "${WEFT_PACKAGES[@]}" "$@"; do
     if ! dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
       missing+=("$pkg")
     fi

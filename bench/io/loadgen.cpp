@@ -7,8 +7,12 @@
 // the round-trip time, and repeats. Connections are spread over --threads threads, each
 // with its own level-triggered epoll loop (plain C++, no weft). After --warmup seconds the
 // counters reset; then it measures for --duration seconds and prints messages/s and the
-// p50/p99/p999 latency, plus a machine-readable line (docs/benchmarks.md):
-//   RESULT <label> <workload> c=<connections> <msgs/s> msgs/s p50=..us p99=..us p999=..us
+// p50/p99/p999 latency, as a '#' line for humans and a RESULT line (bench/result.hpp,
+// docs/benchmarks.md) of one measurement:
+//   RESULT <label> <workload> c=<connections> <msgs/s> msgs/s min=.. max=.. reps=1
+//          p50=..us p99=..us p999=..us
+#include "../result.hpp"
+
 #include <algorithm>
 #include <arpa/inet.h>
 #include <atomic>
@@ -177,8 +181,14 @@ int main(int argc, char** argv) {
   }
   const double rate = static_cast<double>(total) / secs;
   const double p50 = pct(all, 0.5), p99 = pct(all, 0.99), p999 = pct(all, 0.999);
-  std::printf("%s c=%d size=%d threads=%d: %.0f msgs/s, p50 %.1f us, p99 %.1f us, p999 %.1f us\n",
+  std::printf("# %s c=%d size=%d threads=%d: %.0f msgs/s, p50 %.1f us, p99 %.1f us, p999 %.1f us\n",
               c.label.c_str(), c.connections, c.size, c.threads, rate, p50, p99, p999);
-  std::printf("RESULT %s %s c=%d %.0f msgs/s p50=%.1fus p99=%.1fus p999=%.1fus\n", c.label.c_str(),
-              c.workload.c_str(), c.connections, rate, p50, p99, p999);
+  auto us = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1fus", v);
+    return std::string(buf);
+  };
+  weft_bench::print({c.label, c.workload, "c=" + std::to_string(c.connections), "msgs/s",
+                     weft_bench::single(rate),
+                     {{"p50", us(p50)}, {"p99", us(p99)}, {"p999", us(p999)}}});
 }

@@ -6,8 +6,13 @@
 // time (10,100 polls, most of them firing a few timers).
 //
 //   weft_timer_bench [--timers 100000] [--reps 5]
-// Prints: RESULT weft timers n=<N> arm <ns> cancel <ns> fire <ns per fired timer> (medians)
+// Prints three RESULT lines (bench/result.hpp), median, min and max over the repetitions:
+//   RESULT weft timers_arm n=<N> <ns> ns/arm min=.. max=.. reps=..
+//   RESULT weft timers_cancel n=<N> <ns> ns/cancel ...
+//   RESULT weft timers_fire n=<N> <ns> ns/timer ...     (per fired timer)
 #include "timers.hpp"
+
+#include "../result.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -21,9 +26,10 @@ namespace {
 using weft::detail::timer_entry;
 using weft::detail::timer_shard;
 void nop(timer_entry*) noexcept {}
-double median(std::vector<double> v) {
+// Median v[n/2], min and max of the repetitions.
+weft_bench::spread summarize(std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
+  return {v[v.size() / 2], v.front(), v.back(), static_cast<int>(v.size())};
 }
 }  // namespace
 
@@ -58,6 +64,8 @@ int main(int argc, char** argv) {
     cancel.push_back(ns(t1, t2) / (n / 2));
     fire.push_back(ns(t2, t3) / static_cast<double>(fired ? fired : 1));
   }
-  std::printf("RESULT weft timers n=%d arm %.1f ns cancel %.1f ns fire %.1f ns/timer reps=%d\n", n,
-              median(arm), median(cancel), median(fire), reps);
+  const std::string param = "n=" + std::to_string(n);
+  weft_bench::print({"weft", "timers_arm", param, "ns/arm", summarize(arm), {}});
+  weft_bench::print({"weft", "timers_cancel", param, "ns/cancel", summarize(cancel), {}});
+  weft_bench::print({"weft", "timers_fire", param, "ns/timer", summarize(fire), {}});
 }

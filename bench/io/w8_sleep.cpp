@@ -8,8 +8,13 @@
 // cache >= fibers the stacks of the warm-up rep are reused. Both are reported.
 //
 // Wall time runs from the first spawn (inside a fiber) to the last join; lateness is
-// (wake-up time - deadline) of every sleep. Ideal wall: sleeps x 1 ms.
+// (wake-up time - deadline) of every sleep. Ideal wall: sleeps x 1 ms. Prints one '#' line
+// per repetition and one RESULT line (bench/result.hpp):
+//   RESULT weft W8 fibers=<N> <wall> ms min=.. max=.. reps=.. mean_lateness=<ms>ms
+//          mean_lateness_min=.. mean_lateness_max=.. workers=<N> stack_cache=<N>
 #include <weft/weft.hpp>
+
+#include "../result.hpp"
 
 #include <algorithm>
 #include <array>
@@ -96,7 +101,7 @@ int main(int argc, char** argv) {
   std::vector<rep_result> rs;
   for (int r = 0; r < reps; ++r) {
     rs.push_back(one_rep(s, fibers, sleeps));
-    std::printf("rep %d: wall %.2f ms, mean lateness %.3f ms, max lateness %.3f ms\n", r,
+    std::printf("# rep %d: wall %.2f ms, mean lateness %.3f ms, max lateness %.3f ms\n", r,
                 rs.back().wall_ms, rs.back().mean_late_ms, rs.back().max_late_ms);
   }
   auto med = [&](auto field) {
@@ -107,7 +112,12 @@ int main(int argc, char** argv) {
   };
   auto w = med(&rep_result::wall_ms);
   auto l = med(&rep_result::mean_late_ms);
-  std::printf("RESULT weft W8 fibers=%d %.2f ms min=%.2f max=%.2f reps=%d mean_lateness=%.3fms "
-              "(min=%.3f max=%.3f) workers=%u stack_cache=%zu\n",
-              fibers, w[0], w[1], w[2], reps, l[0], l[1], l[2], s.worker_count(), stack_cache);
+  auto ms = [](double v) { return weft_bench::format_number(v) + "ms"; };
+  weft_bench::print({"weft", "W8", "fibers=" + std::to_string(fibers), "ms",
+                     {w[0], w[1], w[2], reps},
+                     {{"mean_lateness", ms(l[0])},
+                      {"mean_lateness_min", ms(l[1])},
+                      {"mean_lateness_max", ms(l[2])},
+                      {"workers", std::to_string(s.worker_count())},
+                      {"stack_cache", std::to_string(stack_cache)}}});
 }

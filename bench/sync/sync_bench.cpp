@@ -7,10 +7,13 @@
 //
 // --only runs just the workloads whose name contains SUBSTR (e.g. W4, weft, fanin).
 //
-// Prints `RESULT <peer> <workload> <param> <median> <unit> min=.. max=.. reps=..` lines.
+// Prints `RESULT <peer> <workload> <param> <median> <unit> min=.. max=.. reps=.. [key=value ...]`
+// lines (bench/result.hpp).
 // Each Boost.Fiber workload runs in a forked child: Boost 1.74's work_stealing can be set up
 // only once per process and its idle threads spin, which would disturb the other peers.
 #include <weft/weft.hpp>
+
+#include "../result.hpp"
 
 #if defined(WEFT_SYNC_BENCH_HAVE_BOOST_FIBER)
 #include <boost/fiber/algo/work_stealing.hpp>
@@ -27,6 +30,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <sys/wait.h>
 #include <thread>
@@ -49,14 +53,25 @@ double seconds_since(steady::time_point t0) {
   return std::chrono::duration<double>(steady::now() - t0).count();
 }
 
+// One RESULT line (bench/result.hpp): median v[n/2], min and max of the repetitions.
+// extra: space-separated key=value fields ("n=1000000"). The fiber runtimes' lines add
+// workers=<N>, the worker count they ran on.
 void report(const char* peer, const char* workload, const std::string& param, const char* unit,
             std::vector<double> v, const std::string& extra = "") {
   if (v.empty()) return;
   std::sort(v.begin(), v.end());
-  std::printf("RESULT %s %s %s %.1f %s min=%.1f max=%.1f reps=%zu%s%s\n", peer, workload,
-              param.c_str(), v[v.size() / 2], unit, v.front(), v.back(), v.size(),
-              extra.empty() ? "" : " ", extra.c_str());
-  std::fflush(stdout);
+  weft_bench::extras fields;
+  std::stringstream in(extra);
+  for (std::string tok; in >> tok;) {
+    const auto eq = tok.find('=');
+    fields.emplace_back(tok.substr(0, eq), eq == std::string::npos ? "" : tok.substr(eq + 1));
+  }
+  if (std::strcmp(peer, "std_thread") != 0) {
+    fields.emplace_back("workers", std::to_string(g_workers));
+  }
+  weft_bench::print({peer, workload, param, unit,
+                     {v[v.size() / 2], v.front(), v.back(), static_cast<int>(v.size())},
+                     std::move(fields)});
 }
 
 long rss_bytes() {
@@ -450,7 +465,7 @@ void run_boost() {
       cv.notify_all();
       for (auto& f : fs) f.join();
       report("boost_fiber", "W10_parked_memory", "n=" + std::to_string(n), "bytes/fiber",
-             {double(after - before) / n}, "reps=1_per_process");
+             {double(after - before) / n}, "reps_per_process=1");
     });
   });
 }

@@ -9,7 +9,11 @@
 // W9 on all. Lines starting with '#' are context for humans; RESULT lines are the data.
 // Every RESULT ends with others_cpu=N%: the share of the CPUs that other processes used
 // while its repetitions ran (the figures are noise when that is more than a few percent).
+// RESULT lines come from bench/result.hpp; before each repetition a progress line goes to
+// stderr ("weft_tour: [3/24] W1 spawn_join workers=2 weft: rep 2/5").
 #include "tour.hpp"
+
+#include "../result.hpp"
 
 #include <sched.h>
 #include <unistd.h>
@@ -179,6 +183,8 @@ std::string fmt(double v) {
   return buf;
 }
 
+std::string label(workload w) { return std::string(info(w).spec_id) + " " + info(w).name; }
+
 std::string param(unsigned workers) { return "workers=" + std::to_string(workers); }
 
 double run_once(peer& p, workload w, const sizes& sz) {
@@ -192,24 +198,52 @@ double run_once(peer& p, workload w, const sizes& sz) {
   fail("run_once: unknown workload");
 }
 
-record run(peer& p, workload w, unsigned workers, const sizes& sz, int reps, unsigned cpus) {
+// The peer's extra() ("n=100000 launch=post") as key=value pairs; fail()s on a token
+// without '=', which the RESULT format (bench/result.hpp) cannot carry.
+weft_bench::extras split_extra(const peer& p, const std::string& extra) {
+  weft_bench::extras out;
+  std::stringstream in(extra);
+  for (std::string tok; in >> tok;) {
+    const auto eq = tok.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      fail(std::string(p.name()) + "::extra(): \"" + tok + "\" is not key=value");
+    }
+    out.emplace_back(tok.substr(0, eq), tok.substr(eq + 1));
+  }
+  return out;
+}
+
+// Which run of the tour this is, for the progress lines on stderr.
+struct step_counter {
+  int step = 0, steps = 0;
+};
+
+record run(peer& p, workload w, unsigned workers, const sizes& sz, int reps, unsigned cpus,
+           step_counter& steps) {
   // W9 counts the CPU time of the whole process: let threads of the previous peer (TBB's
   // workers spin a little before they sleep) go quiet first.
   if (w == workload::idle) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ++steps.step;
+  const std::string what = label(w) + " " + param(workers) + " " + p.name();
   p.start(workers);
   std::vector<double> samples;
   const others_meter meter;
-  for (int r = 0; r < reps; ++r) samples.push_back(run_once(p, w, sz));
+  for (int r = 0; r < reps; ++r) {
+    weft_bench::progress("weft_tour", steps.step, steps.steps, what, r + 1, reps);
+    samples.push_back(run_once(p, w, sz));
+  }
   const double others = meter.share(cpus);
   p.stop();
   record rec{p.name(), w, workers, summarize(std::move(samples)), p.work_factor(w, sz), others};
-  std::string extra = p.extra(w, sz);
-  extra += (extra.empty() ? "" : " ") + std::string("others_cpu=") +
-           std::to_string(static_cast<int>(100 * others + 0.5)) + "%";
-  std::printf("RESULT %s %s %s %.3f %s min=%.3f max=%.3f reps=%d %s\n", p.name(), info(w).name,
-              param(workers).c_str(), rec.s.median, info(w).unit, rec.s.min, rec.s.max,
-              rec.s.reps, extra.c_str());
-  std::fflush(stdout);
+  weft_bench::extras extra = split_extra(p, p.extra(w, sz));
+  // The factor the table scales this peer's time by (a smaller problem); the charts of
+  // scripts/bench_charts.py scale by it too.
+  if (rec.work_factor != 1.0) {
+    extra.emplace_back("work_factor", weft_bench::format_number(rec.work_factor));
+  }
+  extra.emplace_back("others_cpu", std::to_string(static_cast<int>(100 * others + 0.5)) + "%");
+  weft_bench::print({p.name(), info(w).name, param(workers), info(w).unit,
+                     {rec.s.median, rec.s.min, rec.s.max, rec.s.reps}, std::move(extra)});
   return rec;
 }
 
@@ -238,8 +272,6 @@ std::string ratio_to_weft(const record& r, const std::vector<record>& recs) {
   const std::string ratio = fmt(r.s.median * r.work_factor / base->s.median);
   return r.work_factor != 1.0 ? "~" + ratio : ratio;
 }
-
-std::string label(workload w) { return std::string(info(w).spec_id) + " " + info(w).name; }
 
 void print_table(const std::vector<record>& recs) {
   std::printf("\n# %-18s %-10s %-12s %12s %-10s %-23s %9s  %s\n", "workload", "param", "peer",
@@ -315,13 +347,22 @@ int tour_main(int argc, char** argv) {
   print_header(opts, cpus, peers, missing);
   report_quiet("start", cpus);
 
+  const auto workloads = {workload::spawn_join, workload::skynet, workload::yield_pingpong,
+                          workload::fib, workload::idle};
+  auto wanted = [&](workload w) { return opts.only.empty() || opts.only.count(info(w).spec_id); };
+  step_counter steps;
+  for (auto w : workloads) {
+    if (!wanted(w)) continue;
+    for (auto& p : peers) {
+      if (p->supports(w)) steps.steps += static_cast<int>(worker_counts(w, cpus).size());
+    }
+  }
   std::vector<record> recs;
-  for (auto w : {workload::spawn_join, workload::skynet, workload::yield_pingpong, workload::fib,
-                 workload::idle}) {
-    if (!opts.only.empty() && !opts.only.count(info(w).spec_id)) continue;
+  for (auto w : workloads) {
+    if (!wanted(w)) continue;
     for (unsigned workers : worker_counts(w, cpus)) {
       for (auto& p : peers) {
-        if (p->supports(w)) recs.push_back(run(*p, w, workers, sz, opts.reps, cpus));
+        if (p->supports(w)) recs.push_back(run(*p, w, workers, sz, opts.reps, cpus, steps));
       }
     }
   }

@@ -72,8 +72,8 @@ public:
   }
 
   std::string extra(workload w, const sizes& s) const override {
-    if (w == workload::spawn_join) return "n=" + std::to_string(s.spawn_join_n) + " tasks";
-    if (w == workload::skynet || w == workload::fib) return "tasks";
+    if (w == workload::spawn_join) return "n=" + std::to_string(s.spawn_join_n) + " model=tasks";
+    if (w == workload::skynet || w == workload::fib) return "model=tasks";
     return {};
   }
 

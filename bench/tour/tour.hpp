@@ -2,8 +2,9 @@
 // each runtime (peer) implements, timing, verification and the RESULT line.
 //
 // Workload definitions and the output format follow the project's benchmark definitions
-// (docs/benchmarks.md: W1-W10, one RESULT line per peer and workload):
-//   RESULT <peer> <workload> <param> <median> <unit> min=<min> max=<max> reps=<n> [extra]
+// (docs/benchmarks.md: W1-W10, one RESULT line per peer and workload, printed by
+// bench/result.hpp):
+//   RESULT <peer> <workload> <param> <median> <unit> min=<min> max=<max> reps=<n> [key=value ...]
 // The harness (main.cpp) starts a peer's runtime once per (workload, worker count), runs
 // the repetitions on it, and stops it; a peer times only the workload itself, so runtime
 // start-up and tear-down are never in a figure.
@@ -56,7 +57,8 @@ public:
   // Starts the runtime with `workers` workers; not timed.
   virtual void start(unsigned workers) = 0;
   virtual void stop() = 0;
-  // Extra RESULT field for w at these sizes (e.g. "n=100000"); empty for none.
+  // Extra RESULT fields for w at these sizes, space-separated key=value ("n=100000
+  // launch=post"); empty for none.
   virtual std::string extra(workload w, const sizes& s) const;
   // How many times more work the requested size is than what this peer actually runs for
   // w (a peer may run a smaller problem and say so in extra()); 1 when it runs the size
