@@ -100,7 +100,6 @@ TEST(Diagnostics, NoStallReportOrSignalAfterShutdown) {
   // machine does that. (Mutation that fails this test: the detector judging workers in no
   // fiber and judging after shutdown began, both: src/diag.cpp diagnostics::tick.)
   env_var stall("WEFT_STALL_MS", "5");
-  std::string err;
   {
     weft::scheduler s({.workers = 2});
     s.block_on([] {
@@ -110,7 +109,7 @@ TEST(Diagnostics, NoStallReportOrSignalAfterShutdown) {
     s.shutdown();
     std::this_thread::sleep_for(100ms);  // twenty stall thresholds, sampled every 1 ms
   }
-  err = testing::internal::GetCapturedStderr();
+  const std::string err = testing::internal::GetCapturedStderr();
   EXPECT_EQ(count(err, "weft: stall"), 0) << err;
 }
 
