@@ -135,7 +135,11 @@ void diagnostics::tick(runtime& rt, std::int64_t now) noexcept {
       worker& w = rt.worker_at(i);
       const std::uint64_t sw = w.switch_count();
       seen& s = seen_[i];
-      if (sw != s.switches || w.sleeping()) {
+      // Only a worker inside a fiber can be stalled by one. Outside (diag_task 0: its thread
+      // still starting, searching, between fibers, leaving) what holds the thread is the
+      // scheduler's own code or the OS (a thread start under TSan on a loaded machine takes
+      // over 50 ms), and there is no fiber to name: such a report read "fiber #0".
+      if (sw != s.switches || w.sleeping() || w.diag_task() == 0) {
         s = seen{sw, now, false};
         continue;
       }

@@ -11,13 +11,14 @@
 //                         fiber #id "name" for X ms ...", once per stall (the name:
 //                         spawn_options::name, first 31 characters, when it has one).
 //
-// How a stall is seen: every sample reads each worker's switch counter and whether its
-// parker sleeps. A worker that is awake and has not switched across samples spanning
-// the threshold is stuck in one fiber (its search spin lasts 50 us, far below any
-// sensible threshold, and it switches as soon as it finds work). Samples run every
-// min(trace period, stall threshold / 4). The fiber id is published by the worker on
-// each switch only when the detector is on (worker::diag_task_, relaxed: a report, not
-// a synchronisation).
+// How a stall is seen: every sample reads each worker's switch counter, whether its
+// parker sleeps and which fiber it runs. A worker that is awake, in a fiber, and has not
+// switched across samples spanning the threshold is stuck in that fiber. A worker in no
+// fiber (starting, searching, between fibers) is never judged: its search spin lasts
+// 50 us and it switches as soon as it finds work, so only the OS can hold it there
+// longer, and there is no fiber to name. Samples run every min(trace period, stall
+// threshold / 4). The fiber id is published by the worker on each switch only when the
+// detector is on (worker::diag_task_, relaxed: a report, not a synchronisation).
 //
 // Backtrace: with the report, the reactor sends SIGURG to the stuck worker's thread; its
 // handler (installed only when WEFT_STALL_MS is set and SIGURG has no handler of the

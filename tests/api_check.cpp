@@ -27,6 +27,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 namespace {
@@ -244,6 +245,68 @@ void blocking_api() {
   EXPECT_GE(pool.threads(), 1u);
 }
 
+// Cancellation and deadlines: weft/fiber.hpp's spawn options, names, stop requests and
+// timed joins, weft/task_group.hpp, and the timed waits of latch, barrier and blocking.hpp.
+void cancel_api() {
+  weft::spawn_options named;  // C++17: no designated initializers
+  named.name = "api-check";
+  named.stack_size = 64 << 10;
+  auto child = weft::spawn(named, [] {                               // apply_spawn_options
+    return std::string(weft::this_fiber::name());                    // name
+  });
+  EXPECT_EQ(child.join(), "api-check");
+  EXPECT_EQ(weft::this_fiber::name(), "");
+  EXPECT_FALSE(weft::this_fiber::stop_requested());                  // stop_requested
+
+  // Sleeps until asked to stop; reports what it saw of the request.
+  auto stoppable = weft::spawn([] {
+    const weft::stop_token own = weft::this_fiber::get_stop_token();  // current_task_ref
+    weft::this_fiber::sleep_until(weft::clock::time_point::max());    // ended by the request
+    return weft::this_fiber::stop_requested() && own.stop_requested();
+  });
+  const weft::stop_token token = stoppable.get_stop_token();
+  EXPECT_TRUE(token.stop_possible());
+  EXPECT_FALSE(stoppable.wait_for(1ms));                             // task_wait_until
+  EXPECT_FALSE(stoppable.join_for(1ms).has_value());                 // still asleep: empty
+  EXPECT_TRUE(stoppable.request_stop());                             // task_request_stop
+  EXPECT_FALSE(stoppable.request_stop());                            // made once only
+  EXPECT_TRUE(token.stop_requested());
+  const auto stopped = stoppable.join_until(weft::clock::now() + std::chrono::minutes(1));
+  ASSERT_TRUE(stopped.has_value());
+  EXPECT_TRUE(*stopped);
+  EXPECT_FALSE(stoppable.joinable());
+
+  std::atomic<int> ran{0};
+  {
+    weft::task_group g;
+    for (int i = 0; i < 3; ++i) g.spawn([&] { ran.fetch_add(1, std::memory_order_relaxed); });
+    g.join();
+  }
+  EXPECT_EQ(ran.load(), 3);
+  weft::task_group failing;
+  failing.spawn([] { weft::this_fiber::sleep_until(weft::clock::time_point::max()); });
+  failing.spawn([] { throw std::runtime_error("first"); });          // stops the sleeper
+  EXPECT_THROW(failing.join(), std::runtime_error);
+
+  weft::latch l(1);
+  EXPECT_FALSE(l.wait_for(1ms));                                     // wait_group::wait_until
+  l.count_down();
+  EXPECT_TRUE(l.wait_for(1ms));
+  weft::barrier<> pair(2);
+  EXPECT_FALSE(pair.arrive_and_wait_for(1ms));                       // unlock_and_wait_past_until
+  weft::barrier<> solo(1);
+  EXPECT_TRUE(solo.arrive_and_wait_for(1ms));                        // completes the phase itself
+
+  const auto v = weft::run_blocking_for(std::chrono::minutes(1), [] { return 8; });  // submit_owned_job
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(*v, 8);
+  EXPECT_TRUE(weft::run_blocking_until(weft::clock::now() + std::chrono::minutes(1), [] {}));
+  weft::blocking_pool pool(weft::blocking_options{1, 1, std::chrono::milliseconds(1000)});
+  const auto w = pool.run_for(std::chrono::minutes(1), [] { return 9; });
+  ASSERT_TRUE(w.has_value());
+  EXPECT_EQ(*w, 9);
+}
+
 // weft/version.hpp: the macros agree with each other, and the library was built from the
 // same version as these headers. Mutation: src/version.cpp returning another string.
 TEST(api_check, version) {
@@ -279,6 +342,11 @@ TEST(api_check, every_public_function_links_and_runs) {
   sched.block_on(io_api);
   sched.block_on(net_more_api);
   sched.block_on(blocking_api);
+  sched.block_on(cancel_api);
+  weft::spawn_options outside;
+  outside.name = "outside";
+  EXPECT_EQ(sched.spawn(outside, [] { return std::string(weft::this_fiber::name()); }).join(),
+            "outside");                                              // scheduler::spawn(options)
   EXPECT_EQ(sched.stats().workers.size(), 2u);
   sched.shutdown();
   EXPECT_TRUE(ran.load());
