@@ -134,8 +134,9 @@ private:
   std::mutex spare_mu_;
   std::vector<fiber_impl*> spare_;  // guarded by spare_mu_; at most spare_cap_
   // spare_.size(), stored under spare_mu_ after each change. relaxed: a hint that lets
-  // take_spare_fibers and spare_trim_deadline skip the lock when the list is empty (a
-  // stale 0 only maps a new stack, or skips a trim the next park does).
+  // take_spare_fibers skip the lock when the list is empty (a stale 0 only maps a new
+  // stack) and spare_trim_deadline never take it (why a stale 0 is harmless there: the
+  // comment in that function).
   std::atomic<std::size_t> spare_n_{0};
   std::size_t spare_cap_ = 0;
   // steady_clock ns of the last give or take (relaxed: a trimming heuristic).

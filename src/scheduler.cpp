@@ -238,8 +238,10 @@ constexpr std::int64_t spare_idle_ns = 1'000'000'000;  // trim after a second of
 }  // namespace
 
 std::int64_t runtime::spare_trim_deadline() noexcept {
-  std::lock_guard<std::mutex> g(spare_mu_);
-  if (spare_.empty()) return timer_shard::none;
+  // No lock: every park calls this. relaxed: a hint (spare_n_). A stale 0 cannot leave a
+  // non-empty list untrimmed for good: the worker that last changed spare_n_ reads its own
+  // store or a later one when it parks, so it wakes for the trim if the list stayed full.
+  if (spare_n_.load(std::memory_order_relaxed) == 0) return timer_shard::none;
   return spare_used_ns_.load(std::memory_order_relaxed) + spare_idle_ns;  // relaxed: heuristic
 }
 
