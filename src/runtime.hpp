@@ -73,7 +73,7 @@ public:
   // its surplus here, one whose pool is empty takes from here before mapping a new stack.
   // Only these slow paths take spare_mu_, and they move a batch (worker::spare_batch) per
   // lock, not one fiber: a wave of fibers larger than the pools took the lock twice per
-  // fiber (docs/scaling.md, "Fiber stacks"). Any worker thread.
+  // fiber (docs/scaling.md, "Fiber spare list"). Any worker thread.
   // Moves fs[0, k) to the list, k = min(n, room left); returns k. Never allocates.
   std::size_t give_spare_fibers(fiber_impl* const* fs, std::size_t n) noexcept;
   // Moves up to n fibers to out, the most recently given first; returns how many.
