@@ -71,9 +71,13 @@ public:
 
   // Second-level fiber pool shared by the workers: a worker whose own pool is full gives
   // its surplus here, one whose pool is empty takes from here before mapping a new stack.
-  // Only these slow paths take spare_mu_. Any worker thread.
-  bool give_spare_fiber(fiber_impl* f) noexcept;
-  fiber_impl* take_spare_fiber() noexcept;
+  // Only these slow paths take spare_mu_, and they move a batch (worker::spare_batch) per
+  // lock, not one fiber: a wave of fibers larger than the pools took the lock twice per
+  // fiber (docs/scaling.md, "Fiber spare list"). Any worker thread.
+  // Moves fs[0, k) to the list, k = min(n, room left); returns k. Never allocates.
+  std::size_t give_spare_fibers(fiber_impl* const* fs, std::size_t n) noexcept;
+  // Moves up to n fibers to out, the most recently given first; returns how many.
+  std::size_t take_spare_fibers(fiber_impl** out, std::size_t n) noexcept;
   // Called by a worker about to park: unmaps the spare fibers when the list was not used for a
   // second, so a burst's stacks are reused by the next burst but not kept forever.
   void trim_spare_fibers() noexcept;
@@ -129,6 +133,11 @@ private:
   std::mutex shutdown_mu_;
   std::mutex spare_mu_;
   std::vector<fiber_impl*> spare_;  // guarded by spare_mu_; at most spare_cap_
+  // spare_.size(), stored under spare_mu_ after each change. relaxed: a hint that lets
+  // take_spare_fibers skip the lock when the list is empty (a stale 0 only maps a new
+  // stack) and spare_trim_deadline never take it (why a stale 0 is harmless there: the
+  // comment in that function).
+  std::atomic<std::size_t> spare_n_{0};
   std::size_t spare_cap_ = 0;
   // steady_clock ns of the last give or take (relaxed: a trimming heuristic).
   std::atomic<std::int64_t> spare_used_ns_{0};

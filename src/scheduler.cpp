@@ -131,7 +131,7 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
   spare_cap_ = guard_without_vma()
                    ? std::max(opts_.stack_cache * opts_.workers * 64, (std::size_t{1} << 30) / per_stack)
                    : opts_.stack_cache * opts_.workers * 4;
-  spare_.reserve(spare_cap_);  // give_spare_fiber() runs in noexcept post actions
+  spare_.reserve(spare_cap_);  // give_spare_fibers() runs in noexcept post actions
   workers_.reserve(opts_.workers);
   for (unsigned i = 0; i < opts_.workers; ++i) workers_.push_back(std::make_unique<worker>(*this, i));
   // After the workers: its thread reads their timer shards (timers.hpp step 7) at once.
@@ -211,21 +211,26 @@ int pin_injected_failure(unsigned index) noexcept {
 }
 
 
-bool runtime::give_spare_fiber(fiber_impl* f) noexcept {
+std::size_t runtime::give_spare_fibers(fiber_impl* const* fs, std::size_t n) noexcept {
   std::lock_guard<std::mutex> g(spare_mu_);
-  if (spare_.size() >= spare_cap_) return false;
-  spare_.push_back(f);
+  const std::size_t k = std::min(n, spare_cap_ - spare_.size());  // size() <= spare_cap_
+  if (k == 0) return 0;
+  spare_.insert(spare_.end(), fs, fs + k);  // within the reserved capacity: no allocation
+  spare_n_.store(spare_.size(), std::memory_order_relaxed);  // relaxed: see spare_n_
   spare_used_ns_.store(steady_ns(), std::memory_order_relaxed);  // relaxed: a heuristic
-  return true;
+  return k;
 }
 
-fiber_impl* runtime::take_spare_fiber() noexcept {
+std::size_t runtime::take_spare_fibers(fiber_impl** out, std::size_t n) noexcept {
+  if (spare_n_.load(std::memory_order_relaxed) == 0) return 0;  // relaxed: see spare_n_
   std::lock_guard<std::mutex> g(spare_mu_);
-  if (spare_.empty()) return nullptr;
-  fiber_impl* f = spare_.back();
-  spare_.pop_back();
+  const std::size_t k = std::min(n, spare_.size());
+  if (k == 0) return 0;
+  for (std::size_t i = 0; i < k; ++i) out[i] = spare_[spare_.size() - 1 - i];
+  spare_.resize(spare_.size() - k);
+  spare_n_.store(spare_.size(), std::memory_order_relaxed);  // relaxed: see spare_n_
   spare_used_ns_.store(steady_ns(), std::memory_order_relaxed);  // relaxed: a heuristic
-  return f;
+  return k;
 }
 
 namespace {
@@ -233,8 +238,10 @@ constexpr std::int64_t spare_idle_ns = 1'000'000'000;  // trim after a second of
 }  // namespace
 
 std::int64_t runtime::spare_trim_deadline() noexcept {
-  std::lock_guard<std::mutex> g(spare_mu_);
-  if (spare_.empty()) return timer_shard::none;
+  // No lock: every park calls this. relaxed: a hint (spare_n_). A stale 0 cannot leave a
+  // non-empty list untrimmed for good: the worker that last changed spare_n_ reads its own
+  // store or a later one when it parks, so it wakes for the trim if the list stayed full.
+  if (spare_n_.load(std::memory_order_relaxed) == 0) return timer_shard::none;
   return spare_used_ns_.load(std::memory_order_relaxed) + spare_idle_ns;  // relaxed: heuristic
 }
 
@@ -250,7 +257,8 @@ void runtime::trim_spare_fibers() noexcept {
     std::lock_guard<std::mutex> g(spare_mu_);
     if (spare_.empty()) return;
     victims.swap(spare_);
-    spare_.reserve(spare_cap_);  // keep give_spare_fiber() allocation-free
+    spare_n_.store(0, std::memory_order_relaxed);  // relaxed: see spare_n_
+    spare_.reserve(spare_cap_);  // keep give_spare_fibers() allocation-free
   }
   for (fiber_impl* f : victims) destroy_fiber(f);
 }

@@ -1,26 +1,32 @@
 // topology.cpp - hwloc topology -> worker placement and steal tiers; thread pinning.
 //
-// plan_topology() steps:
+// plan_topology() steps (the rules and their reasons: docs/design.md, "Placement and
+// steal order"):
 //   1. Load a fresh hwloc topology (a few ms of sysfs reads; once per scheduler start, so
 //      a cgroup cpuset changed since the last start is seen).
 //   2. Usable PUs = calling thread's binding ∩ allowed cpuset (why the intersection and
-//      why the thread binding: topology.hpp). Walk them in logical order and keep the
-//      first usable PU of each core: one worker per core, as hyperthread siblings share
-//      the core's L1/L2 and would compete for it.
-//   3. Place worker i on core i % cores (round-robin when oversubscribed).
-//   4. For each pair of workers take the nearest level their cores share (core/L2,
-//      L3/package, NUMA node, nothing); that is the peer's steal tier.
+//      why the thread binding: topology.hpp). Order them for placement: the first usable
+//      PU of each core in logical order, then each core's second usable PU, and so on.
+//      Hyperthread siblings share the core's L1/L2 and execution units, so a sibling is
+//      used only once every core has a worker.
+//   3. Place worker i on the i-th PU of that order, wrapping (oversubscription). The
+//      default worker count is the number of cores with a usable PU.
+//   4. For each pair of workers take the smallest CPU set both PUs share, in the chain
+//      PU < core < L2 < L3 < NUMA node < package < machine (levels with the same CPUs
+//      merged, absent ones skipped); that is the peer's steal tier.
 // Any hwloc failure in 1-2 falls back to the affinity mask: unpinned, one flat tier.
+// plan_described_topology() runs steps 2-4 on a synthetic topology (the test seam).
 #include "topology.hpp"
 
 #include <hwloc.h>
 #include <sched.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <memory>
 #include <new>
+#include <stdexcept>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -40,7 +46,10 @@ std::string errno_text(int err) { return std::system_category().message(err); }
 // (hwloc.h, hwloc_topology_refresh: "multiple threads may concurrently consult").
 class topology_holder {
  public:
-  topology_holder() noexcept {
+  // This machine's topology (or whatever HWLOC_SYNTHETIC/HWLOC_XMLFILE describe).
+  topology_holder() noexcept : topology_holder(nullptr) {}
+  // `synthetic`: an hwloc synthetic description to load instead; nullptr for this machine.
+  explicit topology_holder(const char* synthetic) noexcept {
     errno = 0;
     if (hwloc_topology_init(&topo_) != 0) {
       topo_ = nullptr;
@@ -48,7 +57,8 @@ class topology_holder {
       return;
     }
     errno = 0;
-    if (hwloc_topology_load(topo_) != 0) {
+    if ((synthetic != nullptr && hwloc_topology_set_synthetic(topo_, synthetic) != 0) ||
+        hwloc_topology_load(topo_) != 0) {
       error_ = errno_or(EINVAL);
       hwloc_topology_destroy(topo_);
       topo_ = nullptr;
@@ -81,16 +91,59 @@ bitmap_ptr make_bitmap() {
   return set;
 }
 
-// One usable core: the PU a worker placed there pins to, and the objects that decide
-// the steal tier between two cores. A missing level (no L3, no Core objects) is nullptr.
-struct core_slot {
-  hwloc_obj_t pu = nullptr;
-  hwloc_obj_t core = nullptr;
-  hwloc_obj_t l2 = nullptr;
-  hwloc_obj_t l3 = nullptr;
-  hwloc_obj_t package = nullptr;
-  hwloc_obj_t numa = nullptr;
+// The usable PUs in placement order (step 2 of the top comment): the first usable PU of
+// every core in logical order, then the second usable PU of every core that has one, and
+// so on. `cores` is the length of the first round.
+struct usable_pus {
+  std::vector<hwloc_obj_t> order;  // empty on failure
+  unsigned cores = 0;
+  std::string failure;  // why `order` is empty
 };
+
+// Step 2 on an explicit usable cpuset.
+usable_pus order_usable_pus(hwloc_topology_t topo, hwloc_const_cpuset_t usable) {
+  // Usable PUs grouped by core, cores in logical order. Without Core objects (some
+  // platforms have none) each PU stands for its own core.
+  std::vector<std::pair<hwloc_obj_t, std::vector<hwloc_obj_t>>> by_core;
+  for (hwloc_obj_t pu = hwloc_get_next_obj_inside_cpuset_by_type(topo, usable, HWLOC_OBJ_PU, nullptr);
+       pu != nullptr; pu = hwloc_get_next_obj_inside_cpuset_by_type(topo, usable, HWLOC_OBJ_PU, pu)) {
+    hwloc_obj_t core = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_CORE, pu);
+    if (core == nullptr) core = pu;
+    auto it = std::find_if(by_core.begin(), by_core.end(),
+                           [&](const auto& entry) { return entry.first == core; });
+    if (it == by_core.end()) it = by_core.insert(by_core.end(), {core, {}});
+    it->second.push_back(pu);
+  }
+  usable_pus result;
+  result.cores = static_cast<unsigned>(by_core.size());
+  for (std::size_t round = 0;; ++round) {
+    const std::size_t before = result.order.size();
+    for (const auto& entry : by_core) {
+      if (round < entry.second.size()) result.order.push_back(entry.second[round]);
+    }
+    if (result.order.size() == before) break;
+  }
+  if (result.order.empty()) {
+    result.failure = "this thread's CPU binding shares no CPU with hwloc's allowed cpuset";
+  }
+  return result;
+}
+
+// Step 2: usable = this thread's binding ∩ allowed cpuset.
+usable_pus find_usable_pus(hwloc_topology_t topo) {
+  bitmap_ptr usable = make_bitmap();
+  errno = 0;
+  if (hwloc_get_cpubind(topo, usable.get(), HWLOC_CPUBIND_THREAD) != 0) {
+    usable_pus result;
+    result.failure =
+        "hwloc could not read this thread's CPU binding: " + errno_text(errno_or(EINVAL));
+    return result;
+  }
+  if (hwloc_bitmap_and(usable.get(), usable.get(), hwloc_topology_get_allowed_cpuset(topo)) != 0) {
+    throw std::bad_alloc();
+  }
+  return order_usable_pus(topo, usable.get());
+}
 
 // NUMA nodes are memory children in hwloc 2, never ancestors of a PU, so find the first
 // node whose cpuset covers the PU.
@@ -102,65 +155,36 @@ hwloc_obj_t numa_node_of(hwloc_topology_t topo, hwloc_obj_t pu) noexcept {
   return nullptr;
 }
 
-core_slot describe(hwloc_topology_t topo, hwloc_obj_t pu) noexcept {
-  core_slot slot;
-  slot.pu = pu;
-  slot.core = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_CORE, pu);
-  slot.l2 = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_L2CACHE, pu);
-  slot.l3 = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_L3CACHE, pu);
-  slot.package = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_PACKAGE, pu);
-  slot.numa = numa_node_of(topo, pu);
-  return slot;
+// Step 4: the distinct CPU sets around `pu`, smallest first: the PU, its core (with the
+// caches private to it), then each wider cache, die, group, NUMA node and package, up to
+// the whole machine. Two levels with the same CPUs are one domain (a per-core L2 is the
+// core's; a NUMA node per package is the package's). Ancestors nest, and a NUMA node's
+// CPUs are those of the object it hangs from, so sorting by size orders the chain.
+std::vector<hwloc_const_cpuset_t> domains_of(hwloc_topology_t topo, hwloc_obj_t pu) {
+  std::vector<hwloc_const_cpuset_t> sets;
+  for (hwloc_obj_t obj = pu; obj != nullptr; obj = obj->parent) {
+    if (obj->cpuset != nullptr) sets.push_back(obj->cpuset);
+  }
+  if (hwloc_obj_t node = numa_node_of(topo, pu)) sets.push_back(node->cpuset);
+  std::stable_sort(sets.begin(), sets.end(), [](hwloc_const_cpuset_t a, hwloc_const_cpuset_t b) {
+    return hwloc_bitmap_weight(a) < hwloc_bitmap_weight(b);
+  });
+  auto same_set = [](hwloc_const_cpuset_t a, hwloc_const_cpuset_t b) {
+    return hwloc_bitmap_isequal(a, b) != 0;
+  };
+  sets.erase(std::unique(sets.begin(), sets.end(), same_set), sets.end());
+  return sets;
 }
 
-struct usable_cores {
-  std::vector<core_slot> cores;  // logical order; empty on failure
-  std::string failure;           // why `cores` is empty
-};
-
-// Step 2 of the top comment.
-usable_cores find_usable_cores(hwloc_topology_t topo) {
-  usable_cores result;
-  bitmap_ptr usable = make_bitmap();
-  errno = 0;
-  if (hwloc_get_cpubind(topo, usable.get(), HWLOC_CPUBIND_THREAD) != 0) {
-    result.failure =
-        "hwloc could not read this thread's CPU binding: " + errno_text(errno_or(EINVAL));
-    return result;
-  }
-  if (hwloc_bitmap_and(usable.get(), usable.get(), hwloc_topology_get_allowed_cpuset(topo)) != 0) {
-    throw std::bad_alloc();
-  }
-  const hwloc_const_cpuset_t set = usable.get();
-  for (hwloc_obj_t pu = hwloc_get_next_obj_inside_cpuset_by_type(topo, set, HWLOC_OBJ_PU, nullptr);
-       pu != nullptr; pu = hwloc_get_next_obj_inside_cpuset_by_type(topo, set, HWLOC_OBJ_PU, pu)) {
-    const core_slot slot = describe(topo, pu);
-    // Without Core objects (some platforms have none) each PU stands for its own core.
-    const bool core_taken = slot.core != nullptr &&
-        std::any_of(result.cores.begin(), result.cores.end(),
-                    [&](const core_slot& c) { return c.core == slot.core; });
-    if (!core_taken) result.cores.push_back(slot);
-  }
-  if (result.cores.empty()) {
-    result.failure = "this thread's CPU binding shares no CPU with hwloc's allowed cpuset";
-  }
-  return result;
+// Step 4: index of the smallest of `domains` (domains_of) that holds `peer`; a PU outside
+// all of them (cannot happen: the machine holds every PU) goes after the last.
+unsigned tier_between(const std::vector<hwloc_const_cpuset_t>& domains, hwloc_obj_t peer) noexcept {
+  unsigned i = 0;
+  while (i < domains.size() && hwloc_bitmap_isset(domains[i], peer->os_index) == 0) ++i;
+  return i;
 }
 
-bool same(hwloc_obj_t a, hwloc_obj_t b) noexcept { return a != nullptr && a == b; }
-
-constexpr unsigned tier_count = 4;
-
-// Step 4: 0 core or L2, 1 L3 or package, 2 NUMA node, 3 nothing shared. Two workers on
-// the same PU (oversubscription) share the core.
-unsigned tier_between(const core_slot& a, const core_slot& b) noexcept {
-  if (a.pu == b.pu || same(a.core, b.core) || same(a.l2, b.l2)) return 0;
-  if (same(a.l3, b.l3) || same(a.package, b.package)) return 1;
-  if (same(a.numa, b.numa)) return 2;
-  return 3;
-}
-
-// Groups every other worker by tier_of(w, v) < tier_count, dropping empty tiers. Peers
+// Groups every other worker by tier_of(w, v), nearest first, dropping empty tiers. Peers
 // are visited from w + 1 onwards (wrapping) so that within a tier the workers do not
 // all try the same victim first.
 template <class TierOf>
@@ -168,16 +192,39 @@ std::vector<std::vector<std::vector<unsigned>>> build_steal_tiers(unsigned worke
                                                                   TierOf tier_of) {
   std::vector<std::vector<std::vector<unsigned>>> tiers(workers);
   for (unsigned w = 0; w < workers; ++w) {
-    std::array<std::vector<unsigned>, tier_count> buckets;
+    std::vector<std::vector<unsigned>> buckets;
     for (unsigned k = 1; k < workers; ++k) {
       const unsigned v = (w + k) % workers;
-      buckets[tier_of(w, v)].push_back(v);
+      const unsigned t = tier_of(w, v);
+      if (t >= buckets.size()) buckets.resize(t + 1);
+      buckets[t].push_back(v);
     }
     for (auto& bucket : buckets) {
       if (!bucket.empty()) tiers[w].push_back(std::move(bucket));
     }
   }
   return tiers;
+}
+
+// Steps 3-4 on a loaded topology: every worker's planned os_cpu (pinning or not is the
+// caller's business) and its steal tiers. `usable.order` is not empty.
+topology_plan plan_on(hwloc_topology_t topo, const usable_pus& usable, unsigned requested) {
+  const std::vector<hwloc_obj_t>& pus = usable.order;
+  const auto pu_count = static_cast<unsigned>(pus.size());
+  const unsigned workers = requested != 0 ? requested : usable.cores;
+  const unsigned placed = std::min(workers, pu_count);  // distinct PUs in use
+  std::vector<std::vector<hwloc_const_cpuset_t>> domains;
+  domains.reserve(placed);
+  for (unsigned i = 0; i < placed; ++i) domains.push_back(domains_of(topo, pus[i]));
+  topology_plan plan;
+  plan.workers.resize(workers);
+  for (unsigned w = 0; w < workers; ++w) {
+    plan.workers[w].os_cpu = static_cast<int>(pus[w % pu_count]->os_index);
+  }
+  plan.steal_tiers = build_steal_tiers(workers, [&](unsigned w, unsigned v) {
+    return tier_between(domains[w % pu_count], pus[v % pu_count]);
+  });
+  return plan;
 }
 
 // CPUs in the calling thread's affinity mask; hardware_concurrency() if that cannot be
@@ -226,25 +273,43 @@ topology_plan plan_topology(unsigned requested, bool pin) {
     return fallback_plan(requested, pin,
                          "hwloc could not load the topology: " + errno_text(holder.error()));
   }
-  const usable_cores usable = find_usable_cores(holder.get());
-  if (usable.cores.empty()) return fallback_plan(requested, pin, usable.failure);
-
-  const std::vector<core_slot>& cores = usable.cores;
-  const auto core_count = static_cast<unsigned>(cores.size());
-  const unsigned workers = requested != 0 ? requested : core_count;
+  const usable_pus usable = find_usable_pus(holder.get());
+  if (usable.order.empty()) return fallback_plan(requested, pin, usable.failure);
+  topology_plan plan = plan_on(holder.get(), usable, requested);
   const bool pinned = pin && can_bind_threads(holder.get());
-  topology_plan plan;
-  plan.workers.resize(workers);
-  for (unsigned w = 0; w < workers; ++w) {
-    if (pinned) plan.workers[w].os_cpu = static_cast<int>(cores[w % core_count].pu->os_index);
+  if (!pinned) {
+    for (auto& worker : plan.workers) worker.os_cpu = -1;
   }
-  plan.steal_tiers = build_steal_tiers(workers, [&](unsigned w, unsigned v) {
-    return tier_between(cores[w % core_count], cores[v % core_count]);
-  });
   if (pin && !pinned) {
     plan.warning = "workers run unpinned: hwloc cannot bind threads on this system";
   }
   return plan;
+}
+
+topology_plan plan_described_topology(const std::string& synthetic,
+                                      const std::vector<int>& usable_cpus, unsigned requested) {
+  const topology_holder holder(synthetic.c_str());
+  if (holder.get() == nullptr) {
+    throw std::invalid_argument("plan_described_topology: hwloc rejects the synthetic topology \"" +
+                                synthetic + "\": " + errno_text(holder.error()));
+  }
+  bitmap_ptr usable = make_bitmap();
+  if (usable_cpus.empty()) {
+    if (hwloc_bitmap_copy(usable.get(), hwloc_topology_get_allowed_cpuset(holder.get())) != 0) {
+      throw std::bad_alloc();
+    }
+  }
+  for (int cpu : usable_cpus) {
+    if (cpu < 0 || hwloc_bitmap_isset(hwloc_topology_get_complete_cpuset(holder.get()),
+                                      static_cast<unsigned>(cpu)) == 0) {
+      throw std::invalid_argument("plan_described_topology: no CPU " + std::to_string(cpu) +
+                                  " in \"" + synthetic + "\"");
+    }
+    if (hwloc_bitmap_set(usable.get(), static_cast<unsigned>(cpu)) != 0) throw std::bad_alloc();
+  }
+  const usable_pus pus = order_usable_pus(holder.get(), usable.get());
+  if (pus.order.empty()) throw std::invalid_argument("plan_described_topology: no usable CPU");
+  return plan_on(holder.get(), pus, requested);
 }
 
 int pin_this_thread(int os_cpu) noexcept {
@@ -266,8 +331,8 @@ int pin_this_thread(int os_cpu) noexcept {
 unsigned default_worker_count() {
   const topology_holder holder;
   if (holder.get() != nullptr) {
-    const usable_cores usable = find_usable_cores(holder.get());
-    if (!usable.cores.empty()) return static_cast<unsigned>(usable.cores.size());
+    const usable_pus usable = find_usable_pus(holder.get());
+    if (!usable.order.empty()) return usable.cores;
   }
   return affinity_cpu_count();
 }

@@ -34,25 +34,25 @@ struct worker_placement {
 struct topology_plan {
   // One entry per worker; size() is the worker count.
   std::vector<worker_placement> workers;
-  // steal_tiers[w]: the other workers grouped by distance from w, nearest
-  // first. Tier 0 shares an L2 (or the core), tier 1 an L3 or package, tier 2
-  // a NUMA node, tier 3 is the rest; empty tiers are omitted. Every other
-  // worker index appears exactly once across w's tiers. Within a tier the
-  // order starts after w (w+1, w+2, ... wrapping), so workers do not all
-  // try the same victim first.
+  // steal_tiers[w]: the other workers grouped by distance from w, nearest first: the
+  // smallest CPU set w's PU shares with theirs, in the chain PU (oversubscription),
+  // core (SMT siblings), L2, L3, NUMA node, package, machine; levels holding the same
+  // CPUs are one tier, empty tiers are omitted. Every other worker index appears
+  // exactly once across w's tiers. Within a tier the order starts after w (w+1, w+2,
+  // ... wrapping), so workers do not all try the same victim first.
   std::vector<std::vector<std::vector<unsigned>>> steal_tiers;
   // Non-empty when pinning was requested but cannot be honoured (hwloc
   // failed to load, no thread binding support); the workers are unpinned.
   std::string warning;
 };
 
-// Plans `requested` workers (0: one per usable core, see
-// default_worker_count()). Each worker gets one core; with more workers than
-// cores they are placed round-robin over the cores (oversubscription). Cores
-// are taken in hwloc's logical order, first usable PU of each core.
-// pin == false: every os_cpu is -1, steal tiers still follow the round-robin
-// placement. Any thread; does not block beyond reading sysfs (hwloc load,
-// a few milliseconds). Throws only std::bad_alloc.
+// Plans `requested` workers (0: one per usable core, see default_worker_count()).
+// Worker i gets the i-th usable PU in this order: the first usable PU of every core
+// (hwloc logical order), then the second PU of every core that has one (SMT siblings
+// only once every core has a worker), and so on; with more workers than usable PUs the
+// order wraps (oversubscription). pin == false: every os_cpu is -1, steal tiers still
+// follow the placement. Any thread; does not block beyond reading sysfs (hwloc load, a
+// few milliseconds). Throws only std::bad_alloc.
 topology_plan plan_topology(unsigned requested, bool pin);
 
 // Pins the calling thread to OS CPU `os_cpu` (strict thread binding to that
@@ -64,5 +64,15 @@ int pin_this_thread(int os_cpu) noexcept;
 // Worker count of plan_topology(0, ...): cores with at least one PU in
 // (calling thread's binding ∩ allowed cpuset); >= 1. Any thread.
 unsigned default_worker_count();
+
+// Test seam: plan_topology's placement and steal tiers on a described machine instead
+// of this one. `synthetic` is an hwloc synthetic topology description (hwloc_topology_
+// set_synthetic), e.g. "pack:2 l3:1 core:32 pu:2(indexes=2*64:1*2)"; `usable_cpus`
+// lists the OS CPU indexes the process may use (thread binding ∩ allowed cpuset), empty
+// for all. Every os_cpu is the planned one; nothing is pinned, warning stays empty.
+// Any thread. Throws std::invalid_argument when hwloc rejects the description or a
+// listed CPU is not in it.
+topology_plan plan_described_topology(const std::string& synthetic,
+                                      const std::vector<int>& usable_cpus, unsigned requested);
 
 }  // namespace weft::detail

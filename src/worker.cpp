@@ -971,8 +971,9 @@ fiber_impl* worker::fiber_for(task* t) noexcept {
   if (!pool_.empty()) {
     f = pool_.back();
     pool_.pop_back();
-  } else if ((f = rt_.take_spare_fiber()) != nullptr) {
-    // another worker's surplus (fibers finish where they were stolen to)
+  } else if ((f = take_spare()) != nullptr) {
+    // other workers' surplus (fibers finish where they were stolen to, or a wave of
+    // fibers outgrew the pools)
   } else {
     try {
       const std::size_t record = (sizeof(fiber_impl) + 63) & ~std::size_t{63};
@@ -1041,10 +1042,37 @@ void worker::recycle(fiber_impl* f) noexcept {
       destroy_fiber(f);
     return;
   }
-  if (pool_.size() < rt_.opts_.stack_cache)
+  if (pool_.size() < rt_.opts_.stack_cache) {
     pool_.push_back(f);  // LIFO: the stack freed hot is the next one reused
-  else if (!rt_.give_spare_fiber(f))
+    return;
+  }
+  // Full: the oldest (coldest) fibers of the pool go to the spare list, a batch per lock;
+  // f, freed hot, stays. With stack_cache 0 the pool is empty and f itself goes.
+  const bool alone = pool_.empty();
+  const std::size_t moved =
+      alone ? rt_.give_spare_fibers(&f, 1)
+            : rt_.give_spare_fibers(pool_.data(), std::min(spare_batch(), pool_.size()));
+  if (moved == 0) {  // the spare list is full: drop f, as the pool cannot take it either
     destroy_fiber(f);
+    return;
+  }
+  if (alone) return;
+  pool_.erase(pool_.begin(), pool_.begin() + static_cast<std::ptrdiff_t>(moved));
+  pool_.push_back(f);  // within the reserved capacity: moved >= 1 slots were freed
+}
+
+std::size_t worker::spare_batch() const noexcept {
+  return std::clamp<std::size_t>(rt_.opts_.stack_cache / 2, 1, spare_batch_max);
+}
+
+fiber_impl* worker::take_spare() noexcept {
+  fiber_impl* got[spare_batch_max];
+  const std::size_t n = rt_.take_spare_fibers(got, spare_batch());
+  if (n == 0) return nullptr;
+  // got[0] was given last (the warmest): it runs now. The rest go to the pool so that
+  // got[1] is popped next; n - 1 < stack_cache / 2 + 1 fits the reserved capacity.
+  for (std::size_t i = n; i-- > 1;) pool_.push_back(got[i]);
+  return got[0];
 }
 
 void destroy_fiber(fiber_impl* f) noexcept {

@@ -78,9 +78,9 @@ TEST(StackDeathTest, OtherSegfaultsChainToThePreviousHandler) {
 }
 
 // Spawns 64 sleeping fibers and returns the first join error (empty if none).
-std::string first_join_error() {
+std::string first_join_error(int fibers = 64) {
   std::vector<weft::join_handle<void>> hs;
-  for (int i = 0; i < 64; ++i)
+  for (int i = 0; i < fibers; ++i)
     hs.push_back(weft::spawn([] { weft::this_fiber::sleep_for(std::chrono::milliseconds(20)); }));
   std::string first_error;
   for (auto& h : hs) {
@@ -98,10 +98,23 @@ TEST(Stack, InjectedAllocationFailureIsReportedThroughJoin) {
   // the cause, the ones that got a stack complete normally, and the scheduler recovers.
   weft::scheduler s({.workers = 1, .stack_cache = 0});
   weft::detail::stack_inject_failure_after(8);
-  std::string msg = s.block_on(first_join_error);
+  std::string msg = s.block_on([] { return first_join_error(); });
   weft::detail::stack_inject_failure_after(-1);
   EXPECT_NE(msg.find("cannot allocate a fiber stack: mmap failed"), std::string::npos) << msg;
-  EXPECT_EQ(s.block_on(first_join_error), "");
+  EXPECT_EQ(s.block_on([] { return first_join_error(); }), "");
+}
+
+TEST(Stack, AWaveBeyondThePoolIsServedFromTheSpareList) {
+  // 30 fibers alive at once against a pool of 8: the first wave's stacks end up in the
+  // worker's pool and, moved in batches, in the runtime's spare list (its capacity is at
+  // least 4 pools: all fit). The second wave, with new mappings failing, must get every
+  // stack back from there.
+  weft::scheduler s({.workers = 1, .stack_cache = 8});
+  EXPECT_EQ(s.block_on([] { return first_join_error(30); }), "");
+  weft::detail::stack_inject_failure_after(0);
+  const std::string second = s.block_on([] { return first_join_error(30); });
+  weft::detail::stack_inject_failure_after(-1);
+  EXPECT_EQ(second, "") << "a stack of the first wave was lost between pool and spare list";
 }
 
 TEST(Stack, ABurstsSpareFibersAreUnmappedAfterASecondIdle) {
@@ -122,7 +135,7 @@ TEST(Stack, ABurstsSpareFibersAreUnmappedAfterASecondIdle) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(rt.spare_fiber_count(), 0u) << "spare fibers kept by an idle scheduler";
   // The next burst still works (maps new stacks).
-  EXPECT_EQ(s.block_on(first_join_error), "");
+  EXPECT_EQ(s.block_on([] { return first_join_error(); }), "");
 }
 
 }  // namespace

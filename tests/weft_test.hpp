@@ -1,6 +1,8 @@
 // tests/weft_test.hpp - a fixture parameterised on the worker count (1, 2, 4), so every
 // behaviour is checked with one worker (no stealing), two (this machine) and
 // oversubscribed (more workers than cores: preemption in the middle of protocols).
+// WEFT_TEST_WORKERS replaces the counts (weft_test_worker_counts below); the ctest entry
+// unit_oversubscribed runs a subset of the suites with "16,64" (tests/CMakeLists.txt).
 #pragma once
 
 #include <weft/weft.hpp>
@@ -8,11 +10,15 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 class weft_test : public ::testing::TestWithParam<unsigned> {
 protected:
@@ -27,8 +33,31 @@ private:
   std::unique_ptr<weft::scheduler> sched_;
 };
 
-#define WEFT_INSTANTIATE(suite)                                               \
-  INSTANTIATE_TEST_SUITE_P(workers, suite, ::testing::Values(1u, 2u, 4u),    \
+// The worker counts WEFT_INSTANTIATE runs each suite at: 1, 2 and 4, or the list in the
+// environment variable WEFT_TEST_WORKERS (comma-separated, each 1-1024, e.g. "16,64").
+// A malformed list aborts the test binary with a message naming the variable.
+inline std::vector<unsigned> weft_test_worker_counts() {
+  const char* env = std::getenv("WEFT_TEST_WORKERS");
+  if (env == nullptr || *env == '\0') return {1u, 2u, 4u};
+  std::vector<unsigned> counts;
+  for (const char* p = env;;) {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long n = std::strtoul(p, &end, 10);
+    if (end == p || errno != 0 || n == 0 || n > 1024 || (*end != ',' && *end != '\0')) {
+      std::fprintf(stderr,
+                   "WEFT_TEST_WORKERS=\"%s\": expected worker counts 1-1024 separated by commas\n",
+                   env);
+      std::abort();
+    }
+    counts.push_back(static_cast<unsigned>(n));
+    if (*end == '\0') return counts;
+    p = end + 1;
+  }
+}
+
+#define WEFT_INSTANTIATE(suite)                                                          \
+  INSTANTIATE_TEST_SUITE_P(workers, suite, ::testing::ValuesIn(weft_test_worker_counts()), \
                            [](const auto& info) { return "w" + std::to_string(info.param); })
 
 // Tells a test that a fiber has really suspended, not merely announced that it is about
