@@ -974,26 +974,32 @@ fiber_impl* worker::fiber_for(task* t) noexcept {
   } else if ((f = take_spare()) != nullptr) {
     // other workers' surplus (fibers finish where they were stolen to, or a wave of
     // fibers outgrew the pools)
-  } else {
-    try {
-      const std::size_t record = (sizeof(fiber_impl) + 63) & ~std::size_t{63};
-      stack s = stack_allocate(rt_.opts_.stack_size, rt_.opts_.guard_size);
-      f = ::new (static_cast<char*>(s.lo) + s.size - record) fiber_impl{};
-      f->stk = s;
-      f->rt = &rt_;
-      context_make(f->ctx, s.lo, s.size - record, &worker::fiber_main);
-    } catch (...) {
-      // No stack: the task fails to start; join() rethrows the std::system_error.
-      t->error_ = std::current_exception();
-      task_complete(t);
-      task_release(t);
-      release_fiber_slot();
-      completed_.add_release();
-      return nullptr;
-    }
+  } else if ((f = map_fiber(t, rt_.opts_.stack_size, 0)) == nullptr) {
+    return nullptr;
   }
   f->root = t;
   return f;
+}
+
+fiber_impl* worker::map_fiber(task* t, std::size_t usable, unsigned stack_class) noexcept {
+  try {
+    const std::size_t record = (sizeof(fiber_impl) + 63) & ~std::size_t{63};
+    stack s = stack_allocate(usable, rt_.opts_.guard_size);
+    auto* f = ::new (static_cast<char*>(s.lo) + s.size - record) fiber_impl{};
+    f->stk = s;
+    f->rt = &rt_;
+    f->stack_class = static_cast<std::uint8_t>(stack_class);
+    context_make(f->ctx, s.lo, s.size - record, &worker::fiber_main);
+    return f;
+  } catch (...) {
+    // No stack: the task fails to start; join() rethrows the std::system_error.
+    t->error_ = std::current_exception();
+    task_complete(t);
+    task_release(t);
+    release_fiber_slot();
+    completed_.add_release();
+    return nullptr;
+  }
 }
 
 // fiber_for() for a task with a stack size of its own (spawn_options::stack_size): from
@@ -1010,25 +1016,8 @@ fiber_impl* worker::sized_fiber_for(task* t) noexcept {
     }
   }
   if (!f) {
-    try {
-      const std::size_t record = (sizeof(fiber_impl) + 63) & ~std::size_t{63};
-      const std::size_t usable =
-          round_to_pages(stack_class_bytes(c) * sanitizer_stack_multiplier);
-      stack s = stack_allocate(usable, rt_.opts_.guard_size);
-      f = ::new (static_cast<char*>(s.lo) + s.size - record) fiber_impl{};
-      f->stk = s;
-      f->rt = &rt_;
-      f->stack_class = static_cast<std::uint8_t>(c);
-      context_make(f->ctx, s.lo, s.size - record, &worker::fiber_main);
-    } catch (...) {
-      // As in fiber_for: the task fails to start; join() rethrows.
-      t->error_ = std::current_exception();
-      task_complete(t);
-      task_release(t);
-      release_fiber_slot();
-      completed_.add_release();
-      return nullptr;
-    }
+    f = map_fiber(t, round_to_pages(stack_class_bytes(c) * sanitizer_stack_multiplier), c);
+    if (!f) return nullptr;
   }
   f->root = t;
   return f;

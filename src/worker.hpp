@@ -318,6 +318,9 @@ private:
   void run_post() noexcept;
   fiber_impl* fiber_for(task* t) noexcept;  // pooled or new; nullptr when t failed
   fiber_impl* sized_fiber_for(task* t) noexcept;  // fiber_for for a stack class != 0
+  // A new mapping of `usable` bytes (its record at the top) for t; nullptr, with t failed
+  // (join() rethrows the std::system_error), when the stack cannot be mapped.
+  fiber_impl* map_fiber(task* t, std::size_t usable, unsigned stack_class) noexcept;
   void recycle(fiber_impl* f) noexcept;
   // Fibers moved between pool_ and the runtime's spare list per lock: half the pool,
   // 1 to spare_batch_max. 32 is half the default stack_cache; it also bounds the array

@@ -36,15 +36,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct rng {
-  std::uint64_t s;
-  std::uint32_t next() {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    return static_cast<std::uint32_t>(s);
-  }
-};
+using stress::rng;
 
 // ---- part 1 -------------------------------------------------------------------------
 

@@ -37,16 +37,7 @@ std::int64_t now_ns() {
       .count();
 }
 
-struct rng {
-  std::uint64_t s;
-  std::uint32_t next() {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    return static_cast<std::uint32_t>(s);
-  }
-  std::uint32_t below(std::uint32_t n) { return next() % n; }
-};
+using stress::rng;
 
 void spin_for(std::chrono::nanoseconds d) {
   const auto until = steady::now() + d;

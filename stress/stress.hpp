@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -78,6 +79,18 @@ inline std::string stats_line(const weft::scheduler& s) {
 }
 
 // Runs each named check; prints the runner line the CI reads; returns the exit status.
+// xorshift64: a seeded generator small enough to keep one per fiber (seed it non-zero).
+struct rng {
+  std::uint64_t s;
+  std::uint32_t next() {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return static_cast<std::uint32_t>(s);
+  }
+  std::uint32_t below(std::uint32_t n) { return next() % n; }
+};
+
 inline int finish(int passed, int failed) {
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

@@ -23,15 +23,7 @@ namespace {
 using namespace std::chrono_literals;
 using weft::channel_status;
 
-struct rng {
-  std::uint64_t s;
-  std::uint32_t next() {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    return static_cast<std::uint32_t>(s);
-  }
-};
+using stress::rng;
 
 bool mpmc(weft::scheduler& sched, std::size_t cap) {
   const int producers = 8, consumers = 8;

@@ -174,13 +174,7 @@ template <class F, class... Args,
           class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, spawn_options>>>
 join_handle<detail::spawn_result_t<F, Args...>> spawn(F&& f, Args&&... args) {
   auto* t = detail::make_task(std::forward<F>(f), std::forward<Args>(args)...);
-  try {
-    detail::spawn_here(t);
-  } catch (...) {
-    t->refs_.store(1, std::memory_order_relaxed);  // never published: only ours
-    detail::task_release(t);
-    throw;
-  }
+  detail::publish_new_task(t, nullptr, [](detail::task* n) { detail::spawn_here(n); });
   return join_handle<detail::spawn_result_t<F, Args...>>(t);
 }
 
@@ -189,14 +183,7 @@ join_handle<detail::spawn_result_t<F, Args...>> spawn(F&& f, Args&&... args) {
 template <class F, class... Args>
 join_handle<detail::spawn_result_t<F, Args...>> spawn(const spawn_options& o, F&& f, Args&&... args) {
   auto* t = detail::make_task(std::forward<F>(f), std::forward<Args>(args)...);
-  try {
-    detail::apply_spawn_options(t, o);
-    detail::spawn_here(t);
-  } catch (...) {
-    t->refs_.store(1, std::memory_order_relaxed);  // never published: only ours
-    detail::task_release(t);
-    throw;
-  }
+  detail::publish_new_task(t, &o, [](detail::task* n) { detail::spawn_here(n); });
   return join_handle<detail::spawn_result_t<F, Args...>>(t);
 }
 

@@ -114,13 +114,7 @@ template <class F, class... Args, class>
 join_handle<detail::spawn_result_t<F, Args...>> scheduler::spawn(F&& f, Args&&... args) {
   detail::check_not_forked(*this);
   auto* t = detail::make_task(std::forward<F>(f), std::forward<Args>(args)...);
-  try {
-    detail::spawn_on(*this, t);
-  } catch (...) {
-    t->refs_.store(1, std::memory_order_relaxed);  // never published: only ours
-    detail::task_release(t);
-    throw;
-  }
+  detail::publish_new_task(t, nullptr, [this](detail::task* n) { detail::spawn_on(*this, n); });
   return join_handle<detail::spawn_result_t<F, Args...>>(t);
 }
 
@@ -129,14 +123,7 @@ join_handle<detail::spawn_result_t<F, Args...>> scheduler::spawn(const spawn_opt
                                                                  Args&&... args) {
   detail::check_not_forked(*this);
   auto* t = detail::make_task(std::forward<F>(f), std::forward<Args>(args)...);
-  try {
-    detail::apply_spawn_options(t, o);
-    detail::spawn_on(*this, t);
-  } catch (...) {
-    t->refs_.store(1, std::memory_order_relaxed);  // never published: only ours
-    detail::task_release(t);
-    throw;
-  }
+  detail::publish_new_task(t, &o, [this](detail::task* n) { detail::spawn_on(*this, n); });
   return join_handle<detail::spawn_result_t<F, Args...>>(t);
 }
 

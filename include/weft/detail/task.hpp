@@ -218,5 +218,20 @@ task_of<spawn_result_t<F, Args...>>* make_task(F&& f, Args&&... args) {
                                                                     std::forward<Args>(args)...);
 }
 
+// Publishes a task just made by make_task() with `publish` (spawn_here or spawn_on), after
+// applying o when given. On a throw the task was never published: its only reference is
+// ours, dropped here, and the exception goes on to the caller.
+template <class Publish>
+void publish_new_task(task* t, const spawn_options* o, Publish&& publish) {
+  try {
+    if (o) apply_spawn_options(t, *o);
+    publish(t);
+  } catch (...) {
+    t->refs_.store(1, std::memory_order_relaxed);  // relaxed: unpublished, only ours
+    task_release(t);
+    throw;
+  }
+}
+
 }  // namespace detail
 }  // namespace weft
