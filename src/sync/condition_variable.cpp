@@ -69,8 +69,7 @@ void condition_variable::notify_one() noexcept {
 void condition_variable::notify_all() noexcept {
   resume_chain chain;
   lock_.lock();
-  while (wait_node* n = pop_front(queue_))
-    if (claim_popped(queue_, n, make_outcome(outcome_ok))) chain.add(n);
+  chain.claim_all(queue_);
   lock_.unlock();
   chain.resume_all();
   release_window(this, release_point::done);

@@ -52,8 +52,7 @@ void event::set() noexcept {
   } else {
     set_.store(true, std::memory_order_release);  // release: pairs with try_consume()
     release_window(this, release_point::published);
-    while (wait_node* n = pop_front(queue_))
-      if (claim_popped(queue_, n, make_outcome(outcome_ok))) chain.add(n);
+    chain.claim_all(queue_);
   }
   lock_.unlock();
   chain.resume_all();

@@ -89,8 +89,7 @@ void phase_gate::open(std::uint64_t next) noexcept {
   // release: publishes the phase's arrivals and completion to the fast path's acquire.
   phase_.store(next, std::memory_order_release);
   release_window(this, release_point::published);
-  while (wait_node* n = pop_front(queue_))
-    if (claim_popped(queue_, n, make_outcome(outcome_ok))) chain.add(n);
+  chain.claim_all(queue_);
   lock_.unlock();
   chain.resume_all();
   // The gate's last touch; the barrier's mutex is still held (its destructor waits for it).

@@ -46,8 +46,7 @@ bool wait_group::add_locked(std::int64_t delta, resume_chain& chain) noexcept {
   check_not_negative(now);
   if (now != 0) return false;
   release_window(this, release_point::published);
-  while (wait_node* n = pop_front(queue_))
-    if (claim_popped(queue_, n, make_outcome(outcome_ok))) chain.add(n);
+  chain.claim_all(queue_);
   return true;
 }
 

@@ -261,6 +261,12 @@ struct resume_chain {
     }
     head = nullptr;
   }
+  // Pops and claims (ok) every waiter of q; the caller holds q's lock, and resumes the
+  // chain after releasing it. A node whose claim lost is an orphan (claim_popped).
+  void claim_all(wait_queue& q) noexcept {
+    while (wait_node* n = pop_front(q))
+      if (claim_popped(q, n, make_outcome(outcome_ok))) add(n);
+  }
 };
 
 // Step 1. Waits until w is claimed; returns the outcome. `locks[0..n)` are held on entry
