@@ -1,6 +1,7 @@
 // src/io.cpp - the public fd calls: try the syscall, on EAGAIN wait on the fd's io_desc
 // (fiber: suspend, io_desc.hpp protocol; plain thread: poll(2)), retry.
 #include "assert.hpp"
+#include "fiber_impl.hpp"
 #include "io_desc.hpp"
 #include "reactor.hpp"
 #include "suspend.hpp"
@@ -124,6 +125,20 @@ void fire_io_timer(timer_entry* e) noexcept {
   if (fiber_impl* f = io_desc::end_own(*t->word, t->self)) wake(f);
 }
 
+// A stop request's end of the wait (task.cpp C1-C5), on the requester's thread: exactly
+// what the timer does, so one end_own CAS decides between the request, the timer, a
+// readiness wake and close. Registered before the commit, as the timer is armed: a
+// request before the commit makes the commit fail and the fiber wake itself.
+struct io_cancel : cancel_hook {
+  std::atomic<std::uintptr_t>* word = nullptr;
+  fiber_impl* self = nullptr;
+};
+
+void cancel_io_wait(cancel_hook* h) noexcept {
+  auto* c = static_cast<io_cancel*>(h);
+  if (fiber_impl* f = io_desc::end_own(*c->word, c->self)) wake(f);
+}
+
 // Protocol step 3's commit, as the post-switch action. arg: the wait's word (the slot in
 // the descriptor, or the node on the suspended fiber's stack: the CAS is the publication,
 // nothing touches it afterwards).
@@ -164,6 +179,20 @@ template <bool Queued>
     withdraw();
     return ec;
   }
+  // Cancellable (README "Cancellation and deadlines"): a stop request ends the wait with
+  // operation_canceled; a fiber already asked to stop does not wait (the registration
+  // fails). The hook lives on this frame until cancel_deregister returns (C3).
+  task* const owner = self->current;
+  io_cancel hook;
+  if (owner) {
+    hook.cancel = cancel_io_wait;
+    hook.word = &word;
+    hook.self = self;
+    if (!cancel_register(owner, &hook)) {
+      withdraw();
+      return errc(std::errc::operation_canceled);
+    }
+  }
   io_timer t;
   const bool timed = deadline != clock::time_point::max();
   if (timed) {
@@ -175,9 +204,13 @@ template <bool Queued>
   }
   suspend_current(post_commit, &word);
   if (timed) (void)cancel_timer(&t);  // after this no worker touches t (timers.hpp step 5)
+  if (owner) cancel_deregister(owner, &hook);  // after this no requester touches hook (C3)
   if constexpr (Queued) d.dequeue(dir, *node);  // still linked when its timer ended it
   if (d.closing()) return errc(std::errc::bad_file_descriptor);
   if (r.io_cancelled()) return errc(std::errc::operation_canceled);
+  // Asked to stop (whether or not the request's end_own won): the call ends; what the fd
+  // holds stays there for the next call.
+  if (owner && task_stop_requested(owner)) return errc(std::errc::operation_canceled);
   // An edge since the sample means retry even past the deadline (the data may be there).
   if (timed && d.edges(dir) == seen && clock::now() >= deadline)
     return errc(std::errc::timed_out);

@@ -36,7 +36,8 @@
 //
 // Cancellation (task::stop_, one word: bit 0 STOP, set once; bit 1 BUSY; the other bits
 // the address of a cancel_hook, or 0). Cooperative: a request only sets STOP and ends the
-// cancellable wait the fiber is in (today: sleep); the fiber sees it through
+// cancellable wait the fiber is in (a sleep, a timed primitive wait, an fd wait in
+// io.cpp); the fiber sees it through
 // this_fiber::stop_requested() / its stop tokens and decides what to do.
 //   C1. A cancellable wait owns a cancel_hook on its stack and a claim word of its own
 //       (the same kind of claim a timed wait's timer makes: one CAS decides who ends the
@@ -46,6 +47,9 @@
 //       set (nobody else writes stop_ while it is 0 or a hook): the wait then claims
 //       itself as cancelled and wakes itself. A fiber that sees STOP before it suspends
 //       does not wait at all.
+//       An fd wait (io.cpp) registers before it suspends instead, as it arms its timer:
+//       its claim word makes an end that comes before the commit fail the commit, and
+//       the fiber then wakes itself.
 //   C2. task_request_stop: a CAS of stop_ from v (STOP clear) to v | STOP | BUSY; only the
 //       first request succeeds (later ones see STOP and return). If v held a hook, the
 //       requester calls it (the hook claims its wait as cancelled and, if that claim won,

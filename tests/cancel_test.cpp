@@ -5,6 +5,11 @@
 #include "weft_test.hpp"
 #include "watchdog.hpp"
 
+#include <weft/io.hpp>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <random>
@@ -141,6 +146,54 @@ TEST_P(Cancel, RequestsRaceTimersEndsAndEachOther) {
     }
   });
   EXPECT_EQ(firsts.load(), rounds * fibers);
+}
+
+// A request ends an fd wait, untimed or timed, with operation_canceled (not timed_out),
+// leaves the fd as it was (bytes written later are read by the next reader), and a
+// stopped fiber's later wait on an empty fd ends at once while a read with data there
+// still succeeds. Without the I/O wait's cancel hook the first reader sleeps until the
+// watchdog fires (mutation: skip cancel_register in src/io.cpp sleep_on).
+TEST_P(Cancel, RequestEndsAnIoWaitAndLeavesTheFdUsable) {
+  watchdog dog("RequestEndsAnIoWaitAndLeavesTheFdUsable");
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+  for (const bool timed : {false, true}) {
+    suspension_probe probe;
+    auto h = sched().spawn([&, timed] {
+      char c;
+      probe.arm();
+      auto r = timed ? weft::io::read(sv[0], &c, 1, weft::deadline_after(std::chrono::hours(1)))
+                     : weft::io::read(sv[0], &c, 1);
+      std::error_code first = r ? std::error_code() : r.error();
+      // Stopped: an empty fd does not block, and its error is operation_canceled again.
+      auto again = weft::io::read(sv[0], &c, 1);
+      std::error_code second = again ? std::error_code() : again.error();
+      return std::make_pair(first, second);
+    });
+    ASSERT_TRUE(probe.wait(sched())) << "the reader never suspended";
+    EXPECT_TRUE(h.request_stop());
+    auto [first, second] = h.join();
+    EXPECT_EQ(first, std::make_error_code(std::errc::operation_canceled)) << "timed=" << timed;
+    EXPECT_EQ(second, std::make_error_code(std::errc::operation_canceled)) << "timed=" << timed;
+  }
+  // The fd lost nothing and still works; a stopped fiber reads what is there.
+  ASSERT_EQ(::write(sv[1], "xy", 2), 2);
+  auto h = sched().spawn([&] {
+    char c = 0;
+    auto r = weft::io::read(sv[0], &c, 1);
+    return r ? c : '!';
+  });
+  EXPECT_EQ(h.join(), 'x');
+  auto stopped = sched().spawn([&] {
+    while (!weft::this_fiber::stop_requested()) weft::this_fiber::yield();
+    char c = 0;
+    auto r = weft::io::read(sv[0], &c, 1);
+    return r ? c : '!';
+  });
+  EXPECT_TRUE(stopped.request_stop());
+  EXPECT_EQ(stopped.join(), 'y');
+  EXPECT_TRUE(weft::io::close(sv[0]));
+  EXPECT_TRUE(weft::io::close(sv[1]));
 }
 
 }  // namespace

@@ -12,7 +12,9 @@
 //     failing attempt; a write_all may have transferred a prefix);
 //   - std::errc::bad_file_descriptor for fd < 0, an fd closed with io::close (also when the
 //     close happens while the call waits: the waiter wakes at once), a double close;
-//   - std::errc::operation_canceled when the scheduler began shutting down (fibers only);
+//   - std::errc::operation_canceled when the scheduler began shutting down, or when the
+//     calling fiber was asked to stop (join_handle::request_stop) and the call would wait:
+//     the wait ends at the request, nothing is taken from the fd (fibers only);
 //   - any other errno of the syscall or of epoll_ctl (connection_reset, broken_pipe,
 //     operation_not_permitted for a regular file ...). EAGAIN and EINTR never surface.
 // Writes never raise SIGPIPE: sockets use MSG_NOSIGNAL; pipes block SIGPIPE around write.
