@@ -269,10 +269,18 @@ bool task_wait_until(task* t, clock::time_point deadline) {
       WEFT_ASSERT(!(t->state_.load(std::memory_order_relaxed) & (task_join_wait | task_join_timed)),
                   "weft::join_handle: two joins of one fiber at once");
       t->joiner_ = &w;
-      // relaxed: read by the completer under join_lock_ (its unlock/lock orders it), or
-      // by its step-4 fetch_or, which then takes join_lock_ before using joiner_.
-      t->state_.fetch_or(task_join_timed, std::memory_order_relaxed);
-      if (kind_of(block(w, t->join_lock_, deadline)) == outcome_timeout) {
+      // The completer sets DONE without join_lock_: it may have done so since the check
+      // above (schedule fuzzing widens that window). Then its step-4 fetch_or saw no
+      // JOIN_TIMED and will not wake us: the fetch_or's own result must be checked, or
+      // the join waits forever. acq_rel: release publishes joiner_ to the completer's
+      // step-4 RMW; acquire pairs with its release of DONE when DONE is already there.
+      release_window(t, release_point::leaving);
+      const std::uint32_t prev = t->state_.fetch_or(task_join_timed, std::memory_order_acq_rel);
+      if (prev & task_done) {
+        t->state_.fetch_and(~std::uint32_t{task_join_timed}, std::memory_order_relaxed);
+        t->joiner_ = nullptr;
+        t->join_lock_.unlock();
+      } else if (kind_of(block(w, t->join_lock_, deadline)) == outcome_timeout) {
         t->join_lock_.lock();
         // relaxed: JOIN_TIMED changes only under join_lock_.
         if (t->state_.load(std::memory_order_relaxed) & task_join_timed) {

@@ -27,6 +27,33 @@ WEFT_INSTANTIATE(Deadline);
 
 // ---------------------------------------------------------------- join
 
+// A timed join that starts as the fiber ends: the completer may set DONE between the
+// joiner's check under the join lock and its JOIN_TIMED mark; the joiner must then see
+// DONE in its own mark and not wait for a wake that will not come. Each round's deadline
+// is an hour away (and max() for wait_until), so a lost wake hangs the round and the
+// watchdog fails the test. Schedule fuzzing pauses the joiner in that window
+// (deadline_test_seed1); mutation: ignore the mark's result in task_wait_until.
+TEST_P(Deadline, TimedJoinRacingTheFibersEndIsNeverLost) {
+  watchdog dog("TimedJoinRacingTheFibersEndIsNeverLost");
+  constexpr int rounds = 400;
+  int done = 0;
+  sched().block_on([&] {
+    for (int r = 0; r < rounds; ++r) {
+      auto h = weft::spawn([r] { return r; });
+      if (r % 3 == 1) weft::this_fiber::yield();
+      if (r % 2 == 0) {
+        EXPECT_TRUE(h.wait_until(weft::clock::time_point::max()));
+        done += h.join() == r;
+      } else {
+        auto v = h.join_for(std::chrono::hours(1));
+        done += v && *v == r;
+      }
+      if (r % 50 == 0) dog.kick("round " + std::to_string(r));
+    }
+  });
+  EXPECT_EQ(done, rounds);
+}
+
 TEST_P(Deadline, JoinForTimesOutKeepsTheHandleAndJoinsLater) {
   watchdog dog("JoinForTimesOutKeepsTheHandleAndJoinsLater");
   sched().block_on([&] {
