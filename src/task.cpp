@@ -21,7 +21,8 @@
 //      completer and the joiner's timer), so it is a wait_list.hpp waiter (racy: one claim
 //      CAS decides) registered under task::join_lock_ instead of with step 3's bare bits.
 //      Under join_lock_ the joiner checks DONE, writes joiner_ = its waiter and sets
-//      JOIN_TIMED, then block()s (the lock is released in the post-switch action, after the
+//      JOIN_TIMED with a fetch_or that sees DONE if the completer (which sets DONE
+//      without the lock) came in between - then it does not wait -, else it block()s (the lock is released in the post-switch action, after the
 //      timer is armed: wait_list.hpp step 1). A completer whose step-4 fetch_or saw
 //      JOIN_TIMED takes join_lock_ and, if JOIN_TIMED is still set, clears it, takes the
 //      waiter out of joiner_ and claims it (ok) before unlocking; it resumes it after the
