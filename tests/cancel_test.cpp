@@ -196,6 +196,41 @@ TEST_P(Cancel, RequestEndsAnIoWaitAndLeavesTheFdUsable) {
   EXPECT_TRUE(weft::io::close(sv[1]));
 }
 
+// Two readers on one fd (an acceptor-pool shape): one is asked to stop, the other must
+// stay registered and get the byte written afterwards, and the cancelled one must end even
+// when it waits in the fd's queue rather than its slot. Both orders of arrival. Mutation:
+// the I/O cancel hook aimed at the fd's slot instead of the waiter's own word (src/io.cpp
+// sleep_on) - the queued reader is never ended and the watchdog fires.
+TEST_P(Cancel, CancellingOneReaderOfASharedFdLeavesTheOtherWaiting) {
+  watchdog dog("CancellingOneReaderOfASharedFdLeavesTheOtherWaiting");
+  for (const bool cancel_first : {true, false}) {
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    auto reader = [&sv](suspension_probe& probe) {
+      return [&sv, &probe] {
+        char c = 0;
+        probe.arm();
+        auto r = weft::io::read(sv[0], &c, 1);
+        return r ? std::error_code() : r.error();
+      };
+    };
+    suspension_probe p1, p2;
+    auto h1 = sched().spawn(reader(p1));
+    ASSERT_TRUE(p1.wait(sched())) << "the first reader never suspended";
+    auto h2 = sched().spawn(reader(p2));
+    ASSERT_TRUE(p2.wait(sched())) << "the second reader never suspended";
+    auto& stopped = cancel_first ? h1 : h2;
+    auto& kept = cancel_first ? h2 : h1;
+    EXPECT_TRUE(stopped.request_stop());
+    EXPECT_EQ(stopped.join(), std::make_error_code(std::errc::operation_canceled));
+    ASSERT_EQ(::write(sv[1], "z", 1), 1);
+    EXPECT_EQ(kept.join(), std::error_code()) << "cancel_first=" << cancel_first;
+    EXPECT_TRUE(weft::io::close(sv[0]));
+    EXPECT_TRUE(weft::io::close(sv[1]));
+    dog.kick(cancel_first ? "cancel first" : "cancel second");
+  }
+}
+
 }  // namespace
 
 namespace {
