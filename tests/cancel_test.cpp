@@ -6,6 +6,7 @@
 #include "watchdog.hpp"
 
 #include <weft/io.hpp>
+#include <weft/sync.hpp>
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -278,6 +279,201 @@ TEST_P(Cancel, RequestEndsTimedWaitsAsTheirTimeoutWould) {
   std::thread other([&] { b.arrive_and_wait(); });
   b.arrive_and_wait();
   other.join();
+}
+
+// Every untimed wait a stop request can end, as one kind per fiber: the fiber suspends in
+// it, the request ends it, and the call reports "stopped" (false, nullopt, canceled,
+// select_timeout). Then the primitive is checked for what the cancelled waiter must not
+// have done: take a value or a permit, stay queued (a queued node would make try_send
+// succeed or the destructor abort), keep a barrier arrival.
+enum class untimed { event, semaphore, wait_group, latch, latch_arrive, barrier, cv_pred,
+                     cv, recv, send, select };
+constexpr untimed all_untimed[] = {untimed::event,   untimed::semaphore, untimed::wait_group,
+                                   untimed::latch,   untimed::latch_arrive, untimed::barrier,
+                                   untimed::cv_pred, untimed::cv,        untimed::recv,
+                                   untimed::send,    untimed::select};
+
+struct untimed_targets {
+  weft::event ev{weft::event::reset_mode::automatic};
+  weft::counting_semaphore sem{0};
+  weft::wait_group wg{1};
+  weft::latch l{2};
+  weft::barrier<> b{2};
+  weft::mutex mu;
+  weft::condition_variable cv;
+  weft::channel<std::unique_ptr<int>> ch{0};
+  std::unique_ptr<int> kept = std::make_unique<int>(42);
+
+  // In the fiber: waits once in `kind`; true when the call reported a stop.
+  bool wait_in(untimed kind) {
+    switch (kind) {
+      case untimed::event: return !ev.wait();
+      case untimed::semaphore: return !sem.acquire();
+      case untimed::wait_group: return !wg.wait();
+      case untimed::latch: return !l.wait();
+      case untimed::latch_arrive: return !l.arrive_and_wait();
+      case untimed::barrier: return !b.arrive_and_wait();
+      case untimed::cv_pred: {
+        std::unique_lock<weft::mutex> lk(mu);
+        const bool r = cv.wait(lk, [] { return false; });
+        EXPECT_TRUE(lk.owns_lock() && !mu.try_lock());  // still held
+        return !r;
+      }
+      case untimed::cv: {
+        std::unique_lock<weft::mutex> lk(mu);
+        cv.wait(lk);  // a stop ends it as a spurious wake-up would
+        EXPECT_TRUE(lk.owns_lock() && !mu.try_lock());  // still held
+        return true;
+      }
+      case untimed::recv: return !ch.recv().has_value();
+      case untimed::send: {
+        const bool r = ch.send(std::move(kept)) == weft::channel_status::canceled;
+        EXPECT_TRUE(kept != nullptr && *kept == 42);  // a cancelled send keeps its value
+        return r;
+      }
+      case untimed::select: {
+        bool ran = false;
+        const std::size_t i = weft::select(weft::recv_case(ch, [&](auto) { ran = true; }));
+        EXPECT_FALSE(ran);
+        return i == weft::select_timeout;
+      }
+    }
+    return false;
+  }
+
+  // After the cancelled wait returned (any thread): nothing was taken or left behind.
+  void check_untouched(untimed kind) {
+    switch (kind) {
+      case untimed::event:
+        ev.set();                  // nobody waits: the event stays set for the next wait
+        EXPECT_TRUE(ev.is_set());  // (a queued node would have consumed it)
+        break;
+      case untimed::semaphore:
+        sem.release(1);
+        EXPECT_EQ(sem.available(), 1);
+        break;
+      case untimed::latch_arrive:  // the arrival stays counted
+        EXPECT_FALSE(l.try_wait());
+        l.count_down();
+        EXPECT_TRUE(l.try_wait());
+        break;
+      case untimed::barrier:
+        // Withdrawn: one arrival alone cannot complete the phase (it would at once if the
+        // cancelled arrival still counted).
+        EXPECT_FALSE(b.arrive_and_wait_for(std::chrono::milliseconds(20)));
+        break;
+      case untimed::recv:
+      case untimed::send:
+      case untimed::select: {
+        // Neither queue holds a node: with capacity 0, only a queued receiver takes it.
+        auto v = std::make_unique<int>(1);
+        EXPECT_EQ(ch.try_send(std::move(v)), weft::channel_status::full);
+        EXPECT_EQ(ch.try_recv().status, weft::channel_status::empty);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+};
+
+// Mutations: block_untimed() keeping its fast path for fibers (no hook) hangs every kind
+// (the watchdog fires); a caller that ignores the timeout outcome (wait_group's
+// arrive_and_wait, channel wait) leaves its node queued: the try_send / destructor checks fail.
+TEST_P(Cancel, RequestEndsEveryUntimedWaitAndLeavesThePrimitiveUntouched) {
+  watchdog dog("RequestEndsEveryUntimedWaitAndLeavesThePrimitiveUntouched");
+  for (untimed kind : all_untimed) {
+    dog.kick("kind " + std::to_string(static_cast<int>(kind)));
+    untimed_targets t;
+    suspension_probe probe;
+    auto h = sched().spawn([&] {
+      probe.arm();
+      return t.wait_in(kind);
+    });
+    ASSERT_TRUE(probe.wait(sched())) << static_cast<int>(kind);
+    EXPECT_TRUE(h.request_stop());
+    EXPECT_TRUE(h.join()) << "kind " << static_cast<int>(kind);
+    t.check_untouched(kind);
+  }
+}
+
+// A stopped fiber's later untimed waits end at once, each reporting the stop, and still
+// leave the primitive untouched.
+TEST_P(Cancel, StoppedFibersUntimedWaitsEndAtOnce) {
+  watchdog dog("StoppedFibersUntimedWaitsEndAtOnce");
+  untimed_targets t;
+  weft::event go;
+  auto h = sched().spawn([&] {
+    (void)go.wait();  // not stopped yet: set() releases it
+    int stopped = 0;
+    for (untimed kind : all_untimed) stopped += t.wait_in(kind) ? 1 : 0;
+    return stopped;
+  });
+  EXPECT_TRUE(h.request_stop());
+  go.set();
+  EXPECT_EQ(h.join(), static_cast<int>(std::size(all_untimed)));
+  for (untimed kind : all_untimed) t.check_untouched(kind);
+}
+
+// A stopped fiber that ignores the result of its untimed waits loops on them; each still
+// passes through the scheduler (wait_list.hpp step 6), so the fiber that ends the loop gets
+// the worker. Mutation: block() returning the timeout at once for a stopped fiber, without
+// suspending - the w1 instance hangs (watchdog).
+TEST_P(Cancel, LoopIgnoringStoppedWaitsDoesNotStarveItsWorker) {
+  watchdog dog("LoopIgnoringStoppedWaitsDoesNotStarveItsWorker");
+  sched().block_on([&] {
+    weft::event ev;
+    std::atomic<bool> done{false};
+    auto spinner = weft::spawn([&] {
+      while (!done.load()) (void)ev.wait();  // a loop that ignores the stop
+    });
+    EXPECT_TRUE(spinner.request_stop());
+    weft::this_fiber::yield();  // let the spinner start spinning here (1 worker)
+    auto ender = weft::spawn([&] { done.store(true); });
+    ender.join();
+    spinner.join();
+  });
+}
+
+// An untimed acquire racing a release and a stop request, in random orders and from a
+// fiber or a plain thread: exactly one of them ends the wait - the permit is taken (true)
+// or left for the next taker (false), never both, never lost. The same for a receive
+// racing a send: the value is received or stays in the channel. Mutation: the channel's
+// wait() reporting canceled while ignoring an ok claim (or the semaphore wait taking a
+// permit after a cancel) breaks the counts.
+TEST_P(Cancel, UntimedWaitsRacingWakesEndExactlyOnce) {
+  watchdog dog("UntimedWaitsRacingWakesEndExactlyOnce");
+  std::minstd_rand rng(7);
+  for (int round = 0; round < 300; ++round) {
+    weft::counting_semaphore sem(0);
+    weft::channel<int> ch(1);
+    const unsigned order = static_cast<unsigned>(rng());
+    auto h = sched().spawn([&] {
+      const bool got = sem.acquire();
+      const auto v = ch.recv();
+      return std::pair<bool, bool>(got, v.has_value());
+    });
+    auto wake = [&] {
+      sem.release(1);
+      EXPECT_EQ(ch.send(5), weft::channel_status::ok);  // capacity 1: never waits here
+    };
+    if (order & 1) {
+      std::thread t(wake);
+      if (order & 2) std::this_thread::yield();
+      (void)h.request_stop();
+      t.join();
+    } else {
+      sched().block_on([&] {
+        (void)h.request_stop();
+        if (order & 2) weft::this_fiber::yield();
+        wake();
+      });
+    }
+    const auto [got, received] = h.join();
+    EXPECT_EQ(sem.available(), got ? 0 : 1) << round;
+    EXPECT_EQ(ch.size(), received ? 0u : 1u) << round;
+    dog.kick("round " + std::to_string(round));
+  }
 }
 
 // The stopped fiber still gets a mutex it waits for: locks are not cancellable.

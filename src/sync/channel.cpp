@@ -173,9 +173,10 @@ struct chan_ops {
         return channel_status::ok;
       case outcome_closed:
         return channel_status::closed;
-      default:
+      default:  // the timer, or a stop request (wait_list.hpp step 6)
         unlink_locked(c.lock_, q, node);
-        return channel_status::timeout;
+        return deadline == clock::time_point::max() ? channel_status::canceled
+                                                    : channel_status::timeout;
     }
   }
 

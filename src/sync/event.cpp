@@ -71,7 +71,7 @@ bool event::is_set() const noexcept {
   return set_.load(std::memory_order_acquire);
 }
 
-void event::wait() { (void)wait_until(clock::time_point::max()); }
+bool event::wait() { return wait_until(clock::time_point::max()); }
 
 bool event::wait_until(clock::time_point deadline) {
   fuzz_point();  // sched_fuzz.hpp choice 2

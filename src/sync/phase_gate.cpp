@@ -37,26 +37,10 @@ phase_gate::~phase_gate() {
   assert_no_waiters(lock_, queue_, "weft::barrier destroyed while fibers or threads wait on it");
 }
 
-void phase_gate::wait_past(std::uint64_t p) const {
+bool phase_gate::wait_past(std::uint64_t p) const {
   // acquire: pairs with the release store in open(); the phase's completion is visible.
-  (void)wait_until_ready(lock_, queue_, clock::time_point::max(),
+  return wait_until_ready(lock_, queue_, clock::time_point::max(),
                          [&] { return phase_.load(std::memory_order_acquire) > p; });
-}
-
-// Releases m, which the caller acquired: beyond clang's -Wthread-safety (a parameter).
-void phase_gate::unlock_and_wait_past(mutex& m, std::uint64_t p) const
-    WEFT_NO_THREAD_SAFETY_ANALYSIS {
-  waiter w;
-  wait_node node;
-  node.owner = &w;
-  lock_.lock();
-  // relaxed: phase_ changes only under m, which the caller holds.
-  WEFT_DCHECK(phase_.load(std::memory_order_relaxed) == p, "the phase ended under its mutex");
-  (void)p;
-  push_back(queue_, &node);
-  m.unlock();  // step 3, under lock_
-  (void)block(w, lock_, clock::time_point::max());
-  // Released by open() (untimed, one claimer): return without touching *this.
 }
 
 // Releases m, which the caller acquired, and re-takes it: beyond -Wthread-safety.
@@ -64,7 +48,7 @@ bool phase_gate::unlock_and_wait_past_until(mutex& m, std::uint64_t p, clock::ti
                                             void (*withdraw)(void*) noexcept, void* ctx) const
     WEFT_NO_THREAD_SAFETY_ANALYSIS {
   waiter w;
-  w.racy = true;  // open() and the timer
+  w.racy = true;  // open(), the timer and a stop request
   wait_node node;
   node.owner = &w;
   lock_.lock();
@@ -73,7 +57,7 @@ bool phase_gate::unlock_and_wait_past_until(mutex& m, std::uint64_t p, clock::ti
   push_back(queue_, &node);
   m.unlock();  // step 3, under lock_
   if (kind_of(block(w, lock_, deadline)) != outcome_timeout) return true;  // as step 3
-  // Step 4: the timer won.
+  // Step 4: the timer (or a stop request, wait_list.hpp step 6) won.
   m.lock();
   // relaxed: phase_ changes only under m, which we hold.
   const bool ended = phase_.load(std::memory_order_relaxed) > p;

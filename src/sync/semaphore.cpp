@@ -58,7 +58,7 @@ void counting_semaphore::release(std::ptrdiff_t n) noexcept {
   fuzz_point();  // sched_fuzz.hpp choice 2
 }
 
-void counting_semaphore::acquire() { (void)try_acquire_until(clock::time_point::max()); }
+bool counting_semaphore::acquire() { return try_acquire_until(clock::time_point::max()); }
 
 bool counting_semaphore::try_acquire_until(clock::time_point deadline) {
   fuzz_point();  // sched_fuzz.hpp choice 2

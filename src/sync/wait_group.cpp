@@ -75,25 +75,28 @@ void wait_group::add(std::int64_t delta) noexcept {
   fuzz_point();  // sched_fuzz.hpp choice 2: the released waiters may run first
 }
 
-void wait_group::arrive_and_wait(std::int64_t n) {
+bool wait_group::arrive_and_wait(std::int64_t n) {
   resume_chain chain;
   lock_.lock();
   if (add_locked(-n, chain)) {  // the last arriver: release the others, never wait
     lock_.unlock();
     chain.resume_all();
     release_window(this, release_point::done);
-    return;
+    return true;
   }
   // Step 3: linked before lock_ is released, so the zero cannot pass us by; once resumed
-  // we return without touching *this.
+  // by the zero we return without touching *this. A stop request (wait_list.hpp step 6)
+  // ends the wait as a timeout would: we leave the queue under lock_.
   waiter w;
   wait_node node;
   node.owner = &w;
   push_back(queue_, &node);
-  (void)block(w, lock_, clock::time_point::max());
+  if (kind_of(block(w, lock_, clock::time_point::max())) != outcome_timeout) return true;
+  unlink_locked(lock_, queue_, node);
+  return false;
 }
 
-void wait_group::wait() { (void)wait_until(clock::time_point::max()); }
+bool wait_group::wait() { return wait_until(clock::time_point::max()); }
 
 bool wait_group::wait_until(clock::time_point deadline) {
   // acquire: pairs with the acq_rel fetch_add in add_locked().

@@ -62,12 +62,29 @@ void cancel_wait(cancel_hook* h) noexcept {
 // read from the suspended fiber's frame.
 void post_unlock(fiber_impl*, void* lock) noexcept { static_cast<spinlock*>(lock)->unlock(); }
 
+// Step 1 and 6 for block_untimed() of a cancellable fiber wait: copy out, register the
+// hook (a stopped fiber's wait ends at once, claimed as a timeout), then unlock.
+struct untimed_args {
+  waiter* w;
+  spinlock* lock;
+  cancel_link* link;
+};
+void post_untimed(fiber_impl*, void* arg) noexcept {
+  auto* a = static_cast<untimed_args*>(arg);
+  waiter* w = a->w;
+  spinlock* lock = a->lock;
+  cancel_link* link = a->link;
+  if (!cancel_register(link->owner, link) && try_claim(w, make_outcome(outcome_timeout)))
+    resume(w);
+  lock->unlock();
+}
+
 // Step 1, fiber side: runs on the next context after the waiter's context is saved.
 void post_block(fiber_impl*, void* arg) noexcept {
   // Copy everything out of the suspended fiber's frame first: once the first lock is
   // released (or the timer armed) the fiber may be resumed and that frame reused.
   auto* a = static_cast<block_args*>(arg);
-  if (a->n == 1 && !a->timed) {  // the common case: one lock, no timer
+  if (a->n == 1 && !a->timed && !a->link) {  // one lock, no timer, not cancellable
     a->locks[0]->unlock();
     return;
   }
@@ -124,11 +141,14 @@ std::uint32_t block(waiter& w, spinlock* const* locks, std::size_t n,
   if (timed) {
     w.deadline = deadline;
     w.fire = fire_timeout;
-    if (w.cancellable && w.fiber->current) {  // step 6
-      link.cancel = cancel_wait;
-      link.w = &w;
-      link.owner = w.fiber->current;
-    }
+  }
+  if (w.cancellable && w.fiber->current) {  // step 6
+    link.cancel = cancel_wait;
+    link.w = &w;
+    link.owner = w.fiber->current;
+    // The request claims without the locks: every claimer must CAS. We still hold the
+    // locks, and notifiers read racy only under them (waiter::racy).
+    w.racy = true;
   }
   block_args a{&w, locks, n, timed, link.owner ? &link : nullptr};
   // TSan: post_block unlocks inside the next context's internal scope; publish the linked
@@ -158,10 +178,29 @@ std::uint32_t block_untimed(waiter& w, spinlock& lock) noexcept {
   }
   // w.fiber is the calling fiber (read in the waiter's constructor, on this worker):
   // suspend it directly, without suspend_current()'s second lookup.
-  tsan_release(&lock);  // as in block(): post_unlock's unlock releases nothing
-  current_worker()->suspend(w.fiber, post_unlock, &lock);
-  // acquire: pairs with the claim CAS; the wake's queue handover already orders it.
-  return w.state.load(std::memory_order_acquire);
+  tsan_release(&lock);  // as in block(): the post's unlock releases nothing
+  if (!w.cancellable || !w.fiber->current) {  // a mutex lock, or no task to stop
+    current_worker()->suspend(w.fiber, post_unlock, &lock);
+    // acquire: pairs with the claim CAS; the wake's queue handover already orders it.
+    return w.state.load(std::memory_order_acquire);
+  }
+  // Step 6, as block() does it, without the lock array and the timer.
+  cancel_link link;
+  link.cancel = cancel_wait;
+  link.w = &w;
+  link.owner = w.fiber->current;
+  w.racy = true;  // the request claims without the lock (we still hold it)
+  untimed_args a{&w, &lock, &link};
+  tsan_release(static_cast<cancel_hook*>(&link));  // task.cpp C4
+  current_worker()->suspend(w.fiber, post_untimed, &a);
+  // acquire: as above.
+  const std::uint32_t out = w.state.load(std::memory_order_acquire);
+  if (kind_of(out) == outcome_timeout) {  // the request's claim: let the post finish
+    lock.lock();
+    lock.unlock();
+  }
+  cancel_deregister(link.owner, &link);
+  return out;
 }
 
 void await_orphans_then_assert_idle(spinlock& lock, wait_queue* const* qs, std::size_t n,

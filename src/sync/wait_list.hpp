@@ -63,8 +63,15 @@
 //      action may still be running, so block() first takes and releases locks[0], which
 //      the post releases only after registering: the node is still linked or counted as
 //      an orphan then, so the primitive is alive (step 5). A notifier's claim is made
-//      under the locks, after the post released them. Untimed waits and plain threads
-//      are not cancellable.
+//      under the locks, after the post released them. Untimed fiber waits register the
+//      same hook (block_untimed() then takes block()'s path, and the waiter becomes racy
+//      there, under the locks): the request's timeout outcome is their only way to end
+//      short of a notifier, and the caller leaves the queue and reports "stopped" (false,
+//      channel_status::canceled, ...). A stopped fiber's wait still suspends and is
+//      resumed by its own post action (a wake, queued like any other), never returns
+//      without passing through the scheduler: code that ignores the result
+//      (`for (;;) ev.wait();`) burns CPU but cannot hold its worker from other fibers. Plain threads, mutex locks
+//      (cancellable = false) and joins are not cancellable.
 // Lock order: a primitive's spinlock -> timer_shard::lock_ (arm in post) -> idle::lock_.
 // condition_variable (and barrier's phase gate) additionally takes its own lock before its
 // mutex's lock. select takes channel locks in address order. Nothing takes a primitive
@@ -112,8 +119,8 @@ struct waiter : timer_entry {
   // primitive's lock. When false, the one claimer is whoever pops the node under the
   // lock, so try_claim() needs no CAS.
   bool racy = false;
-  // A timed fiber wait also ends, as its timeout would, when its fiber is asked to stop
-  // (step 6). weft::mutex clears it: a lock is not cancellable.
+  // A fiber wait also ends, as a timeout would, when its fiber is asked to stop (step 6).
+  // weft::mutex clears it: a lock is not cancellable.
   bool cancellable = true;
 
   // Before waiting again with the same waiter (mutex retry). Waiting side only, before

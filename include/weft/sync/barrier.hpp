@@ -82,18 +82,16 @@ public:
     (void)arrive_locked(n);
     return t;
   }
-  // Waits until the phase the token was taken in has completed.
-  void wait(arrival_token&& t) const { gate_.wait_past(t.phase_); }
+  // Waits until the phase the token was taken in has completed. True when it has; false
+  // only when the calling fiber was asked to stop ("Cancellation" in README.md; the
+  // arrival stays counted: it was made by arrive()).
+  bool wait(arrival_token&& t) const { return gate_.wait_past(t.phase_); }
   // arrive() and wait() in one step: the arrival that ends the phase does not wait, and
   // the others are queued before the mutex is released, so no participant touches the
   // barrier after the phase ended (see Lifetime).
-  void arrive_and_wait() {
-    std::unique_lock<mutex> lk(mu_);
-    const std::uint64_t phase = phase_;
-    if (arrive_locked(1)) return;  // ended the phase; unlocking is the last touch
-    lk.release();
-    gate_.unlock_and_wait_past(mu_, phase);
-  }
+  // True when the phase completed; false only when the calling fiber was asked to stop
+  // ("Cancellation" in README.md): the arrival is then withdrawn, as after a timeout below.
+  bool arrive_and_wait() { return arrive_and_wait_until(clock::time_point::max()); }
   // arrive_and_wait() with a deadline (steady_clock): true when the phase completed (this
   // arrival may have completed it), false when the deadline passed first, and then the
   // arrival was withdrawn (see Timeouts above): the participant has not arrived in this

@@ -46,7 +46,8 @@ enum class channel_status {
   closed,   // the channel is closed (and, for receives, drained)
   full,     // try_send: no receiver waiting and no buffer space
   empty,    // try_recv: nothing buffered and no sender waiting
-  timeout,  // *_for / *_until: the deadline passed first
+  timeout,  // *_for / *_until: the deadline passed first (or the fiber was asked to stop)
+  canceled, // send(): the calling fiber was asked to stop (join_handle::request_stop)
 };
 
 // A receive's status and, when status == ok, its value.
@@ -138,8 +139,9 @@ public:
   channel& operator=(const channel&) = delete;
 
   // Sends v, waiting (fiber: suspends; plain thread: blocks) for buffer space or, with
-  // capacity 0, for a receiver. Returns ok, or closed (v is left untouched). Any fiber or
-  // thread. An unbounded channel whose buffer cannot grow throws std::bad_alloc (from
+  // capacity 0, for a receiver. Returns ok, or closed (v is left untouched), or canceled
+  // when the calling fiber was asked to stop (v untouched; "Cancellation" in README.md).
+  // Any fiber or thread. An unbounded channel whose buffer cannot grow throws std::bad_alloc (from
   // every send flavour and select): v is left untouched and the channel unchanged.
   [[nodiscard]] channel_status send(T&& v) { return core_.send(&v, clock::time_point::max(), true); }
   [[nodiscard]] channel_status send(const T& v) {
@@ -163,7 +165,8 @@ public:
   }
 
   // Receives a value, waiting while the channel is empty and open; std::nullopt once the
-  // channel is closed and drained. Any fiber or thread.
+  // channel is closed and drained, or when the calling fiber was asked to stop (nothing
+  // is taken; tell them apart with this_fiber::stop_requested()). Any fiber or thread.
   [[nodiscard]] std::optional<T> recv() {
     std::optional<T> v;  // filled in place: no recv_result to move it out of
     (void)recv_into(v, clock::time_point::max(), true);

@@ -32,13 +32,18 @@ public:
   condition_variable(const condition_variable&) = delete;
   condition_variable& operator=(const condition_variable&) = delete;
 
-  // Releases lk's mutex, waits for a notify, re-acquires the mutex. Fiber: suspends;
+  // Releases lk's mutex, waits for a notify, re-acquires the mutex. A stop request of the
+  // calling fiber ends it too, as a spurious wake-up would. Fiber: suspends;
   // plain thread: blocks. Precondition (checked, aborts): lk owns its mutex and the
   // caller holds it.
   WEFT_API void wait(std::unique_lock<mutex>& lk);
+  // Predicate form: true once pred() holds; false when the calling fiber was asked to stop
+  // ("Cancellation" in README.md) before it did (then pred() is false; the mutex is held).
   template <class Pred>
-  void wait(std::unique_lock<mutex>& lk, Pred pred) {
-    while (!pred()) wait(lk);
+  bool wait(std::unique_lock<mutex>& lk, Pred pred) {
+    while (!pred())
+      if (wait_until(lk, clock::time_point::max()) == std::cv_status::timeout) return pred();
+    return true;
   }
   // As wait(), giving up at the deadline (steady_clock). Returns cv_status::timeout when
   // the deadline ended the wait (a deadline in the past: at once, after re-locking).

@@ -39,8 +39,10 @@ public:
   // True when set (a snapshot). Any fiber or thread.
   [[nodiscard]] WEFT_API bool is_set() const noexcept;
 
-  // Waits until set. Fiber: suspends; plain thread: blocks.
-  WEFT_API void wait();
+  // Waits until set. Fiber: suspends; plain thread: blocks. True when set (consumed, in
+  // automatic mode); false only when the calling fiber was asked to stop
+  // (join_handle::request_stop: see "Cancellation" in README.md).
+  WEFT_API bool wait();
   // As wait(), giving up at the deadline; true when the event was set (consumed, in
   // automatic mode). A deadline in the past only checks.
   [[nodiscard]] WEFT_API bool wait_until(clock::time_point deadline);

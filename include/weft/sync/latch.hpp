@@ -37,8 +37,9 @@ public:
   void count_down(std::ptrdiff_t n = 1) noexcept { wg_.add(-static_cast<std::int64_t>(n)); }
   // True when the count is zero. Never blocks.
   [[nodiscard]] bool try_wait() const noexcept { return wg_.reached_zero(); }
-  // Waits until the count is zero.
-  void wait() const { wg_.wait(); }
+  // Waits until the count is zero. True when it is; false only when the calling fiber
+  // was asked to stop (join_handle::request_stop; "Cancellation" in README.md).
+  bool wait() const { return wg_.wait(); }
   // As wait(), giving up at the deadline (steady_clock), as event::wait_until does: true
   // when the count reached zero, false when the deadline passed first (nothing changes:
   // wait again, or try_wait). A deadline in the past only checks.
@@ -54,7 +55,8 @@ public:
   // count_down(n) and wait() in one step: the arriver that makes the zero does not wait,
   // and the others count down and queue in one lock hold, so no arriver touches the latch
   // once the zero is made (the waiters it releases may destroy it at once).
-  void arrive_and_wait(std::ptrdiff_t n = 1) { wg_.arrive_and_wait(static_cast<std::int64_t>(n)); }
+  // False when a stop request ended the wait (the count_down stays done).
+  bool arrive_and_wait(std::ptrdiff_t n = 1) { return wg_.arrive_and_wait(static_cast<std::int64_t>(n)); }
   static constexpr std::ptrdiff_t max() noexcept { return PTRDIFF_MAX; }
 
 private:

@@ -38,6 +38,8 @@
 namespace weft {
 
 // Returned by select_for/select_until when the deadline passed with no case ready.
+// select() (no deadline) returns it when the calling fiber was asked to stop
+// (join_handle::request_stop): no case ran.
 inline constexpr std::size_t select_timeout = static_cast<std::size_t>(-1);
 
 namespace detail {
@@ -157,8 +159,9 @@ inline auto default_case() {
   return default_case([] {});
 }
 
-// Waits until one case completes and runs its handler; returns the case's position.
-// Any fiber or thread.
+// Waits until one case completes and runs its handler; returns the case's position, or
+// select_timeout (no handler runs) when the calling fiber was asked to stop. Any fiber or
+// thread.
 template <class... Cases>
 std::size_t select(Cases&&... cases) {
   return detail::select_impl(clock::time_point::max(), cases...);

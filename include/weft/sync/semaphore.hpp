@@ -35,7 +35,9 @@ public:
   // Adds n permits (n >= 0, checked); waiters are served first. Any fiber or thread.
   WEFT_API void release(std::ptrdiff_t n = 1) noexcept;
   // Takes a permit, waiting while none is free. Fiber: suspends; plain thread: blocks.
-  WEFT_API void acquire();
+  // True when taken; false (no permit taken) only when the calling fiber was asked to stop
+  // (join_handle::request_stop; "Cancellation" in README.md).
+  WEFT_API bool acquire();
   // Takes a permit if one is free now. Never waits.
   [[nodiscard]] WEFT_API bool try_acquire() noexcept;
   // As acquire(), giving up at the deadline; true when a permit was taken.

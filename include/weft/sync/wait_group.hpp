@@ -51,8 +51,10 @@ public:
   [[nodiscard]] bool reached_zero() const noexcept {
     return count_.load(std::memory_order_acquire) == 0;
   }
-  // Waits until the count is zero. Fiber: suspends; plain thread: blocks.
-  WEFT_API void wait();
+  // Waits until the count is zero. Fiber: suspends; plain thread: blocks. True when it
+  // reached zero; false only when the calling fiber was asked to stop
+  // (join_handle::request_stop; "Cancellation" in README.md).
+  WEFT_API bool wait();
   // As wait(), giving up at the deadline; true when the count reached zero.
   [[nodiscard]] WEFT_API bool wait_until(clock::time_point deadline);
   template <class Rep, class Period>
@@ -65,7 +67,9 @@ private:
   // Applies a delta under lock_; when it makes the zero, claims the waiters into chain.
   bool add_locked(std::int64_t delta, detail::resume_chain& chain) noexcept;
   // Counts n down and, unless that made the zero, waits, in one lock_ hold (latch).
-  WEFT_API void arrive_and_wait(std::int64_t n);
+  // True when the zero was reached; false when a stop request ended the wait (the
+  // arrival stays counted).
+  WEFT_API bool arrive_and_wait(std::int64_t n);
 
   // The count: changed by add() with RMWs, each a release (a release sequence, so the
   // acq_rel RMW that makes the zero, under lock_, carries every earlier one); read with

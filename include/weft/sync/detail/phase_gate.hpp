@@ -27,19 +27,19 @@ public:
   phase_gate(const phase_gate&) = delete;
   phase_gate& operator=(const phase_gate&) = delete;
 
-  // Waits until phase p has ended. Fiber: suspends; plain thread: blocks.
-  WEFT_API void wait_past(std::uint64_t p) const;
+  // Waits until phase p has ended. Fiber: suspends; plain thread: blocks. False only when
+  // a stop request ended the wait (wait_list.hpp step 6).
+  WEFT_API bool wait_past(std::uint64_t p) const;
   // The caller holds m, under which phases end, and p is the current phase: queues the
-  // caller, releases m, and waits as wait_past(p) (the phase cannot end in between).
-  WEFT_API void unlock_and_wait_past(mutex& m, std::uint64_t p) const;
-  // unlock_and_wait_past() giving up at `deadline`: true when phase p ended. When the
-  // deadline passes first, it re-takes m and, if p is still the phase, calls
+  // caller, releases m, and waits until phase p ended or `deadline` (max: none) or a stop
+  // request of the calling fiber came first (the phase cannot end in between): true when
+  // phase p ended. When the deadline or the request came first, it re-takes m and, if p is still the phase, calls
   // withdraw(ctx) under m (the barrier takes back the arrival) and returns false; if the
   // phase ended meanwhile it returns true. Returns with m released either way.
   WEFT_API bool unlock_and_wait_past_until(mutex& m, std::uint64_t p, clock::time_point deadline,
                                            void (*withdraw)(void*) noexcept, void* ctx) const;
   // Ends the current phase: `next` (the current one + 1) becomes the phase and every
-  // waiter is released. Called under the mutex that unlock_and_wait_past() is given.
+  // waiter is released. Called under the mutex that unlock_and_wait_past_until() is given.
   WEFT_API void open(std::uint64_t next) noexcept;
 
 private:
