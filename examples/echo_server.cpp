@@ -3,7 +3,12 @@
 //   echo_server PORT [ADDR]        (ADDR defaults to 127.0.0.1; "::" or "0.0.0.0" for all)
 //
 // Each connection's fiber reads and writes as if the socket were blocking; while it
-// waits, its worker runs other fibers. Ctrl-C ends the process (no graceful drain here).
+// waits, its worker runs other fibers. PORT 0 picks a free port (printed). SIGINT or
+// SIGTERM stops it cleanly (graceful.hpp): no new connections, every open one is asked to
+// stop - its pending read ends with operation_canceled - and the process exits 0 once
+// all ended, or 1 after a 5 s grace period.
+#include "graceful.hpp"
+
 #include <weft/weft.hpp>
 
 #include <cstdio>
@@ -24,6 +29,7 @@ void serve(weft::tcp_stream conn) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const int sfd = example::block_stop_signals();  // before the scheduler starts threads
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s PORT [ADDR]\n", argv[0]);
     return 2;
@@ -31,7 +37,7 @@ int main(int argc, char** argv) {
   const int port = std::atoi(argv[1]);
   const std::string addr = argc > 2 ? argv[2] : "127.0.0.1";
   auto ep = weft::endpoint::parse(addr, static_cast<std::uint16_t>(port));
-  if (!ep || port <= 0 || port > 65535) {
+  if (!ep || port < 0 || port > 65535) {
     std::fprintf(stderr, "echo_server: bad address %s port %s\n", addr.c_str(), argv[1]);
     return 2;
   }
@@ -45,16 +51,5 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   weft::scheduler sched;
-  sched.block_on([&] {
-    for (;;) {
-      auto conn = listener->accept();
-      if (!conn) {
-        std::fprintf(stderr, "echo_server: accept: %s\n", conn.error().message().c_str());
-        if (conn.error() == std::errc::operation_canceled) return;
-        weft::this_fiber::sleep_for(std::chrono::milliseconds(10));  // EMFILE etc.: back off
-        continue;
-      }
-      weft::spawn(serve, std::move(*conn)).detach();
-    }
-  });
+  return example::serve_until_signal(sched, *listener, sfd, serve, std::chrono::seconds(5));
 }

@@ -1,7 +1,11 @@
 // examples/http_hello.cpp - minimal HTTP/1.1 server: answers every request with a fixed
 // body; keep-alive and pipelined requests are handled (curl and wrk work against it).
 //
-//   http_hello PORT                (listens on 127.0.0.1)
+//   http_hello PORT                (listens on 127.0.0.1; 0 picks a free port)
+//
+// SIGINT or SIGTERM stops it cleanly: see graceful.hpp.
+#include "graceful.hpp"
+
 #include <weft/weft.hpp>
 
 #include <cstdio>
@@ -54,8 +58,9 @@ void serve(weft::tcp_stream conn) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int port = argc > 1 ? std::atoi(argv[1]) : 0;
-  if (port <= 0 || port > 65535) {
+  const int sfd = example::block_stop_signals();  // before the scheduler starts threads
+  const int port = argc > 1 ? std::atoi(argv[1]) : -1;
+  if (port < 0 || port > 65535) {
     std::fprintf(stderr, "usage: %s PORT\n", argv[0]);
     return 2;
   }
@@ -64,18 +69,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "http_hello: port %d: %s\n", port, listener.error().message().c_str());
     return 1;
   }
-  std::printf("http_hello: http://127.0.0.1:%d/\n", port);
+  std::printf("http_hello: http://%s/\n", listener->local_endpoint()->to_string().c_str());
   std::fflush(stdout);
   weft::scheduler sched;
-  sched.block_on([&] {
-    for (;;) {
-      auto conn = listener->accept();
-      if (conn)
-        weft::spawn(serve, std::move(*conn)).detach();
-      else if (conn.error() == std::errc::operation_canceled)
-        return;
-      else
-        weft::this_fiber::sleep_for(std::chrono::milliseconds(10));  // EMFILE etc.
-    }
-  });
+  return example::serve_until_signal(sched, *listener, sfd, serve, std::chrono::seconds(5));
 }

@@ -143,7 +143,8 @@ public:
   }
   // Asks the fiber to stop (cooperative cancellation; see "Cancellation" in README.md):
   // this_fiber::stop_requested() and its stop tokens turn true, and its current and later
-  // sleeps return early. True when this call made the request, false when one was made
+  // sleeps, waits and fd waits end early, each reporting it (mutex locks and untimed joins
+  // excepted). True when this call made the request, false when one was made
   // before (or the handle is not joinable). The handle stays joinable. Any thread.
   bool request_stop() noexcept { return t_ && detail::task_request_stop(t_); }
   // A token for the fiber's stop state (never stopped when not joinable).
