@@ -262,6 +262,9 @@ bool task_wait_until(task* t, clock::time_point deadline) {
     if (deadline <= clock::now()) return false;
     waiter w;
     w.racy = true;  // the completer and the timer
+    // A join without a deadline is not cancellable, as join() is not: task_group waits for
+    // its children this way, under a stop request, and must not return early.
+    w.cancellable = deadline != clock::time_point::max();
     t->join_lock_.lock();
     // acquire: as above (DONE is set outside join_lock_).
     if (t->state_.load(std::memory_order_acquire) & task_done) {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace {
 
@@ -100,6 +101,41 @@ TEST_P(TaskGroup, DestructorStopsAndJoinsTheChildren) {
   g->join();
   EXPECT_EQ(ended.load(), 14);
   delete g;
+}
+
+// A stopped fiber's group still waits for every child: its stop ends the children's waits,
+// not the group's wait for them. Here the child holds out on an uncancellable mutex and
+// then fails, which takes the group's lock: had the destructor's wait for the children
+// returned early (ended by the parent's own stop request), it would join under that lock
+// and the child's failure would deadlock with it. Mutation: make a join_handle's
+// wait_until(time_point::max()) cancellable (task_wait_until, w.cancellable = true) - the
+// test hangs (watchdog).
+TEST_P(TaskGroup, StoppedParentStillWaitsForItsChildren) {
+  watchdog dog("StoppedParentStillWaitsForItsChildren");
+  weft::mutex m;
+  std::atomic<bool> child_failed{false};
+  weft::event child_waiting;
+  m.lock();  // from this plain thread (a weft::mutex works from threads too)
+  auto parent = sched().spawn([&] {
+    weft::task_group g;
+    g.spawn([&] {
+      child_waiting.set();
+      std::lock_guard<weft::mutex> hold(m);  // not cancellable: waits for the test
+      child_failed = true;
+      throw std::runtime_error("child failed after its parent was stopped");
+    });
+    (void)child_waiting.wait();
+    weft::this_fiber::sleep_for(std::chrono::hours(1));  // ended by the stop request
+    // ~task_group: stops the child (its mutex wait goes on) and must wait for it.
+  });
+  sched().block_on([&] { (void)child_waiting.wait(); });
+  EXPECT_TRUE(parent.request_stop());
+  // Give the parent time to reach the group's destructor and wait there; the check below
+  // does not depend on it (either order must end).
+  std::this_thread::sleep_for(20ms);
+  m.unlock();
+  parent.join();
+  EXPECT_TRUE(child_failed.load());
 }
 
 }  // namespace
