@@ -33,6 +33,9 @@ enum task_state : std::uint32_t {
                                       // error goes to the unhandled-exception handler
   task_join_timed = 8,  // a timed joiner's waiter is in joiner_; set and cleared under
                         // task::join_lock_ (task.cpp join step 7)
+  // Children spawned with spawn_options::stop_with_parent are listed for it (task.cpp,
+  // stop links). Bits [8, 16) hold the stack size class.
+  task_stop_linked = 1u << 16,
 };
 
 struct fiber_impl {

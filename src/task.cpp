@@ -67,6 +67,26 @@
 //       before calling the hook (one more hand-off edge, tsan_scope.hpp step 3).
 //   C5. Lifetime: the requester holds a reference to the task (a join_handle or a
 //       stop_token), the fiber holds the run queue's: the word outlives both sides.
+//
+// Stop links (spawn_options::stop_with_parent). Kept off the task, in a table of 64
+// mutex-guarded shards keyed by the parent: tasks that do not use the option pay nothing
+// (no field, no check on any hot path).
+//   L1. The parent fiber spawns a linked child: apply_spawn_options (before the child is
+//       published; may throw) finds or makes the parent's entry and reserves a slot in it;
+//       commit_stop_link (after publication; cannot fail) appends the child, holding one
+//       reference to it, sets the parent's STOP_LINKED bit (seq_cst), unlocks, then reads
+//       the parent's STOP (seq_cst) and, if set, requests the child's stop itself.
+//   L2. task_request_stop, after C2 (its CAS is seq_cst), reads STOP_LINKED (seq_cst) and,
+//       if set, copies the children (taking a reference to each) under the shard lock and
+//       requests each one's stop outside it, then does the same for each child whose stop
+//       this made (a worklist, not recursion: deep chains cost heap, not stack). L1 and L2 are the store-buffering pattern on two words, all four
+//       accesses seq_cst: either L2 sees STOP_LINKED and then (under the lock) the child,
+//       or L1's read sees STOP. A child is stopped at least once; the rest return false.
+//   L3. The entry's references are dropped when the parent completes (task_complete) and,
+//       for children that have finished (refs_ == 1: only ours; or DONE), at each L1, so
+//       a long-lived parent holds at most its live linked children.
+//   L4. Only the parent itself appends to its entry (it is the spawning fiber), so L1's
+//       reservation cannot be taken by anyone else before the commit.
 // References (task::refs_): the queue's and the join handle's; the last release deletes.
 // A release that sees refs_ == 1 (acquire) is by the only holder and deletes without
 // an RMW: detached fibers and joined ones whose queue reference went first.
@@ -87,6 +107,10 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
+#include <new>
+#include <stdexcept>
+#include <unordered_map>
 #include <sched.h>
 #include <string>
 #include <thread>
@@ -242,7 +266,15 @@ void complete_timed_join(task* t) noexcept {
 }
 }  // namespace
 
+namespace {
+std::vector<task*> take_links(task* parent);  // stop links L3 (below)
+}  // namespace
+
 void task_complete(task* t) noexcept {
+  // Stop links L3: the finished parent's children are no longer its to stop. relaxed:
+  // only this fiber (the parent) sets the bit (commit_stop_link).
+  if (__builtin_expect((t->state_.load(std::memory_order_relaxed) & task_stop_linked) != 0, 0))
+    for (task* c : take_links(t)) task_release(c);
   // Step 6: detached, nobody joins it (one RMW fewer per detached fiber, W1). relaxed: a
   // stale 0 takes step 4 below, which is right in every case.
   if (t->state_.load(std::memory_order_relaxed) & task_detached) {
@@ -379,7 +411,116 @@ void spawn_on(scheduler& sched, task* t) {
   sched.runtime_().spawn_external(t);
 }
 
-void apply_spawn_options(task* t, const spawn_options& o) {
+namespace {
+
+bool stop_one(task* t) noexcept;            // C2 for one task (below)
+bool has_stop_links(const task* t) noexcept;  // L2's read of STOP_LINKED (below)
+
+struct link_shard {
+  std::mutex mu;
+  std::unordered_map<task*, std::vector<task*>> children;  // guarded by mu
+};
+constexpr std::size_t link_shards = 64;
+link_shard& shard_of(const task* parent) noexcept {
+  static link_shard* shards = new link_shard[link_shards];  // never destroyed: exit races
+  return shards[(reinterpret_cast<std::uintptr_t>(parent) >> 6) % link_shards];
+}
+
+bool task_finished_for_link(task* child) noexcept {
+  // acquire: pairs with the release halves of the RMWs that dropped the other references
+  // (then our release may delete it) or with DONE's release.
+  return child->refs_.load(std::memory_order_acquire) == 1 ||
+         (child->state_.load(std::memory_order_acquire) & task_done);
+}
+
+// L1, before publication: the parent's entry, pruned (L3) and with one free slot.
+void* prepare_stop_link() {
+  fiber_impl* f = current_fiber();
+  task* parent = f ? f->current : nullptr;
+  if (!parent)
+    throw std::invalid_argument(
+        "weft::spawn_options::stop_with_parent: the spawning code is not a fiber (a plain "
+        "thread has no stop state for the child to follow)");
+  std::vector<task*> finished;
+  {
+    link_shard& s = shard_of(parent);
+    std::lock_guard<std::mutex> g(s.mu);
+    std::vector<task*>& kids = s.children[parent];  // may throw: nothing published yet
+    auto keep = kids.begin();
+    for (task* c : kids) {
+      if (task_finished_for_link(c))
+        finished.push_back(c);  // (the vector was reserved for it: no throw)
+      else
+        *keep++ = c;
+    }
+    kids.erase(keep, kids.end());
+    kids.reserve(kids.size() + 1);  // may throw; L4: nobody else appends
+  }
+  for (task* c : finished) task_release(c);
+  return parent;
+}
+
+std::vector<task*> take_links(task* parent) {
+  link_shard& s = shard_of(parent);
+  std::lock_guard<std::mutex> g(s.mu);
+  auto it = s.children.find(parent);
+  if (it == s.children.end()) return {};
+  std::vector<task*> kids = std::move(it->second);
+  s.children.erase(it);
+  return kids;
+}
+
+// L2: requests the stop of every child linked to parent and, for each child this made
+// the request for, of its own linked children: breadth-first over a worklist, so a deep
+// chain of links costs heap, not the requester's (possibly fiber) stack.
+void stop_linked_children(task* root) noexcept {
+  std::vector<task*> work;
+  bool complete = true;
+  auto copy_children = [&](task* p) noexcept {
+    link_shard& s = shard_of(p);
+    std::lock_guard<std::mutex> g(s.mu);
+    auto it = s.children.find(p);
+    if (it == s.children.end()) return;
+    for (task* c : it->second) {
+      try {
+        work.push_back(c);
+      } catch (const std::bad_alloc&) {
+        complete = false;
+        return;
+      }
+      task_add_ref(c);  // the entry's reference keeps c alive until we hold our own
+    }
+  };
+  copy_children(root);
+  while (!work.empty()) {
+    task* c = work.back();
+    work.pop_back();
+    if (stop_one(c) && has_stop_links(c)) copy_children(c);
+    task_release(c);
+  }
+  // A stop request cannot report failure (noexcept, as std::stop_source's): say it.
+  if (!complete)
+    std::fprintf(stderr, "weft: out of memory passing a stop request on to linked "
+                         "children; some were not asked to stop\n");
+}
+
+}  // namespace
+
+void commit_stop_link(void* link, task* child) noexcept {
+  auto* parent = static_cast<task*>(link);
+  task_add_ref(child);  // the entry's reference (L3 drops it)
+  {
+    link_shard& s = shard_of(parent);
+    std::lock_guard<std::mutex> g(s.mu);
+    s.children[parent].push_back(child);  // reserved by prepare_stop_link (L4)
+    // seq_cst: L1/L2's store-buffering pair with task_request_stop's CAS and load.
+    parent->state_.fetch_or(task_stop_linked, std::memory_order_seq_cst);
+  }
+  // seq_cst: as above. STOP is bit 0 of stop_ (C2).
+  if (parent->stop_.load(std::memory_order_seq_cst) & stop_bit) (void)task_request_stop(child);
+}
+
+void* apply_spawn_options(task* t, const spawn_options& o) {
   if (o.stack_size != 0) {
     constexpr std::size_t max_bytes = std::size_t{1} << 30;
     if (o.stack_size < min_stack_size || o.stack_size > max_bytes)
@@ -396,6 +537,7 @@ void apply_spawn_options(task* t, const spawn_options& o) {
     if (!table) t->fls_ = table = new fls_table;
     table->name = o.name;
   }
+  return o.stop_with_parent ? prepare_stop_link() : nullptr;  // last: it may throw
 }
 
 const char* task_name(const task* t) noexcept {
@@ -403,7 +545,9 @@ const char* task_name(const task* t) noexcept {
   return table && !table->name.empty() ? table->name.c_str() : nullptr;
 }
 
-bool task_request_stop(task* t) noexcept {
+namespace {
+// C2 for one task; true when this call made the request.
+bool stop_one(task* t) noexcept {
   // C2. relaxed load: the CAS decides (and its acquire, on success, orders our read of
   // the hook after the waiter's registration, a release CAS).
   std::uintptr_t v = t->stop_.load(std::memory_order_relaxed);
@@ -411,8 +555,9 @@ bool task_request_stop(task* t) noexcept {
     if (v & stop_bit) return false;  // an earlier request
     // acq_rel: release publishes the requester's earlier writes to whoever sees STOP
     // (task_stop_requested's acquire); acquire: the hook's registration (C1's release).
+    // seq_cst (stronger than the acq_rel C2 needs): stop links L2.
   } while (!t->stop_.compare_exchange_weak(v, v | stop_bit | stop_busy_bit,
-                                           std::memory_order_acq_rel, std::memory_order_relaxed));
+                                           std::memory_order_seq_cst, std::memory_order_relaxed));
   if (auto* hook = reinterpret_cast<cancel_hook*>(v & ~stop_flag_mask)) {
     // TSan: the registration CAS ran in a post action's internal scope (tsan_scope.hpp
     // step 2); the wait released its hook before suspending (request -> hook edge).
@@ -421,6 +566,18 @@ bool task_request_stop(task* t) noexcept {
   }
   // release: our last touch of the hook happens-before the waiter's return (C3's acquire).
   t->stop_.store(stop_bit, std::memory_order_release);
+  return true;
+}
+
+// L2. seq_cst: the other half of the store-buffering pair with commit_stop_link.
+bool has_stop_links(const task* t) noexcept {
+  return (t->state_.load(std::memory_order_seq_cst) & task_stop_linked) != 0;
+}
+}  // namespace
+
+bool task_request_stop(task* t) noexcept {
+  if (!stop_one(t)) return false;
+  if (__builtin_expect(has_stop_links(t), 0)) stop_linked_children(t);
   return true;
 }
 

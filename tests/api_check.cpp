@@ -276,6 +276,18 @@ void cancel_api() {
   EXPECT_TRUE(*stopped);
   EXPECT_FALSE(stoppable.joinable());
 
+  // A stop passed on to a linked child; its untimed wait reports it.
+  auto parent = weft::spawn([] {
+    weft::spawn_options linked;
+    linked.stop_with_parent = true;
+    weft::event never;
+    auto kid = weft::spawn(linked, [&never] { return never.wait(); });  // commit_stop_link
+    weft::this_fiber::sleep_until(weft::clock::time_point::max());
+    return kid.join();
+  });
+  EXPECT_TRUE(parent.request_stop());
+  EXPECT_FALSE(parent.join());  // the child's wait() was ended: false
+
   std::atomic<int> ran{0};
   {
     weft::task_group g;

@@ -38,6 +38,12 @@ struct spawn_options {
   // (the stack pools are kept per size class), and multiplied as options::stack_size is
   // under ASan/TSan. A fiber with its own stack size is never run inline by a join.
   std::size_t stack_size = 0;
+  // Stop with the parent: a stop request of the spawning fiber (join_handle::request_stop,
+  // task_group, or one inherited this way) is passed on to this fiber, and from it to its
+  // own children spawned with this flag, while the parent runs. A request made before the
+  // spawn reaches the child at once. Only from a fiber (else std::invalid_argument: a
+  // plain thread has no stop state to follow).
+  bool stop_with_parent = false;
 };
 
 namespace detail {
@@ -113,7 +119,12 @@ WEFT_API task* current_task_ref() noexcept;
 
 // Applies spawn_options to t before it is published: throws std::invalid_argument for a
 // bad stack size, std::bad_alloc; t is then still unpublished (the caller frees it).
-WEFT_API void apply_spawn_options(task* t, const spawn_options& o);
+// Returns a prepared stop link (spawn_options::stop_with_parent) for commit_stop_link()
+// once t is published, or nullptr.
+WEFT_API void* apply_spawn_options(task* t, const spawn_options& o);
+// Links the published child to the parent the link was prepared for (noexcept: the
+// memory was reserved by apply_spawn_options) and passes on a stop already requested.
+WEFT_API void commit_stop_link(void* link, task* child) noexcept;
 // Gives up the handle's reference; a detached task that throws calls the unhandled
 // exception handler. Any thread.
 WEFT_API void task_detach(task* t) noexcept;
@@ -223,14 +234,16 @@ task_of<spawn_result_t<F, Args...>>* make_task(F&& f, Args&&... args) {
 // ours, dropped here, and the exception goes on to the caller.
 template <class Publish>
 void publish_new_task(task* t, const spawn_options* o, Publish&& publish) {
+  void* link = nullptr;
   try {
-    if (o) apply_spawn_options(t, *o);
+    if (o) link = apply_spawn_options(t, *o);
     publish(t);
   } catch (...) {
     t->refs_.store(1, std::memory_order_relaxed);  // relaxed: unpublished, only ours
     task_release(t);
-    throw;
+    throw;  // a prepared link holds nothing: it stays an unused reservation
   }
+  if (link) commit_stop_link(link, t);  // t is alive: the handle's reference is not given out yet
 }
 
 }  // namespace detail
