@@ -271,13 +271,15 @@ std::vector<task*> take_links(task* parent);  // stop links L3 (below)
 }  // namespace
 
 void task_complete(task* t) noexcept {
-  // Stop links L3: the finished parent's children are no longer its to stop. relaxed:
-  // only this fiber (the parent) sets the bit (commit_stop_link).
-  if (__builtin_expect((t->state_.load(std::memory_order_relaxed) & task_stop_linked) != 0, 0))
+  // relaxed: DETACHED, see step 6; STOP_LINKED is set only by this fiber (the parent,
+  // commit_stop_link).
+  const std::uint32_t st = t->state_.load(std::memory_order_relaxed);
+  // Stop links L3: the finished parent's children are no longer its to stop.
+  if (__builtin_expect((st & task_stop_linked) != 0, 0))
     for (task* c : take_links(t)) task_release(c);
-  // Step 6: detached, nobody joins it (one RMW fewer per detached fiber, W1). relaxed: a
-  // stale 0 takes step 4 below, which is right in every case.
-  if (t->state_.load(std::memory_order_relaxed) & task_detached) {
+  // Step 6: detached, nobody joins it (one RMW fewer per detached fiber, W1). A stale 0
+  // takes step 4 below, which is right in every case.
+  if (st & task_detached) {
     if (t->error_) report_unhandled(t);
     return;
   }
