@@ -234,9 +234,10 @@ std::vector<series> run_workload(const workload& w, const std::vector<unsigned>&
   return all;
 }
 
-// A repetition shorter than this is flagged: the stealers' ramp-up (the first steals of a
-// fork-join tree, waking parked workers: tens of microseconds each) is then a visible
-// share of the time, and the efficiency understates what a longer run would reach.
+// A repetition at more than one worker shorter than this is flagged: the workers start
+// parked, and waking them one after another costs up to a futex round trip each (24-64 us
+// on the VM measured, docs/platform.md), so 64 of them take up to ~3 ms to join in, 15% of
+// a 20 ms run; the efficiency then understates what a longer run reaches.
 constexpr double kShortRunMs = 20;
 
 // The '#' table at the end: every workload's throughput, speedup and efficiency per count.
@@ -259,7 +260,7 @@ void print_table(const std::vector<std::pair<const workload*, std::vector<series
     for (const auto& s : all) {
       if (quick) break;  // a smoke run is short on purpose
       const double ms = 1e3 * median(s.seconds);
-      if (ms < kShortRunMs) {
+      if (s.workers > 1 && ms < kShortRunMs) {
         std::printf("# %s workers=%u: a repetition took %.1f ms; below %.0f ms start-up "
                     "and the first steals weigh on the figure (--big runs 10x the work)\n",
                     w->name, s.workers, ms, kShortRunMs);
