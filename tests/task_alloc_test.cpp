@@ -53,7 +53,7 @@ void release(const block& b) { task_free(b.p, b.n); }
 TEST(TaskAlloc, LiveBlocksOfEverySizeAreDistinctAlignedAndKeepTheirBytes) {
   std::vector<block> live;
   for (int round = 0; round < 3; ++round) {
-    // Every size from 1 to 300 bytes (four classes and the ::operator new fallback),
+    // Every size from 1 to 300 bytes (eight classes and the ::operator new fallback),
     // interleaved, 40 of each.
     for (int k = 0; k < 40; ++k)
       for (std::size_t n = 1; n <= 300; ++n) live.push_back(make(n, static_cast<unsigned>(live.size() * 7 + n)));
