@@ -219,12 +219,15 @@ def speedup_panel(workload, curves, rows):
 def efficiency_panel(groups):
     """weft_scale's efficiency per workload against the worker count; (svg body, height) or
     None when no RESULT line has an efficiency= field."""
-    curves = {}
+    curves, over, noisy_any = {}, set(), False
     for workload, rows in groups.items():
-        pts = sorted((r["workers"], float(r["extra"]["efficiency"])) for r in rows
-                     if "efficiency" in r["extra"] and r.get("workers") is not None)
+        rows = [r for r in rows if "efficiency" in r["extra"] and r.get("workers") is not None]
+        pts = sorted((r["workers"], float(r["extra"]["efficiency"])) for r in rows)
         if pts:
             curves[workload] = pts
+        over |= {(workload, r["workers"]) for r in rows
+                 if r["extra"].get("oversubscribed") == "yes"}
+        noisy_any = noisy_any or any(noisy(r) for r in rows)
     if not curves:
         return None
     height, left, top, plot_w, plot_h = 230, 50, TITLE_H, 300, 150
@@ -236,8 +239,8 @@ def efficiency_panel(groups):
     def ypos(e):
         return top + plot_h * (1 - e / y_max)
     out = [text(8, 18, "Parallel efficiency (weft_scale)", 14, weight="bold"),
-           text(8, 33, "throughput(n) / (n x throughput(1)); dashed: ideal 1.0; "
-                "beyond the CPUs: oversubscribed", 10, fill="#555"),
+           text(8, 33, "throughput(n) / (n x throughput(1)); dashed: ideal 1.0", 10,
+                fill="#555"),
            f'<path d="M{left} {top}V{top + plot_h}H{left + plot_w}" stroke="#444" fill="none"/>',
            f'<path d="M{left} {ypos(1):.1f}H{left + plot_w}" stroke="#999" stroke-dasharray="4 3"/>']
     for n in counts:
@@ -253,12 +256,21 @@ def efficiency_panel(groups):
         points = " ".join(f"{xs[n]:.1f},{ypos(e):.1f}" for n, e in pts)
         out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
         for n, e in pts:
-            out.append(f'<circle cx="{xs[n]:.1f}" cy="{ypos(e):.1f}" r="3" fill="{colour}">'
-                       f'<title>{escape(workload)} at {n} workers: {e:.2f}</title></circle>')
+            # Hollow: an oversubscribed count (more workers than CPUs).
+            fill = "white" if (workload, n) in over else colour
+            out.append(f'<circle cx="{xs[n]:.1f}" cy="{ypos(e):.1f}" r="3" fill="{fill}" '
+                       f'stroke="{colour}"><title>{escape(workload)} at {n} workers: {e:.2f}'
+                       f'</title></circle>')
         out.append(f'<rect x="{left + plot_w + 20}" y="{legend_y}" width="10" height="10" fill="{colour}"/>')
         out.append(text(left + plot_w + 36, legend_y + 9,
                         f"{title_of(workload).split(' (')[0]}  {pts[-1][1]:.2f} at {pts[-1][0]}", 10))
         legend_y += 16
+    notes = (["hollow points: more workers than CPUs (oversubscribed)"] if over else []) + \
+        ([f"other processes used more than {NOISY_PERCENT}% of the CPUs during some of these "
+          "repetitions: a busy machine cannot show scaling"] if noisy_any else [])
+    for note in notes:
+        out.append(text(8, height + 4, note, 9, fill="#a00"))
+        height += 14
     return "\n".join(out), height
 
 

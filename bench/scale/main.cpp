@@ -200,7 +200,8 @@ void print_result(const workload& w, const series& s, const series& base, unsign
                            {"base_workers", std::to_string(base.workers)}};
   if (std::string(w.id) == "W4") extra.emplace_back("pairs", std::to_string(sz.pairs));
   if (s.workers > cpus) extra.emplace_back("oversubscribed", "yes");
-  const double others = s.wall_ms > 0 ? s.others_ms / (s.wall_ms * cpus) : 0;
+  // /proc/stat counts in clock ticks (10 ms): over short repetitions the ratio can pass 1.
+  const double others = s.wall_ms > 0 ? std::min(1.0, s.others_ms / (s.wall_ms * cpus)) : 0;
   extra.emplace_back("others_cpu", std::to_string(static_cast<int>(100 * others + 0.5)) + "%");
   weft_bench::print({"weft", w.name, "workers=" + std::to_string(s.workers), w.unit,
                      {med, *lo, *hi, static_cast<int>(s.throughput.size())}, std::move(extra)});
