@@ -4,6 +4,8 @@
 #
 #   bash scripts/bench.sh [weft_tour arguments...]
 #   WEFT_BENCH_TOUR_ONLY=1 bash scripts/bench.sh     # the tour only
+#   WEFT_BENCH_SCALE_ONLY=1 bash scripts/bench.sh [weft_scale arguments...]
+#                                     # the scaling benchmark only (docs/scaling.md)
 #
 # Writes, under build/bench-results/ (the format: docs/benchmarks.md, "The results file"):
 #   <stamp>.log    everything the programs printed on stdout (RESULT, PHASE and '#' lines)
@@ -19,14 +21,24 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$(weft_repo_root)"
 weft_ensure_packages "${WEFT_BENCH_PACKAGES[@]}"
 
+scale_only=${WEFT_BENCH_SCALE_ONLY:-0}
 cmake --preset release
-cmake --build --preset release -j2
+if [[ $scale_only == 1 ]]; then
+  # Only what this mode runs; on a many-core machine use its cores.
+  cmake --build --preset release -j"$(nproc)" --target weft_scale weft_phase_probe
+else
+  cmake --build --preset release -j2
+fi
 
 tour=build/release/bench/weft_tour
-if [[ ! -x $tour ]]; then
-  echo "weft: error: $tour was not built (does bench/CMakeLists.txt define the weft_tour target?)" >&2
-  exit 1
-fi
+scale=build/release/bench/scale/weft_scale
+for program in $tour $scale; do
+  [[ $scale_only == 1 && $program == "$tour" ]] && continue
+  if [[ ! -x $program ]]; then
+    echo "weft: error: $program was not built (is its target defined under bench/?)" >&2
+    exit 1
+  fi
+done
 probe=build/release/bench/weft_phase_probe
 out=build/bench-results
 stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
@@ -36,15 +48,25 @@ log=$out/$stamp.log
 run_all() {
   echo "# bench.sh: date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
        "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-       "tour_only=${WEFT_BENCH_TOUR_ONLY:-0} args=\"$*\""
+       "tour_only=${WEFT_BENCH_TOUR_ONLY:-0} scale_only=$scale_only args=\"$*\""
   # The VM's memory phase (bench/phase_probe.cpp): memory-bound figures (W1, W8) follow it.
   "$probe" start
+  if [[ $scale_only == 1 ]]; then
+    # The scaling benchmark alone, with the arguments: W2, W5, W4 pairs, W6 sharded at
+    # 1, 2, 4, ... workers (about 5 s on 2 CPUs, under a minute on 64 cores).
+    echo "# === scaling (weft_scale) ==="
+    "$scale" "$@"
+    "$probe" end
+    return
+  fi
   "$tour" "$@"
 
   # Sync primitives (W4, W6, W10, select fan-in) and I/O (W8 sleep, W7 echo against a raw
   # epoll server, server on CPU 0 and load generator on CPU 1). Skipped with
   # WEFT_BENCH_TOUR_ONLY=1.
   if [[ ${WEFT_BENCH_TOUR_ONLY:-0} != 1 ]]; then
+    echo "# === scaling (weft_scale) ==="
+    "$scale"
     echo "# === sync primitives ==="
     build/release/bench/sync/weft_sync_bench
     echo "# === W8 sleep ==="

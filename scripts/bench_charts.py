@@ -10,6 +10,9 @@ Writes into OUT_DIR:
   speedup.svg     for workloads measured at several worker counts: each peer's speedup
                   from 1 worker to N (median at 1 / median at N; inverted for rates),
                   with the ideal line. Not written when no workload has several counts.
+  efficiency.svg  weft_scale's parallel efficiency (the efficiency= field of its RESULT
+                  lines) against the worker count, one line per workload, ideal at 1.
+                  Not written when no line has the field.
 Every chart carries the run's date, commit and machine. The SVG is written by hand with
 the standard library (no plotting package), so bench.sh needs nothing but python3.
 """
@@ -26,7 +29,12 @@ from xml.sax.saxutils import escape
 TITLES = {
     "spawn_join": "W1 spawn_join", "skynet": "W2 skynet", "yield_pingpong": "W3 yield_pingpong",
     "fib": "W5 fib", "idle": "W9 idle (CPU used)", "W7": "W7 echo", "W8": "W8 sleep",
+    "scale_W2_skynet": "W2 skynet (weft_scale)", "scale_W5_fib": "W5 fib (weft_scale)",
+    "scale_W4_chan_pairs": "W4 independent pairs (weft_scale)",
+    "scale_W6_mutex_sharded": "W6 sharded mutex (weft_scale)",
 }
+# Colours of the efficiency chart's lines, one per workload, in order of appearance.
+LINE_COLOURS = ["#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#a6761d"]
 COLOURS = {"weft": "#d95f02", "boost_fiber": "#1b9e77", "tbb": "#7570b3", "fcontext": "#777777",
            "std_thread": "#e7298a", "raw_epoll": "#66a61e"}
 OTHER_COLOUR = "#a6761d"
@@ -208,6 +216,64 @@ def speedup_panel(workload, curves, rows):
     return "\n".join(out), height
 
 
+def efficiency_panel(groups):
+    """weft_scale's efficiency per workload against the worker count; (svg body, height) or
+    None when no RESULT line has an efficiency= field."""
+    curves, over, noisy_any = {}, set(), False
+    for workload, rows in groups.items():
+        rows = [r for r in rows if "efficiency" in r["extra"] and r.get("workers") is not None]
+        pts = sorted((r["workers"], float(r["extra"]["efficiency"])) for r in rows)
+        if pts:
+            curves[workload] = pts
+        over |= {(workload, r["workers"]) for r in rows
+                 if r["extra"].get("oversubscribed") == "yes"}
+        noisy_any = noisy_any or any(noisy(r) for r in rows)
+    if not curves:
+        return None
+    height, left, top, plot_w, plot_h = 230, 50, TITLE_H, 300, 150
+    counts = sorted({n for pts in curves.values() for n, _ in pts})
+    top_n = max(counts)
+    y_max = max([1.0] + [e for pts in curves.values() for _, e in pts]) * 1.1
+    xs = {n: left + plot_w * (math.log2(n) / math.log2(top_n) if top_n > 1 else 0.5)
+          for n in counts}
+    def ypos(e):
+        return top + plot_h * (1 - e / y_max)
+    out = [text(8, 18, "Parallel efficiency (weft_scale)", 14, weight="bold"),
+           text(8, 33, "throughput(n) / (n x throughput(1)); dashed: ideal 1.0", 10,
+                fill="#555"),
+           f'<path d="M{left} {top}V{top + plot_h}H{left + plot_w}" stroke="#444" fill="none"/>',
+           f'<path d="M{left} {ypos(1):.1f}H{left + plot_w}" stroke="#999" stroke-dasharray="4 3"/>']
+    for n in counts:
+        out.append(text(xs[n], top + plot_h + 14, str(n), 10, anchor="middle"))
+    out.append(text(left + plot_w / 2, top + plot_h + 28, "workers", 10, anchor="middle"))
+    tick = 0.25
+    while tick < y_max:
+        out.append(text(left - 6, ypos(tick) + 4, f"{tick:.2f}", 10, anchor="end"))
+        tick += 0.25
+    legend_y = top + 6
+    for i, (workload, pts) in enumerate(curves.items()):
+        colour = LINE_COLOURS[i % len(LINE_COLOURS)]
+        points = " ".join(f"{xs[n]:.1f},{ypos(e):.1f}" for n, e in pts)
+        out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for n, e in pts:
+            # Hollow: an oversubscribed count (more workers than CPUs).
+            fill = "white" if (workload, n) in over else colour
+            out.append(f'<circle cx="{xs[n]:.1f}" cy="{ypos(e):.1f}" r="3" fill="{fill}" '
+                       f'stroke="{colour}"><title>{escape(workload)} at {n} workers: {e:.2f}'
+                       f'</title></circle>')
+        out.append(f'<rect x="{left + plot_w + 20}" y="{legend_y}" width="10" height="10" fill="{colour}"/>')
+        out.append(text(left + plot_w + 36, legend_y + 9,
+                        f"{title_of(workload).split(' (')[0]}  {pts[-1][1]:.2f} at {pts[-1][0]}", 10))
+        legend_y += 16
+    notes = (["hollow points: more workers than CPUs (oversubscribed)"] if over else []) + \
+        ([f"other processes used more than {NOISY_PERCENT}% of the CPUs during some of these "
+          "repetitions: a busy machine cannot show scaling"] if noisy_any else [])
+    for note in notes:
+        out.append(text(8, height + 4, note, 9, fill="#a00"))
+        height += 14
+    return "\n".join(out), height
+
+
 def svg(panels, doc, title):
     """Stacks (body, height) panels into one SVG document with the run's caption."""
     parts, y = [], 0
@@ -260,6 +326,11 @@ def main():
     if curves_all:
         write(os.path.join(args.output, "speedup.svg"), svg(curves_all, doc, "weft speedup"))
         written.append("speedup.svg")
+    efficiency = efficiency_panel(groups)
+    if efficiency:
+        write(os.path.join(args.output, "efficiency.svg"),
+              svg([efficiency], doc, "weft parallel efficiency"))
+        written.append("efficiency.svg")
     print(f"bench_charts: {len(written)} SVG files in {args.output}", file=sys.stderr)
     return 0
 

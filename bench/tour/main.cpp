@@ -13,18 +13,14 @@
 // stderr ("weft_tour: [3/24] W1 spawn_join workers=2 weft: rep 2/5").
 #include "tour.hpp"
 
+#include "../machine.hpp"
 #include "../result.hpp"
-
-#include <sched.h>
-#include <unistd.h>
-#include <sys/utsname.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
@@ -90,39 +86,13 @@ options parse(int argc, char** argv) {
   return o;
 }
 
-unsigned allowed_cpus() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return static_cast<unsigned>(CPU_COUNT(&set));
-  return std::max(1u, std::thread::hardware_concurrency());
-}
+using weft_bench::allowed_cpus;
+using weft_bench::others_meter;
 
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("model name", 0) == 0) {
-      auto colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
-    }
-  }
-  return "unknown";
-}
-
-std::string first_line(const char* path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-void print_header(const options& o, unsigned cpus, const std::vector<std::unique_ptr<peer>>& peers,
+void print_header(const options& o, const std::vector<std::unique_ptr<peer>>& peers,
                   const std::vector<std::string>& missing) {
-  utsname u{};
-  uname(&u);
   std::printf("# weft_tour\n");
-  std::printf("# machine: nproc=%u (hardware_concurrency=%u) cpu=\"%s\" kernel=\"%s %s %s\"\n",
-              cpus, std::thread::hardware_concurrency(), cpu_model().c_str(), u.sysname,
-              u.release, u.machine);
-  std::printf("# load: %s\n", first_line("/proc/loadavg").c_str());
+  weft_bench::print_machine();
 #ifdef NDEBUG
   const char* asserts = "off";
 #else
@@ -135,34 +105,6 @@ void print_header(const options& o, unsigned cpus, const std::vector<std::unique
   for (const auto& m : missing) std::printf("# peer %s\n", m.c_str());
   std::fflush(stdout);
 }
-
-// CPU used by everything but this process over an interval, as a share of all CPUs: busy
-// time of all CPUs from /proc/stat (everything but idle and iowait; steal, time the
-// hypervisor gave to another guest, counts) minus this process's own (getrusage).
-// Figures taken next to other CPU-hungry processes are noise; every RESULT says how much.
-class others_meter {
-public:
-  others_meter() : busy0_(all_cpus_busy_ms()), self0_(process_cpu_ms()), t0_(clock::now()) {}
-  double share(unsigned cpus) const {
-    const double wall = ms_since(t0_) * cpus;
-    const double others = (all_cpus_busy_ms() - busy0_) - (process_cpu_ms() - self0_);
-    return wall > 0 ? std::max(0.0, others / wall) : 0.0;
-  }
-
-private:
-  static double all_cpus_busy_ms() {
-    std::ifstream in("/proc/stat");
-    std::string cpu;
-    double ticks[8] = {};  // user nice system idle iowait irq softirq steal
-    in >> cpu;
-    for (double& t : ticks) in >> t;
-    double busy = 0;
-    for (int i = 0; i < 8; ++i) busy += (i == 3 || i == 4) ? 0 : ticks[i];
-    return busy * 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
-  }
-  double busy0_, self0_;
-  clock::time_point t0_;
-};
 
 // Above this share of the CPUs used by others, figures are flagged.
 constexpr double kQuiet = 0.05;
@@ -344,7 +286,7 @@ int tour_main(int argc, char** argv) {
                                [&](const auto& p) { return !opts.peers.count(p->name()); }),
                 peers.end());
   }
-  print_header(opts, cpus, peers, missing);
+  print_header(opts, peers, missing);
   report_quiet("start", cpus);
 
   const auto workloads = {workload::spawn_join, workload::skynet, workload::yield_pingpong,
