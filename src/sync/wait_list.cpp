@@ -178,8 +178,8 @@ std::uint32_t block_untimed(waiter& w, spinlock& lock) noexcept {
   }
   // w.fiber is the calling fiber (read in the waiter's constructor, on this worker):
   // suspend it directly, without suspend_current()'s second lookup.
-  tsan_release(&lock);  // as in block(): the post's unlock releases nothing
   if (!w.cancellable || !w.fiber->current) {  // a mutex lock, or no task to stop
+    tsan_release(&lock);  // as in block(): post_unlock's unlock releases nothing
     current_worker()->suspend(w.fiber, post_unlock, &lock);
     // acquire: pairs with the claim CAS; the wake's queue handover already orders it.
     return w.state.load(std::memory_order_acquire);
@@ -191,6 +191,9 @@ std::uint32_t block_untimed(waiter& w, spinlock& lock) noexcept {
   link.owner = w.fiber->current;
   w.racy = true;  // the request claims without the lock (we still hold it)
   untimed_args a{&w, &lock, &link};
+  // TSan, after every write the lock's next holder reads (racy above): the post's unlock
+  // releases nothing (tsan_scope.hpp step 4).
+  tsan_release(&lock);
   tsan_release(static_cast<cancel_hook*>(&link));  // task.cpp C4
   current_worker()->suspend(w.fiber, post_untimed, &a);
   // acquire: as above.
