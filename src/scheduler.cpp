@@ -391,6 +391,10 @@ void runtime::notify_idle(int preferred) noexcept {
 
 void runtime::wake(fiber_impl* f) noexcept {
   worker* w = current_worker();
+  if (!w) {  // stats.hpp schedule_latency: a plain thread samples one wake in 64 of its own
+    thread_local std::uint32_t outside_wakes = 0;
+    if ((++outside_wakes & worker::sample_mask) == 0) f->woke_at = steady_ns();
+  }
   if (w && &w->rt() == this) {
     if (__builtin_expect(w->fuzz().on(), 0) && w->fuzz_migrate(f)) return;  // sched_fuzz.hpp 4
     w->wake_local(f);  // runs next on the waker's worker (warm cache, no futex)
@@ -416,6 +420,9 @@ bool runtime::any_work_visible() const noexcept {
 scheduler_stats runtime::stats() const {
   scheduler_stats s;
   for (const auto& w : workers_) s.workers.push_back(w->stats());
+  // relaxed: a gauge (producers count up after enqueueing, so it may be briefly negative).
+  s.inject_queue_depth =
+      static_cast<std::uint64_t>(std::max<std::int64_t>(inject_count_.load(std::memory_order_relaxed), 0));
   return s;
 }
 

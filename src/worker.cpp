@@ -147,6 +147,7 @@ worker::~worker() {
 
 void worker::thread_main(int os_cpu, std::vector<std::vector<unsigned>> steal_tiers) {
   tls_worker_ = this;
+  started_at_.store(steady_ns(), std::memory_order_relaxed);  // relaxed: statistics
   static_assert(sizeof(pthread_t) == sizeof(unsigned long));
   {
     std::lock_guard lock(thread_mu_);  // signal_thread: see thread_handle_
@@ -199,6 +200,7 @@ void worker::thread_main(int os_cpu, std::vector<std::vector<unsigned>> steal_ti
     std::lock_guard lock(thread_mu_);  // no signal after this: the thread is about to end
     thread_handle_ = 0;
   }
+  ended_at_.store(steady_ns(), std::memory_order_relaxed);  // relaxed: statistics
   tls_worker_ = nullptr;
 }
 
@@ -237,11 +239,13 @@ item worker::find_work() noexcept {
     if (!searching_ && had_work_) searching_ = rt_.idle_.try_enter_searching();
     if (searching_) {
       std::int64_t now = steady_ns();
+      const std::int64_t began = now;
       const std::int64_t until = now + spin_for_ns;
       do {
         item it = try_steal(now);
         if (!it) it = next_local();  // fires this worker's due timers too
         if (it) {
+          searching_ns_.add(static_cast<std::uint64_t>(now - began));  // to the last clock read
           stop_searching();
           return it;
         }
@@ -249,11 +253,13 @@ item worker::find_work() noexcept {
         now = steady_ns();
         if (steal_timers(now)) {  // timers.hpp step 4: the fired fibers are in our ring
           if (item fired = next_local()) {
+            searching_ns_.add(static_cast<std::uint64_t>(now - began));
             stop_searching();
             return fired;
           }
         }
       } while (now < until);
+      searching_ns_.add(static_cast<std::uint64_t>(now - began));
     }
     // acquire: pairs with the release store in runtime::shutdown(); everything was done.
     if (rt_.stop_.load(std::memory_order_acquire)) return 0;
@@ -283,7 +289,11 @@ void worker::park() noexcept {
         trim_at != timer_shard::none && (wake_at == timer_shard::none || trim_at < wake_at))
       wake_at = trim_at;
     rt_.reactor_->arm_watch();  // reactor.hpp step 3: after C1, before sleeping
+    const std::int64_t parked_at = steady_ns();
+    park_since_.store(parked_at, std::memory_order_relaxed);  // relaxed: statistics
     sleep(wake_at);
+    parked_ns_.add(static_cast<std::uint64_t>(steady_ns() - parked_at));
+    park_since_.store(0, std::memory_order_relaxed);
   }
   searching_ = true;  // cancel_park, or the producer that popped us, counted us searching
 }
@@ -579,10 +589,13 @@ std::size_t worker::batch_wakes(F&& wake_some) noexcept {
 bool worker::poll_io(std::int64_t now) noexcept {
   last_io_poll_ = now;
   next_io_poll_ = now + io_poll_interval_ns;
-  return batch_wakes([&] {
-           const int n = rt_.reactor_->poll_io(io_events_.data(), static_cast<int>(io_events_.size()));
-           return static_cast<std::size_t>(n > 0 ? n : 0);
-         }) != 0;
+  io_polls_.add();
+  const std::size_t woke = batch_wakes([&] {
+    const int n = rt_.reactor_->poll_io(io_events_.data(), static_cast<int>(io_events_.size()));
+    return static_cast<std::size_t>(n > 0 ? n : 0);
+  });
+  io_ready_.add(woke);
+  return woke != 0;
 }
 
 bool worker::poll_timers() noexcept {
@@ -808,6 +821,15 @@ void worker::switch_to(fiber_impl* from, fiber_impl* to, post_fn post, void* arg
   current_worker()->run_post();
 }
 
+void worker::record_resume(fiber_impl* self, std::int64_t suspended_at) noexcept {
+  const std::int64_t now = steady_ns();
+  if (suspended_at) record(wait_time_, now - suspended_at);
+  if (self->woke_at) {
+    record(sched_latency_, now - self->woke_at);
+    self->woke_at = 0;
+  }
+}
+
 void worker::run_post() noexcept {
   post_action p = post_;
   post_.fn = nullptr;  // arg and from are read only together with a non-null fn
@@ -822,10 +844,14 @@ void worker::suspend(fiber_impl* self, post_fn post, void* arg) noexcept {
   {
     tsan_internal_scope internal;
     self->waited = true;
+    // stats.hpp: one suspension in 64 is timed.
+    const std::int64_t suspended_at = sample_suspend() ? steady_ns() : 0;
     item next = next_local();
     fiber_impl* to = nullptr;
     if (next) to = is_fiber(next) ? as_fiber(next) : fiber_for(as_task(next));
     switch_to(self, to, post, arg);
+    if (__builtin_expect((suspended_at | self->woke_at) != 0, 0))
+      current_worker()->record_resume(self, suspended_at);  // we may have migrated
   }
   tsan_acquire(self);  // wake -> resume (tsan_scope.hpp step 3): released by wake()
   tsan_landed();
@@ -1120,6 +1146,26 @@ worker_stats worker::stats() const noexcept {
   s.injected = injected_.get();
   s.remote_wakes = remote_wakes_.get();
   s.timers_fired = timers_fired_.get();
+  s.io_polls = io_polls_.get();
+  s.io_ready = io_ready_.get();
+  // relaxed: statistics (a snapshot may be a few ns inconsistent).
+  const std::int64_t started = started_at_.load(std::memory_order_relaxed);
+  const std::int64_t ended = ended_at_.load(std::memory_order_relaxed);
+  const std::int64_t now = ended ? ended : steady_ns();
+  std::int64_t parked = static_cast<std::int64_t>(parked_ns_.get());
+  if (const std::int64_t since = park_since_.load(std::memory_order_relaxed); since && !ended)
+    parked += std::max<std::int64_t>(now - since, 0);  // the park under way
+  const auto searching = static_cast<std::int64_t>(searching_ns_.get());
+  s.parked_ns = static_cast<std::uint64_t>(parked);
+  s.searching_ns = static_cast<std::uint64_t>(searching);
+  s.busy_ns = started ? static_cast<std::uint64_t>(std::max<std::int64_t>(now - started - parked - searching, 0)) : 0;
+  s.run_queue_depth = ring_.size();
+  s.remote_queue_depth =
+      static_cast<std::uint64_t>(std::max<std::int64_t>(remote_count_.load(std::memory_order_relaxed), 0));
+  for (std::size_t k = 0; k < duration_histogram::bucket_count; ++k) {
+    s.schedule_latency.count[k] = sched_latency_[k].get();
+    s.wait_time.count[k] = wait_time_[k].get();
+  }
   return s;
 }
 

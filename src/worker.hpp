@@ -222,6 +222,16 @@ public:
   void release_fiber_slot() noexcept;
   std::uint64_t next_task_id() noexcept;
 
+  // Statistics sampling (stats.hpp): true for one suspension in 64, and for one wake in 64
+  // made on this worker. Two counters: one shared by both, or the switch counter, aliases
+  // with periodic schedules (a ping-pong wakes and suspends once per slice, a sleep loop
+  // switches twice per sleep) and then samples only one kind, or none. Owner thread.
+  static constexpr std::uint32_t sample_mask = 63;
+  bool sample_suspend() noexcept { return (++suspend_tick_ & sample_mask) == 0; }
+  bool sample_wake() noexcept { return (++wake_tick_ & sample_mask) == 0; }
+  // Adds a sampled duration to a histogram. Owner thread.
+  void record_schedule_latency(std::int64_t ns) noexcept { record(sched_latency_, ns); }
+
   // ---- Any thread.
   void push_remote(item it) noexcept;
   void unpark() noexcept { parker_.unpark(); }
@@ -346,6 +356,12 @@ private:
   // reactor.hpp step 2: polls the fds, waking their fibers into this worker's ring.
   bool poll_io(std::int64_t now) noexcept;
   void stop_searching() noexcept;
+  // Records a resumed fiber's sampled wait and schedule latency (stats.hpp). Owner.
+  __attribute__((cold, noinline)) void record_resume(fiber_impl* self, std::int64_t suspended_at) noexcept;
+  template <std::size_t N>
+  static void record(std::array<counter, N>& h, std::int64_t ns) noexcept {
+    h[duration_histogram::bucket_of(ns > 0 ? static_cast<std::uint64_t>(ns) : 0)].add();
+  }
   static void post_recycle(fiber_impl* from, void* arg) noexcept;
   static void post_requeue(fiber_impl* from, void* arg) noexcept;
   static void post_migrate(fiber_impl* from, void* arg) noexcept;
@@ -360,6 +376,7 @@ private:
   fiber_impl* current_ = nullptr;
   post_action post_;
   unsigned runnext_streak_ = 0;
+  std::uint32_t suspend_tick_ = 0, wake_tick_ = 0;  // sample_suspend(), sample_wake()
   bool searching_ = false;
   bool had_work_ = false;  // see find_work()
   const bool diag_;         // the stall detector is on: publish diag_task_ on each switch
@@ -442,7 +459,13 @@ private:
   // Statistics and shutdown accounting, written only by this worker.
   alignas(64) counter spawned_, completed_;
   counter fibers_run_, inline_runs_, switches_, steals_, stolen_, steal_attempts_, parks_,
-      injected_, remote_wakes_, timers_fired_;
+      injected_, remote_wakes_, timers_fired_, io_polls_, io_ready_, searching_ns_, parked_ns_;
+  // Sampled durations (stats.hpp): histogram buckets, each a single-writer counter.
+  using histogram = std::array<counter, duration_histogram::bucket_count>;
+  histogram sched_latency_, wait_time_;
+  // steady ns: when thread_main started (0: not yet), and when the current park began (0:
+  // not parked), and when it ended, for busy_ns. Written by the owner only; relaxed: statistics.
+  std::atomic<std::int64_t> started_at_{0}, ended_at_{0}, park_since_{0};
 };
 
 }  // namespace weft::detail
