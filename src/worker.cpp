@@ -913,6 +913,7 @@ void worker::post_migrate(fiber_impl* from, void*) noexcept {
 }
 
 void worker::publish_diag(const task* t) noexcept {
+  diag_slice_.store(diag_slice_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   diag_task_.store(t ? t->id_ : 0, std::memory_order_relaxed);
   // The name, word by word (relaxed: a report; a reader may see a torn mix of two names
   // next to either id, never a torn word or a read past the buffer).

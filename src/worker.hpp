@@ -254,6 +254,9 @@ public:
   bool sleeping() const noexcept { return parker_.sleeping(); }
   std::int64_t remote_size() const noexcept { return remote_count_.load(std::memory_order_relaxed); }
   std::uint64_t diag_task() const noexcept { return diag_task_.load(std::memory_order_relaxed); }
+  // Slices begun here (diag.hpp): one more each time the running task changes, switch or
+  // not (a fiber runs queued tasks back to back on its stack, and joins inline).
+  std::uint64_t diag_slice() const noexcept { return diag_slice_.load(std::memory_order_relaxed); }
   // The running task's name (spawn_options::name; "" when unnamed), for the stall report.
   static constexpr std::size_t diag_name_words = 4;  // up to 31 characters
   void diag_name(char (&out)[diag_name_words * 8]) const noexcept;
@@ -441,6 +444,8 @@ private:
   // The task running here (0: none), for the stall report only. relaxed: read by the
   // reactor thread's diagnostics, which order nothing by it.
   std::atomic<std::uint64_t> diag_task_{0};
+  // Bumped by publish_diag (owner only: load + store), same use as diag_task_.
+  std::atomic<std::uint64_t> diag_slice_{0};
   // Its name, NUL-padded, in relaxed words (publish_diag); same use as diag_task_.
   std::array<std::atomic<std::uint64_t>, diag_name_words> diag_name_{};
   // pthread_self() of the worker thread while thread_main runs, 0 before and after, for
