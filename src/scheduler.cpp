@@ -48,6 +48,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <pthread.h>
 #include <stdexcept>
@@ -154,6 +155,11 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
                                             std::to_string(opts_.workers) + " (" + e.what() +
                                             "); RLIMIT_NPROC or memory may be exhausted");
     }
+  }
+  // WEFT_TRACE=path: a trace session from the start, written at shutdown (trace.hpp).
+  if (const char* p = std::getenv("WEFT_TRACE"); p && *p) {
+    trace_path_ = p;
+    tracer_.start(*this, tracer::default_events);
   }
   if (opts_.pin && opts_.pin_strict) {
     // Each worker pins itself first thing (worker::thread_main) and reports; a failure
@@ -333,6 +339,14 @@ void runtime::shutdown() noexcept {
   (void)idle_.take_all_sleepers();  // they exit; keep the counts consistent anyway
   for (auto& x : workers_) x->unpark();
   for (auto& t : threads_) t.join();
+  if (!trace_path_.empty() && tracer_.running()) {  // WEFT_TRACE's session
+    try {
+      write_trace_file(trace_path_, tracer_.stop(*this));
+      std::fprintf(stderr, "weft: WEFT_TRACE: trace written to %s\n", trace_path_.c_str());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "weft: WEFT_TRACE: %s\n", e.what());
+    }
+  }
   shut_down_.store(true, std::memory_order_relaxed);
 }
 
@@ -444,6 +458,13 @@ void scheduler::shutdown() noexcept { rt_->shutdown(); }
 unsigned scheduler::worker_count() const noexcept { return rt_->worker_count(); }
 std::uint64_t scheduler::schedule_seed() const noexcept { return rt_->fuzz_seed_; }
 scheduler_stats scheduler::stats() const { return rt_->stats(); }
+void scheduler::trace_start(std::size_t events_per_worker) {
+  rt_->tracer_.start(*rt_, events_per_worker);
+}
+std::string scheduler::trace_stop() { return rt_->tracer_.stop(*rt_); }
+void scheduler::trace_stop(const std::string& path) {
+  detail::write_trace_file(path, rt_->tracer_.stop(*rt_));
+}
 scheduler* scheduler::current() noexcept {
   detail::worker* w = detail::current_worker();
   return w ? &w->rt().owner() : nullptr;

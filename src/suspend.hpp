@@ -49,9 +49,8 @@ inline void wake(fiber_impl* f) noexcept {
   tsan_internal_scope internal;
   worker* w = current_worker();
   if (w) {
-    // stats.hpp schedule_latency: one wake in 64 is timed. A plain
-    // field: f is suspended and ours to wake (rule 2); the queue hands it over.
-    if (__builtin_expect(w->sample_wake(), 0)) f->woke_at = steady_ns();
+    // stats.hpp schedule_latency (one wake in 64), trace.hpp (every wake while tracing).
+    if (__builtin_expect(w->wake_due(), 0)) w->wake_hook(f);
     if (w->try_wake_local(f)) return;
   }
   wake_slow(f);

@@ -136,6 +136,7 @@ worker::worker(runtime& rt, unsigned index)
       inject_tok_(rt.inject_), remote_(64) {
   pool_.reserve(rt.opts_.stack_cache);
   sized_pool_.reserve(sized_cache_cap);
+  if (diag_) hooks_.store(hook_diag, std::memory_order_relaxed);  // before the thread starts
 }
 
 worker::~worker() {
@@ -291,7 +292,9 @@ void worker::park() noexcept {
     rt_.reactor_->arm_watch();  // reactor.hpp step 3: after C1, before sleeping
     const std::int64_t parked_at = steady_ns();
     park_since_.store(parked_at, std::memory_order_relaxed);  // relaxed: statistics
+    if (tracing()) trace_emit(trace_kind::park, 0, 0);
     sleep(wake_at);
+    if (tracing()) trace_emit(trace_kind::unpark, 0, 0);
     parked_ns_.add(static_cast<std::uint64_t>(steady_ns() - parked_at));
     park_since_.store(0, std::memory_order_relaxed);
   }
@@ -595,6 +598,7 @@ bool worker::poll_io(std::int64_t now) noexcept {
     return static_cast<std::size_t>(n > 0 ? n : 0);
   });
   io_ready_.add(woke);
+  if (woke && tracing()) trace_emit(trace_kind::io, woke, 0);
   return woke != 0;
 }
 
@@ -617,6 +621,7 @@ bool worker::steal_timers(std::int64_t now) noexcept {
 bool worker::fire_timers(timer_shard& s, std::int64_t now, bool try_only) noexcept {
   const std::size_t n = batch_wakes([&] { return s.fire_due(now, try_only); });
   timers_fired_.add(n);
+  if (n && tracing()) trace_emit(trace_kind::timers, n, 0);
   return n != 0;
 }
 
@@ -655,6 +660,7 @@ item worker::try_steal(std::int64_t now) noexcept {
       if (item it = v.ring_.steal_into(ring_, moved)) {
         steals_.add();
         stolen_.add(moved);
+        if (tracing()) trace_emit(trace_kind::steal, v.index_, moved);
         return it;
       }
       // A busy victim's remote wakes are fair game too (moodycamel is MPMC).
@@ -664,6 +670,7 @@ item worker::try_steal(std::int64_t now) noexcept {
           v.remote_count_.fetch_sub(static_cast<std::int64_t>(n), std::memory_order_relaxed);
           steals_.add();
           stolen_.add(n);
+          if (tracing()) trace_emit(trace_kind::steal, v.index_, n);
           spread_batch(n);
           return batch_[0];
         }
@@ -672,6 +679,7 @@ item worker::try_steal(std::int64_t now) noexcept {
       if (item it = steal_hidden(v, now)) {
         steals_.add();
         stolen_.add();
+        if (tracing()) trace_emit(trace_kind::steal, v.index_, 1);
         return it;
       }
     }
@@ -734,6 +742,10 @@ void worker::publish_private(std::size_t k) noexcept {
 
 void worker::spawn_local(task* t) {
   t->id_ = next_task_id();
+  if (__builtin_expect(tracing(), 0)) {
+    const task* parent = current_ ? current_->current : nullptr;
+    trace_emit(trace_kind::spawn, t->id_, parent ? parent->id_ : 0);
+  }
   spawned_.add_release();  // before publication: shutdown counts completions against it
   std::size_t n = private_n_.load(std::memory_order_relaxed);
   if (n == private_cap) {
@@ -807,10 +819,8 @@ void worker::switch_to(fiber_impl* from, fiber_impl* to, post_fn post, void* arg
   context& to_ctx = to ? to->ctx : sched_ctx_;
   current_ = to;
   if (to) to->home = this;
-  if (diag_) {  // diag.hpp: which fiber runs here now
-    const task* t = to ? (to->current ? to->current : to->root) : nullptr;
-    publish_diag(t);
-  }
+  // diag.hpp, trace.hpp: one load and branch for both while both are off.
+  if (__builtin_expect(hooks_.load(std::memory_order_relaxed) != 0, 0)) switch_hook(from, to, post);
   switches_.add();
   // Exception state is the fiber's (context.hpp eh_state): park the leaving context's,
   // install the arriving one's. 32 bytes moved, no call (eh_ is cached per worker).
@@ -845,7 +855,8 @@ void worker::suspend(fiber_impl* self, post_fn post, void* arg) noexcept {
     tsan_internal_scope internal;
     self->waited = true;
     // stats.hpp: one suspension in 64 is timed.
-    const std::int64_t suspended_at = sample_suspend() ? steady_ns() : 0;
+    const std::int64_t suspended_at =
+        __builtin_expect(--suspend_countdown_ == 0, 0) ? suspend_sample() : 0;
     item next = next_local();
     fiber_impl* to = nullptr;
     if (next) to = is_fiber(next) ? as_fiber(next) : fiber_for(as_task(next));
@@ -912,6 +923,66 @@ void worker::post_migrate(fiber_impl* from, void*) noexcept {
     for (int i = 0; i < 32; ++i) cpu_relax();
 }
 
+// ---------------------------------------------------------------- tracing (trace.hpp)
+
+namespace {
+std::uint64_t running_task_id(const fiber_impl* f) noexcept {
+  return f && f->current ? f->current->id_ : 0;
+}
+}  // namespace
+
+void worker::trace_emit(trace_kind k, std::uint64_t a, std::uint64_t b) noexcept {
+  // acquire: pairs with set_trace's release. Reloaded: the tracer may have cleared it since
+  // the site's check (trace.hpp step 4); a ring, once set, outlives every such writer.
+  if (trace_ring* r = trace_.load(std::memory_order_acquire)) r->emit(k, a, b);
+}
+
+void worker::wake_hook(fiber_impl* f) noexcept {
+  trace_ring* r = trace_.load(std::memory_order_acquire);  // pairs with set_trace
+  // f is suspended and ours to wake: its running task cannot change under us.
+  if (r) r->emit(trace_kind::wake, running_task_id(f), running_task_id(current_));
+  // stats.hpp schedule_latency: one wake in 64 (all come here while tracing). A plain
+  // field: f is ours to wake (suspend.hpp rule 2); the queue hands it over.
+  if (!r || (++traced_wakes_ & sample_mask) == 0) f->woke_at = steady_ns();
+  wake_countdown_ = r ? 1 : sample_mask + 1;
+}
+
+std::int64_t worker::suspend_sample() noexcept {
+  suspend_countdown_ = sample_mask + 1;
+  return steady_ns();
+}
+
+void worker::set_trace(trace_ring* r) noexcept {
+  trace_.store(r, std::memory_order_release);  // trace.hpp step 1
+  // relaxed: a hint for the owner's sites, which then load trace_ (acquire).
+  if (r)
+    hooks_.fetch_or(hook_trace, std::memory_order_relaxed);
+  else
+    hooks_.fetch_and(static_cast<std::uint8_t>(~hook_trace), std::memory_order_relaxed);
+}
+
+void worker::switch_hook(fiber_impl* from, fiber_impl* to, post_fn post) noexcept {
+  if (diag_) publish_diag(to ? (to->current ? to->current : to->root) : nullptr);
+  if (tracing()) trace_switch(from, to, post);
+}
+
+void worker::task_hook(trace_kind k, const task* now, const task* t, const task* outer) noexcept {
+  if (diag_) publish_diag(now);
+  if (tracing()) trace_emit(k, t->id_, outer ? outer->id_ : 0);
+}
+
+void worker::trace_switch(fiber_impl* from, fiber_impl* to, post_fn post) noexcept {
+  // Why `from` leaves, from the action that publishes it (worker.cpp switch protocol 1).
+  trace_kind k = trace_kind::switch_wait;
+  if (!post)
+    k = trace_kind::switch_none;  // dispatch: from the scheduler context
+  else if (post == &worker::post_requeue || post == &worker::post_migrate)
+    k = trace_kind::switch_yield;
+  else if (post == &worker::post_recycle)
+    k = trace_kind::switch_end;
+  trace_emit(k, running_task_id(from), running_task_id(to));
+}
+
 void worker::publish_diag(const task* t) noexcept {
   diag_slice_.store(diag_slice_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   diag_task_.store(t ? t->id_ : 0, std::memory_order_relaxed);
@@ -967,7 +1038,8 @@ void worker::fiber_main(transfer first) {
 void worker::run_task(fiber_impl* self, task* t) noexcept {
   task* outer = self->current;
   self->current = t;
-  if (diag_) publish_diag(t);  // diag.hpp
+  if (__builtin_expect(hooks_.load(std::memory_order_relaxed) != 0, 0))  // diag.hpp, trace.hpp
+    task_hook(trace_kind::start, t, t, outer);
   fibers_run_.add();
   if (outer) inline_runs_.add();
   {
@@ -985,7 +1057,8 @@ void worker::run_task(fiber_impl* self, task* t) noexcept {
   }
   self->current = outer;
   worker* w = current_worker();  // invoke() may have migrated us
-  if (w->diag_) w->publish_diag(outer);
+  if (__builtin_expect(w->hooks_.load(std::memory_order_relaxed) != 0, 0))
+    w->task_hook(trace_kind::end, outer, t, outer);
   task_complete(t);
   task_release(t);  // the queue's reference
   w->release_fiber_slot();

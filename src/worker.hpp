@@ -97,6 +97,7 @@
 #include "run_queue.hpp"
 #include "sched_fuzz.hpp"
 #include "timers.hpp"
+#include "trace.hpp"
 
 #include <weft/stats.hpp>
 
@@ -222,15 +223,29 @@ public:
   void release_fiber_slot() noexcept;
   std::uint64_t next_task_id() noexcept;
 
-  // Statistics sampling (stats.hpp): true for one suspension in 64, and for one wake in 64
-  // made on this worker. Two counters: one shared by both, or the switch counter, aliases
+  // Statistics sampling (stats.hpp): one suspension in 64, and one wake in 64 made on this
+  // worker, are timed. Two countdowns: one shared by both, or the switch counter, aliases
   // with periodic schedules (a ping-pong wakes and suspends once per slice, a sleep loop
-  // switches twice per sleep) and then samples only one kind, or none. Owner thread.
+  // switches twice per sleep) and then samples only one kind, or none.
   static constexpr std::uint32_t sample_mask = 63;
-  bool sample_suspend() noexcept { return (++suspend_tick_ & sample_mask) == 0; }
-  bool sample_wake() noexcept { return (++wake_tick_ & sample_mask) == 0; }
+  // wake() calls this when the countdown expires: every 64th wake, and every wake while
+  // tracing (the countdown is then 1; a session that starts sees this worker's wakes from
+  // its next expiry on, at most 64 wakes later). Samples, traces, rearms. Owner thread.
+  bool wake_due() noexcept { return --wake_countdown_ == 0; }
+  __attribute__((cold, noinline)) void wake_hook(fiber_impl* f) noexcept;
   // Adds a sampled duration to a histogram. Owner thread.
   void record_schedule_latency(std::int64_t ns) noexcept { record(sched_latency_, ns); }
+
+  // Tracing (trace.hpp step 2): true while a session records this worker's events. The
+  // trace_* calls record one event; each site calls them only when tracing() (the one
+  // branch a site costs while tracing is off). Owner thread.
+  bool tracing() const noexcept {
+    // acquire: pairs with set_trace's release (the ring's slots are then visible).
+    return trace_.load(std::memory_order_acquire) != nullptr;
+  }
+  __attribute__((cold, noinline)) void trace_emit(trace_kind k, std::uint64_t a, std::uint64_t b) noexcept;
+  // Any thread (tracer, under its mutex).
+  void set_trace(trace_ring* r) noexcept;
 
   // ---- Any thread.
   void push_remote(item it) noexcept;
@@ -365,6 +380,13 @@ private:
   static void record(std::array<counter, N>& h, std::int64_t ns) noexcept {
     h[duration_histogram::bucket_of(ns > 0 ? static_cast<std::uint64_t>(ns) : 0)].add();
   }
+  __attribute__((cold, noinline)) void trace_switch(fiber_impl* from, fiber_impl* to, post_fn post) noexcept;
+  // What switch_to and run_task do while hooks_ is non-zero: publish_diag, trace events.
+  // task_hook: publishes `now`, records k for t (start: inline in outer; end: outer resumes).
+  __attribute__((cold, noinline)) void switch_hook(fiber_impl* from, fiber_impl* to, post_fn post) noexcept;
+  __attribute__((cold, noinline)) void task_hook(trace_kind k, const task* now, const task* t,
+                                                 const task* outer) noexcept;
+  __attribute__((cold, noinline)) std::int64_t suspend_sample() noexcept;  // rearms, reads the clock
   static void post_recycle(fiber_impl* from, void* arg) noexcept;
   static void post_requeue(fiber_impl* from, void* arg) noexcept;
   static void post_migrate(fiber_impl* from, void* arg) noexcept;
@@ -379,10 +401,21 @@ private:
   fiber_impl* current_ = nullptr;
   post_action post_;
   unsigned runnext_streak_ = 0;
-  std::uint32_t suspend_tick_ = 0, wake_tick_ = 0;  // sample_suspend(), sample_wake()
+  // Owner-only countdowns to the next sampled suspension and wake (stats.hpp, wake_due()),
+  // and the wakes seen while tracing (wake_hook samples one in 64 of them).
+  std::uint32_t suspend_countdown_ = sample_mask + 1, wake_countdown_ = sample_mask + 1;
+  std::uint32_t traced_wakes_ = 0;
   bool searching_ = false;
   bool had_work_ = false;  // see find_work()
   const bool diag_;         // the stall detector is on: publish diag_task_ on each switch
+  // The trace session's ring for this worker, nullptr while tracing is off (trace.hpp steps
+  // 1-4). Written by the tracer (any thread, rarely), read by the owner at each event site.
+  std::atomic<trace_ring*> trace_{nullptr};
+  // Per-switch and per-task work beyond the plain path, one bit each: hook_diag (the stall
+  // detector, set at construction), hook_trace (set_trace). One relaxed load and branch
+  // in switch_to and run_task while it is 0; the hooks themselves read diag_ and trace_.
+  static constexpr std::uint8_t hook_diag = 1, hook_trace = 2;
+  std::atomic<std::uint8_t> hooks_{0};
   bool firing_ = false;    // inside fire_timers/poll_io: wake_local queues FIFO (timers.hpp step 6)
   std::int64_t next_io_poll_ = 0;  // steady ns: the fairness tick's next fd poll
   std::int64_t last_io_poll_ = 0;  // steady ns of this worker's last poll_io

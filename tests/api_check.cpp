@@ -29,6 +29,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 namespace {
 
@@ -354,6 +355,11 @@ TEST(api_check, every_public_function_links_and_runs) {
   EXPECT_GE(h.quantile_ns(0.5), h.samples() ? 1u : 0u);                // quantile_ns, samples
   EXPECT_EQ(weft::duration_histogram::bucket_of(1024), 10u);           // bucket_of
   EXPECT_FALSE(weft::format_stats(snapshot).empty());                  // format_stats
+  sched.trace_start(64);                                               // trace_start
+  EXPECT_FALSE(sched.trace_stop().empty());                            // trace_stop()
+  sched.trace_start();
+  EXPECT_THROW(sched.trace_stop(std::string("/nonexistent-dir/t.json")),
+               std::system_error);                                     // trace_stop(path)
   sched.shutdown();
   EXPECT_TRUE(ran.load());
 }
