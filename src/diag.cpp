@@ -116,6 +116,15 @@ diagnostics::diagnostics()
   next_trace_ns_ = start_ns_ + trace_ns_;
 }
 
+// Whether the stuck slice is the fiber's doing (diag.hpp, "How a stall is seen"): its
+// thread is blocked in a system call, or computed for a quarter of the threshold at least.
+bool diagnostics::on_cpu_or_blocked(const worker& w, const seen& s) const noexcept {
+  if (s.cpu < 0) return true;  // no CPU clock: judge by the slice alone
+  const std::int64_t cpu = w.thread_cpu_ns();
+  if (cpu < 0 || 4 * (cpu - s.cpu) >= stall_ns_) return true;
+  return w.thread_asleep();
+}
+
 // The first line of a stall; remembers the task for the line at its end.
 void diagnostics::report_stall(worker& w, seen& s, std::int64_t now) noexcept {
   s.reported = true;
@@ -168,9 +177,10 @@ void diagnostics::tick(runtime& rt, std::int64_t now) noexcept {
         s = seen{};
         s.slice = slice;
         s.since = now;
+        s.cpu = w.diag_task() != 0 ? w.thread_cpu_ns() : -1;
         continue;
       }
-      if (!s.reported && now - s.since >= stall_ns_) {
+      if (!s.reported && now - s.since >= stall_ns_ && on_cpu_or_blocked(w, s)) {
         report_stall(w, s, now);
         // The backtrace only while the handler is still ours: the program may have
         // installed its own SIGURG handler since (we must not trigger it out of the blue).

@@ -25,7 +25,13 @@
 // first that saw the slice end, is within one period either way. A worker in no task
 // (starting, searching, between fibers) is never judged: its search spin lasts 50 us and
 // it begins a slice as soon as it finds work, so only the OS can hold it there longer,
-// and there is no fiber to name. Samples run every min(trace period, stall threshold /
+// and there is no fiber to name. Nor is a worker whose thread the OS kept off the CPUs:
+// past the threshold, a stall is reported once the thread is blocked in a system call
+// (the blocking call to report) or has computed for a quarter of the threshold since the
+// slice began (its CPU clock, read at the slice's first sample and at each sample past
+// the threshold). A thread preempted for long on a loaded machine (a TSan build under a
+// parallel test run: a 2 ms fiber took 440 ms) is not reported for it; a computing fiber
+// on a CPU shared with others is, once it has had that much of it. Samples run every min(trace period, stall threshold /
 // 4). The counter, the task id and its name are published only when the detector is on
 // (worker::diag_, relaxed: a report, not a synchronisation).
 //
@@ -66,10 +72,12 @@ private:
     std::uint64_t slice = 0;
     std::int64_t since = 0;  // first sample that saw this slice
     bool reported = false;
+    std::int64_t cpu = -1;   // the worker thread's CPU time at `since` (-1: unknown)
     std::uint64_t task = 0;  // the reported task, for the line at its end
     char name[32] = {};
   };
   static void report_stall(worker& w, seen& s, std::int64_t now) noexcept;
+  bool on_cpu_or_blocked(const worker& w, const seen& s) const noexcept;
   std::int64_t trace_ns_ = 0, stall_ns_ = 0, period_ns_ = 0;
   std::int64_t start_ns_ = 0, next_ns_ = 0, next_trace_ns_ = 0;
   std::vector<seen> seen_;

@@ -275,6 +275,10 @@ public:
   // The running task's name (spawn_options::name; "" when unnamed), for the stall report.
   static constexpr std::size_t diag_name_words = 4;  // up to 31 characters
   void diag_name(char (&out)[diag_name_words * 8]) const noexcept;
+  // This worker's thread: its CPU time in ns (-1: unknown), and whether it sleeps in the
+  // kernel (blocked in a syscall; true when unknown). Any thread; syscalls of ~2 us.
+  std::int64_t thread_cpu_ns() const noexcept;
+  bool thread_asleep() const noexcept;
   // Sends sig to the worker's thread while thread_main runs (from its first line to its
   // last); false when the thread has not started or has left thread_main (a joined
   // thread's pthread_t may name another thread by now). Any thread.
@@ -328,10 +332,6 @@ private:
   // The watcher's look at the peers (idle.hpp W2): true when one has work to take.
   // `calm`: every awake peer moved since the previous look.
   bool watch_tick(std::int64_t now, bool& calm) noexcept;
-  // This worker's thread: its CPU time in ns (-1: unknown), and whether it sleeps in the
-  // kernel (blocked in a syscall; true when unknown). Any thread; syscalls of ~2 us.
-  std::int64_t thread_cpu_ns() const noexcept;
-  bool thread_asleep() const noexcept;
   // park()'s sleep after C3 found nothing: as the watcher or not (idle.hpp W1-W4).
   void sleep(std::int64_t wake_at) noexcept;
   item poll_remote() noexcept;
