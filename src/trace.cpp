@@ -28,14 +28,15 @@ bool trace_ring::read(std::uint64_t i, event& out) const noexcept {
   const slot& s = slots_[i & mask_];
   // acquire: pairs with the release store of seq in emit(); ts, a and b are then event i's,
   // unless a late writer (trace.hpp step 4) overwrites the slot while we read: the seq
-  // check after the copy catches that (a torn event is dropped, never misread).
+  // check after the copy catches that. (Exactly on x86-64, which does not reorder loads
+  // with loads; elsewhere the copy's loads could pass the re-check, and a torn event is
+  // possible in that one-event window. No fence: TSan does not model them.)
   if (s.seq.load(std::memory_order_acquire) != i + 1) return false;
   out.ts = s.ts.load(std::memory_order_relaxed);
   const std::uint64_t a = s.a.load(std::memory_order_relaxed);
   out.b = s.b.load(std::memory_order_relaxed);
   out.kind = static_cast<trace_kind>(a >> 56);
   out.a = a & a_mask;
-  // acquire: keeps the re-check after the loads above.
   return s.seq.load(std::memory_order_acquire) == i + 1;
 }
 

@@ -111,9 +111,10 @@ TEST(Diagnostics, LongComputationIsReportedWithIdNameAndDuration) {
   ASSERT_NE(end, std::string::npos) << err;
   const std::size_t about = err.find("ran for about ", end);
   ASSERT_NE(about, std::string::npos) << err;
-  // It ran 500 ms; the end is seen within a sample period (25 ms), from a start seen
-  // within one too. Only a lower bound is asserted: a loaded machine stretches it.
-  EXPECT_GE(std::stoll(err.substr(about + 14)), 400) << err;
+  // It ran 500 ms; the end is seen within a sample period (25 ms) of it, the start too,
+  // unless a loaded machine delays the reactor's samples: only the bound that holds by
+  // construction (the report needed the threshold) is asserted.
+  EXPECT_GE(std::stoll(err.substr(about + 14)), 100) << err;
 }
 
 // Many short fibers back to back on one worker: 250 fibers of 2 ms each, 500 ms in all,
@@ -127,9 +128,20 @@ TEST(Diagnostics, ShortFibersBackToBackAreNoStall) {
   std::uint64_t switches = 0;
   {
     weft::scheduler s({.workers = 1});
-    std::vector<weft::join_handle<void>> fibers;
-    for (int i = 0; i < 250; ++i) fibers.push_back(s.spawn([] { compute_for(2ms); }));
-    for (auto& f : fibers) f.join();
+    s.block_on([] {
+      // Spawned from a fiber and waited for once: the worker runs them back to back
+      // whatever the load (outside spawns could trickle in and each find it idle).
+      weft::wait_group wg;
+      wg.add(250);
+      std::vector<weft::join_handle<void>> fibers;
+      for (int i = 0; i < 250; ++i)
+        fibers.push_back(weft::spawn([&wg] {
+          compute_for(2ms);
+          wg.done();
+        }));
+      wg.wait();
+      for (auto& f : fibers) f.join();
+    });
     switches = s.stats().total().switches;
   }
   const std::string err = testing::internal::GetCapturedStderr();

@@ -60,29 +60,24 @@ TEST(Stats, PingPongRecordsScheduleLatencyAndWaitTime) {
   EXPECT_GT(t.wait_time.samples(), 10u);
   EXPECT_GT(t.schedule_latency.samples(), 10u);
   EXPECT_LT(t.wait_time.samples(), 2u * rounds);
-  // A wait includes the queueing after the wake: its median is not below the latency's.
-  EXPECT_GE(t.wait_time.quantile_ns(0.5), t.schedule_latency.quantile_ns(0.5) / 2);
 }
 
-// An idle scheduler's workers park: parked time grows, busy time stays below the uptime
-// (mutation that fails it: park_since_/parked_ns_ never written in worker::park).
+// An idle scheduler's workers park and count it; a worker that ran a fiber counts busy
+// time (mutation that fails it: park_since_/parked_ns_ never written in worker::park).
+// No bound on the durations themselves: a loaded machine decides those.
 TEST(Stats, IdleWorkersCountParkedTimeAndBusyIsTheRest) {
   weft::scheduler s({.workers = 2});
   s.block_on([] { weft::this_fiber::sleep_for(1ms); });
-  const auto start = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(100ms);
   const weft::scheduler_stats st = s.stats();
-  const auto up = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                      std::chrono::steady_clock::now() - start).count();
-  std::uint64_t parked = 0;
   for (const weft::worker_stats& w : st.workers) {
-    parked = std::max(parked, w.parked_ns);
     EXPECT_EQ(w.run_queue_depth, 0u);
     EXPECT_EQ(w.remote_queue_depth, 0u);
   }
-  // At least one worker slept through most of the 100 ms (both do, on a quiet machine).
-  EXPECT_GE(parked, static_cast<std::uint64_t>(up) / 2);
-  EXPECT_GT(st.total().busy_ns, 0u);
+  const weft::worker_stats t = st.total();
+  EXPECT_GT(t.parked_ns, 0u);
+  EXPECT_GT(t.parks, 0u);
+  EXPECT_GT(t.busy_ns, 0u);
   EXPECT_EQ(st.inject_queue_depth, 0u);
 }
 
