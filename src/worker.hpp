@@ -228,13 +228,11 @@ public:
   // with periodic schedules (a ping-pong wakes and suspends once per slice, a sleep loop
   // switches twice per sleep) and then samples only one kind, or none.
   static constexpr std::uint32_t sample_mask = 63;
-  // wake() calls this when the countdown expires: every 64th wake, and every wake while
-  // tracing (the countdown is then 1; a session that starts sees this worker's wakes from
-  // its next expiry on, at most 64 wakes later). Samples, traces, rearms. Owner thread.
+  // wake() calls wake_hook when the countdown expires: every 64th wake, and every wake
+  // while tracing (the countdown is then 1; a session that starts sees this worker's wakes
+  // from its next expiry on, at most 64 wakes later). Samples, traces, rearms. Owner.
   bool wake_due() noexcept { return --wake_countdown_ == 0; }
   __attribute__((cold, noinline)) void wake_hook(fiber_impl* f) noexcept;
-  // Adds a sampled duration to a histogram. Owner thread.
-  void record_schedule_latency(std::int64_t ns) noexcept { record(sched_latency_, ns); }
 
   // Tracing (trace.hpp step 2): true while a session records this worker's events. The
   // trace_* calls record one event; each site calls them only when tracing() (the one

@@ -106,7 +106,8 @@ public:
   void trace_start(std::size_t events_per_worker = 65536);
   // Ends the session and returns its events as Chrome trace-event JSON (open it in
   // ui.perfetto.dev or chrome://tracing): one track per worker, a flow arrow from each
-  // wake to the run it caused. "" when no session runs. Any thread; allocates.
+  // wake to the run it caused. "" when no session runs. Any thread; allocates (from a
+  // fiber it blocks its worker while it renders: tens of ms for full rings).
   std::string trace_stop();
   // trace_stop(), written to the file at path (created or truncated). Throws
   // std::system_error naming the path when it cannot be written (the events are lost).
