@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <execinfo.h>
 #include <mutex>
+#include <cstring>
 #include <string>
 #include <unistd.h>
 
@@ -115,6 +116,31 @@ diagnostics::diagnostics()
   next_trace_ns_ = start_ns_ + trace_ns_;
 }
 
+// Whether the stuck slice is the fiber's doing (diag.hpp, "How a stall is seen"): its
+// thread is blocked in a system call, or computed for a quarter of the threshold at least.
+bool diagnostics::on_cpu_or_blocked(const worker& w, const seen& s) const noexcept {
+  if (s.cpu < 0) return true;  // no CPU clock: judge by the slice alone
+  const std::int64_t cpu = w.thread_cpu_ns();
+  if (cpu < 0 || 4 * (cpu - s.cpu) >= stall_ns_) return true;
+  return w.thread_asleep();
+}
+
+// The first line of a stall; remembers the task for the line at its end.
+void diagnostics::report_stall(worker& w, seen& s, std::int64_t now) noexcept {
+  s.reported = true;
+  s.task = w.diag_task();
+  char name[worker::diag_name_words * 8];
+  static_assert(sizeof name == sizeof s.name);
+  w.diag_name(name);
+  std::memcpy(s.name, name, sizeof name);
+  std::fprintf(stderr,
+               "weft: stall: worker %u has been running fiber #%llu%s%s%s for %lld ms without "
+               "suspending or yielding (a blocking call or a long computation; fibers queued on "
+               "this worker wait)\n",
+               w.index(), static_cast<unsigned long long>(s.task), name[0] ? " \"" : "", name,
+               name[0] ? "\"" : "", static_cast<long long>((now - s.since) / 1'000'000));
+}
+
 int diagnostics::cap_timeout(int ms, std::int64_t now) const noexcept {
   if (!enabled()) return ms;
   const std::int64_t left = std::max<std::int64_t>(next_ns_ - now, 0);
@@ -126,33 +152,36 @@ void diagnostics::tick(runtime& rt, std::int64_t now) noexcept {
   if (!enabled() || now < next_ns_) return;
   next_ns_ = now + period_ns_;
   const unsigned n = rt.worker_count();
-  if (seen_.size() != n) seen_.assign(n, seen{0, now, false});
-  // Not once shutdown began: workers leave their loops then (an exited worker's switch
+  if (seen_.size() != n) {
+    seen fresh;
+    fresh.since = now;
+    seen_.assign(n, fresh);
+  }
+  // Not once shutdown began: workers leave their loops then (an exited worker's slice
   // counter stands still, it is not stalled), and the reactor ticks on until ~runtime.
   // acquire: pairs with the release that sets stop_.
   if (stall_ns_ && !rt.stop_.load(std::memory_order_acquire)) {
     for (unsigned i = 0; i < n; ++i) {
       worker& w = rt.worker_at(i);
-      const std::uint64_t sw = w.switch_count();
+      const std::uint64_t slice = w.diag_slice();
       seen& s = seen_[i];
-      // Only a worker inside a fiber can be stalled by one. Outside (diag_task 0: its thread
+      // Only a worker inside a task can be stalled by one. Outside (diag_task 0: its thread
       // still starting, searching, between fibers, leaving) what holds the thread is the
       // scheduler's own code or the OS (a thread start under TSan on a loaded machine takes
       // over 50 ms), and there is no fiber to name: such a report read "fiber #0".
-      if (sw != s.switches || w.sleeping() || w.diag_task() == 0) {
-        s = seen{sw, now, false};
+      if (slice != s.slice || w.sleeping() || w.diag_task() == 0) {
+        if (s.reported)
+          std::fprintf(stderr, "weft: stall: fiber #%llu%s%s%s on worker %u ran for about %lld ms\n",
+                       static_cast<unsigned long long>(s.task), s.name[0] ? " \"" : "", s.name,
+                       s.name[0] ? "\"" : "", i, static_cast<long long>((now - s.since) / 1'000'000));
+        s = seen{};
+        s.slice = slice;
+        s.since = now;
+        s.cpu = w.diag_task() != 0 ? w.thread_cpu_ns() : -1;
         continue;
       }
-      if (!s.reported && now - s.since >= stall_ns_) {
-        s.reported = true;
-        char name[worker::diag_name_words * 8];
-        w.diag_name(name);
-        std::fprintf(stderr,
-                     "weft: stall: worker %u has been running fiber #%llu%s%s%s for %lld ms "
-                     "without suspending or yielding (a blocking call or a long computation; "
-                     "fibers queued on this worker wait)\n",
-                     i, static_cast<unsigned long long>(w.diag_task()), name[0] ? " \"" : "",
-                     name, name[0] ? "\"" : "", static_cast<long long>((now - s.since) / 1'000'000));
+      if (!s.reported && now - s.since >= stall_ns_ && on_cpu_or_blocked(w, s)) {
+        report_stall(w, s, now);
         // The backtrace only while the handler is still ours: the program may have
         // installed its own SIGURG handler since (we must not trigger it out of the blue).
         if (backtrace_handler_is_ours()) (void)w.signal_thread(backtrace_signal);

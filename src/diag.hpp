@@ -5,20 +5,35 @@
 //                         injection queue, and per worker its ring, remote queue,
 //                         pending timers, switches so far and whether it is parked
 //                         (Go's GODEBUG=schedtrace).
-//   WEFT_STALL_MS=<ms>    report a worker that has run one fiber for <ms> or more
-//                         without switching (a blocking call, or a long computation
-//                         that never yields): "weft: stall: worker N has been running
-//                         fiber #id "name" for X ms ...", once per stall (the name:
-//                         spawn_options::name, first 31 characters, when it has one).
+//   WEFT_STALL_MS=<ms>    report one fiber that has run for <ms> or more without
+//                         suspending, yielding or ending (a blocking call, or a long
+//                         computation): "weft: stall: worker N has been running fiber #id
+//                         "name" for X ms ...", once per stall, and when that fiber stops
+//                         "weft: stall: fiber #id "name" on worker N ran for about Y ms"
+//                         (the name: spawn_options::name, first 31 characters, when it
+//                         has one).
 //
-// How a stall is seen: every sample reads each worker's switch counter, whether its
-// parker sleeps and which fiber it runs. A worker that is awake, in a fiber, and has not
-// switched across samples spanning the threshold is stuck in that fiber. A worker in no
-// fiber (starting, searching, between fibers) is never judged: its search spin lasts
-// 50 us and it switches as soon as it finds work, so only the OS can hold it there
-// longer, and there is no fiber to name. Samples run every min(trace period, stall
-// threshold / 4). The fiber id is published by the worker on each switch only when the
-// detector is on (worker::diag_task_, relaxed: a report, not a synchronisation).
+// How a stall is seen: a worker publishes a slice counter, bumped each time the task it
+// runs changes (worker::publish_diag, on every switch and at every task start and end,
+// also where no switch happens: a fiber runs queued tasks back to back on its own stack,
+// and a join runs an unstarted child inline). Every sample reads each worker's slice
+// counter, whether its parker sleeps and which task it runs. A worker that is awake, in
+// a task, and has not begun a slice across samples spanning the threshold is stuck in
+// that one task. (Counting switches instead reported a worker running many short fibers
+// back to back as stalled.) X is measured from the first sample that saw the slice, so
+// it is a lower bound, short by up to one sample period; Y, from that same sample to the
+// first that saw the slice end, is within one period either way. A worker in no task
+// (starting, searching, between fibers) is never judged: its search spin lasts 50 us and
+// it begins a slice as soon as it finds work, so only the OS can hold it there longer,
+// and there is no fiber to name. Nor is a worker whose thread the OS kept off the CPUs:
+// past the threshold, a stall is reported once the thread is blocked in a system call
+// (the blocking call to report) or has computed for a quarter of the threshold since the
+// slice began (its CPU clock, read at the slice's first sample and at each sample past
+// the threshold). A thread preempted for long on a loaded machine (a TSan build under a
+// parallel test run: a 2 ms fiber took 440 ms) is not reported for it; a computing fiber
+// on a CPU shared with others is, once it has had that much of it. Samples run every min(trace period, stall threshold /
+// 4). The counter, the task id and its name are published only when the detector is on
+// (worker::diag_, relaxed: a report, not a synchronisation).
 //
 // Backtrace: with the report, the reactor sends SIGURG to the stuck worker's thread; its
 // handler (installed only when WEFT_STALL_MS is set and SIGURG has no handler of the
@@ -31,7 +46,7 @@
 // thread inside worker::thread_main (worker::signal_thread holds a lock across the
 // pthread_kill, so a joined thread's reused id is never signalled), only while the
 // handler is still ours (re-read with sigaction before each send), and no stall is
-// judged once shutdown began (exited workers stop switching without being stuck).
+// judged once shutdown began (exited workers stop beginning slices without being stuck).
 #pragma once
 
 #include <cstdint>
@@ -40,6 +55,7 @@
 namespace weft::detail {
 
 class runtime;
+class worker;
 
 class diagnostics {
 public:
@@ -53,10 +69,15 @@ public:
 
 private:
   struct seen {
-    std::uint64_t switches = 0;
-    std::int64_t since = 0;
+    std::uint64_t slice = 0;
+    std::int64_t since = 0;  // first sample that saw this slice
     bool reported = false;
+    std::int64_t cpu = -1;   // the worker thread's CPU time at `since` (-1: unknown)
+    std::uint64_t task = 0;  // the reported task, for the line at its end
+    char name[32] = {};
   };
+  static void report_stall(worker& w, seen& s, std::int64_t now) noexcept;
+  bool on_cpu_or_blocked(const worker& w, const seen& s) const noexcept;
   std::int64_t trace_ns_ = 0, stall_ns_ = 0, period_ns_ = 0;
   std::int64_t start_ns_ = 0, next_ns_ = 0, next_trace_ns_ = 0;
   std::vector<seen> seen_;

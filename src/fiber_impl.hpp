@@ -52,6 +52,10 @@ struct fiber_impl {
   // Its stack's size class (task_stack_class): 0 for the scheduler's stack_size. Set when
   // the stack is mapped; a fiber runs only tasks of its own class (worker::fiber_for).
   std::uint8_t stack_class = 0;
+  // steady ns of a sampled wake (stats.hpp schedule_latency), 0 when not sampled. Written
+  // by the waker before it queues the fiber, read and cleared by the fiber once resumed
+  // (ordered by the queue's hand-over, as the rest of the suspended state).
+  std::int64_t woke_at = 0;
 };
 
 // The stack size class a task asked for (spawn_options::stack_size; 0: the default).

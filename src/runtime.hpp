@@ -6,6 +6,7 @@
 #include "fiber_impl.hpp"
 #include "idle.hpp"
 #include "diag.hpp"
+#include "trace.hpp"
 #include "reactor.hpp"
 #include "sched_fuzz.hpp"
 
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -96,6 +98,8 @@ public:
   // WEFT_SCHEDTRACE / WEFT_STALL_MS, read once (diag.hpp). Its sampling state is the
   // reactor thread's alone; workers only read the flags fixed at construction.
   diagnostics diag_;
+  tracer tracer_;           // trace.hpp; sessions from trace_start or WEFT_TRACE
+  std::string trace_path_;  // WEFT_TRACE: written by shutdown() when the session still runs
   peer_queue<item> inject_;
   // Items in inject_; see worker::remote_count_ for why a count is kept.
   alignas(64) std::atomic<std::int64_t> inject_count_{0};

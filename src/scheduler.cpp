@@ -48,6 +48,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <pthread.h>
 #include <stdexcept>
@@ -154,6 +155,11 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
                                             std::to_string(opts_.workers) + " (" + e.what() +
                                             "); RLIMIT_NPROC or memory may be exhausted");
     }
+  }
+  // WEFT_TRACE=path: a trace session from the start, written at shutdown (trace.hpp).
+  if (const char* p = std::getenv("WEFT_TRACE"); p && *p) {
+    trace_path_ = p;
+    tracer_.start(*this, tracer::default_events);
   }
   if (opts_.pin && opts_.pin_strict) {
     // Each worker pins itself first thing (worker::thread_main) and reports; a failure
@@ -333,6 +339,14 @@ void runtime::shutdown() noexcept {
   (void)idle_.take_all_sleepers();  // they exit; keep the counts consistent anyway
   for (auto& x : workers_) x->unpark();
   for (auto& t : threads_) t.join();
+  if (!trace_path_.empty() && tracer_.running()) {  // WEFT_TRACE's session
+    try {
+      write_trace_file(trace_path_, tracer_.stop(*this));
+      std::fprintf(stderr, "weft: WEFT_TRACE: trace written to %s\n", trace_path_.c_str());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "weft: WEFT_TRACE: %s\n", e.what());
+    }
+  }
   shut_down_.store(true, std::memory_order_relaxed);
 }
 
@@ -391,6 +405,10 @@ void runtime::notify_idle(int preferred) noexcept {
 
 void runtime::wake(fiber_impl* f) noexcept {
   worker* w = current_worker();
+  if (!w) {  // stats.hpp schedule_latency: a plain thread samples one wake in 64 of its own
+    thread_local std::uint32_t outside_wakes = 0;
+    if ((++outside_wakes & worker::sample_mask) == 0) f->woke_at = steady_ns();
+  }
   if (w && &w->rt() == this) {
     if (__builtin_expect(w->fuzz().on(), 0) && w->fuzz_migrate(f)) return;  // sched_fuzz.hpp 4
     w->wake_local(f);  // runs next on the waker's worker (warm cache, no futex)
@@ -416,6 +434,9 @@ bool runtime::any_work_visible() const noexcept {
 scheduler_stats runtime::stats() const {
   scheduler_stats s;
   for (const auto& w : workers_) s.workers.push_back(w->stats());
+  // relaxed: a gauge (producers count up after enqueueing, so it may be briefly negative).
+  s.inject_queue_depth =
+      static_cast<std::uint64_t>(std::max<std::int64_t>(inject_count_.load(std::memory_order_relaxed), 0));
   return s;
 }
 
@@ -437,6 +458,13 @@ void scheduler::shutdown() noexcept { rt_->shutdown(); }
 unsigned scheduler::worker_count() const noexcept { return rt_->worker_count(); }
 std::uint64_t scheduler::schedule_seed() const noexcept { return rt_->fuzz_seed_; }
 scheduler_stats scheduler::stats() const { return rt_->stats(); }
+void scheduler::trace_start(std::size_t events_per_worker) {
+  rt_->tracer_.start(*rt_, events_per_worker);
+}
+std::string scheduler::trace_stop() { return rt_->tracer_.stop(*rt_); }
+void scheduler::trace_stop(const std::string& path) {
+  detail::write_trace_file(path, rt_->tracer_.stop(*rt_));
+}
 scheduler* scheduler::current() noexcept {
   detail::worker* w = detail::current_worker();
   return w ? &w->rt().owner() : nullptr;

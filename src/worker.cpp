@@ -136,6 +136,7 @@ worker::worker(runtime& rt, unsigned index)
       inject_tok_(rt.inject_), remote_(64) {
   pool_.reserve(rt.opts_.stack_cache);
   sized_pool_.reserve(sized_cache_cap);
+  if (diag_) hooks_.store(hook_diag, std::memory_order_relaxed);  // before the thread starts
 }
 
 worker::~worker() {
@@ -147,6 +148,7 @@ worker::~worker() {
 
 void worker::thread_main(int os_cpu, std::vector<std::vector<unsigned>> steal_tiers) {
   tls_worker_ = this;
+  started_at_.store(steady_ns(), std::memory_order_relaxed);  // relaxed: statistics
   static_assert(sizeof(pthread_t) == sizeof(unsigned long));
   {
     std::lock_guard lock(thread_mu_);  // signal_thread: see thread_handle_
@@ -199,6 +201,7 @@ void worker::thread_main(int os_cpu, std::vector<std::vector<unsigned>> steal_ti
     std::lock_guard lock(thread_mu_);  // no signal after this: the thread is about to end
     thread_handle_ = 0;
   }
+  ended_at_.store(steady_ns(), std::memory_order_relaxed);  // relaxed: statistics
   tls_worker_ = nullptr;
 }
 
@@ -237,11 +240,13 @@ item worker::find_work() noexcept {
     if (!searching_ && had_work_) searching_ = rt_.idle_.try_enter_searching();
     if (searching_) {
       std::int64_t now = steady_ns();
+      const std::int64_t began = now;
       const std::int64_t until = now + spin_for_ns;
       do {
         item it = try_steal(now);
         if (!it) it = next_local();  // fires this worker's due timers too
         if (it) {
+          searching_ns_.add(static_cast<std::uint64_t>(now - began));  // to the last clock read
           stop_searching();
           return it;
         }
@@ -249,11 +254,13 @@ item worker::find_work() noexcept {
         now = steady_ns();
         if (steal_timers(now)) {  // timers.hpp step 4: the fired fibers are in our ring
           if (item fired = next_local()) {
+            searching_ns_.add(static_cast<std::uint64_t>(now - began));
             stop_searching();
             return fired;
           }
         }
       } while (now < until);
+      searching_ns_.add(static_cast<std::uint64_t>(now - began));
     }
     // acquire: pairs with the release store in runtime::shutdown(); everything was done.
     if (rt_.stop_.load(std::memory_order_acquire)) return 0;
@@ -283,7 +290,13 @@ void worker::park() noexcept {
         trim_at != timer_shard::none && (wake_at == timer_shard::none || trim_at < wake_at))
       wake_at = trim_at;
     rt_.reactor_->arm_watch();  // reactor.hpp step 3: after C1, before sleeping
+    const std::int64_t parked_at = steady_ns();
+    park_since_.store(parked_at, std::memory_order_relaxed);  // relaxed: statistics
+    if (tracing()) trace_emit(trace_kind::park, 0, 0);
     sleep(wake_at);
+    if (tracing()) trace_emit(trace_kind::unpark, 0, 0);
+    parked_ns_.add(static_cast<std::uint64_t>(steady_ns() - parked_at));
+    park_since_.store(0, std::memory_order_relaxed);
   }
   searching_ = true;  // cancel_park, or the producer that popped us, counted us searching
 }
@@ -579,10 +592,14 @@ std::size_t worker::batch_wakes(F&& wake_some) noexcept {
 bool worker::poll_io(std::int64_t now) noexcept {
   last_io_poll_ = now;
   next_io_poll_ = now + io_poll_interval_ns;
-  return batch_wakes([&] {
-           const int n = rt_.reactor_->poll_io(io_events_.data(), static_cast<int>(io_events_.size()));
-           return static_cast<std::size_t>(n > 0 ? n : 0);
-         }) != 0;
+  io_polls_.add();
+  const std::size_t woke = batch_wakes([&] {
+    const int n = rt_.reactor_->poll_io(io_events_.data(), static_cast<int>(io_events_.size()));
+    return static_cast<std::size_t>(n > 0 ? n : 0);
+  });
+  io_ready_.add(woke);
+  if (woke && tracing()) trace_emit(trace_kind::io, woke, 0);
+  return woke != 0;
 }
 
 bool worker::poll_timers() noexcept {
@@ -604,6 +621,7 @@ bool worker::steal_timers(std::int64_t now) noexcept {
 bool worker::fire_timers(timer_shard& s, std::int64_t now, bool try_only) noexcept {
   const std::size_t n = batch_wakes([&] { return s.fire_due(now, try_only); });
   timers_fired_.add(n);
+  if (n && tracing()) trace_emit(trace_kind::timers, n, 0);
   return n != 0;
 }
 
@@ -642,6 +660,7 @@ item worker::try_steal(std::int64_t now) noexcept {
       if (item it = v.ring_.steal_into(ring_, moved)) {
         steals_.add();
         stolen_.add(moved);
+        if (tracing()) trace_emit(trace_kind::steal, v.index_, moved);
         return it;
       }
       // A busy victim's remote wakes are fair game too (moodycamel is MPMC).
@@ -651,6 +670,7 @@ item worker::try_steal(std::int64_t now) noexcept {
           v.remote_count_.fetch_sub(static_cast<std::int64_t>(n), std::memory_order_relaxed);
           steals_.add();
           stolen_.add(n);
+          if (tracing()) trace_emit(trace_kind::steal, v.index_, n);
           spread_batch(n);
           return batch_[0];
         }
@@ -659,6 +679,7 @@ item worker::try_steal(std::int64_t now) noexcept {
       if (item it = steal_hidden(v, now)) {
         steals_.add();
         stolen_.add();
+        if (tracing()) trace_emit(trace_kind::steal, v.index_, 1);
         return it;
       }
     }
@@ -721,6 +742,10 @@ void worker::publish_private(std::size_t k) noexcept {
 
 void worker::spawn_local(task* t) {
   t->id_ = next_task_id();
+  if (__builtin_expect(tracing(), 0)) {
+    const task* parent = current_ ? current_->current : nullptr;
+    trace_emit(trace_kind::spawn, t->id_, parent ? parent->id_ : 0);
+  }
   spawned_.add_release();  // before publication: shutdown counts completions against it
   std::size_t n = private_n_.load(std::memory_order_relaxed);
   if (n == private_cap) {
@@ -794,10 +819,8 @@ void worker::switch_to(fiber_impl* from, fiber_impl* to, post_fn post, void* arg
   context& to_ctx = to ? to->ctx : sched_ctx_;
   current_ = to;
   if (to) to->home = this;
-  if (diag_) {  // diag.hpp: which fiber runs here now
-    const task* t = to ? (to->current ? to->current : to->root) : nullptr;
-    publish_diag(t);
-  }
+  // diag.hpp, trace.hpp: one load and branch for both while both are off.
+  if (__builtin_expect(hooks_.load(std::memory_order_relaxed) != 0, 0)) switch_hook(from, to, post);
   switches_.add();
   // Exception state is the fiber's (context.hpp eh_state): park the leaving context's,
   // install the arriving one's. 32 bytes moved, no call (eh_ is cached per worker).
@@ -806,6 +829,15 @@ void worker::switch_to(fiber_impl* from, fiber_impl* to, post_fn post, void* arg
   switch_context(from_ctx, to_ctx);
   // Resumed, perhaps on another worker: `this` is stale from here on (protocol step 3).
   current_worker()->run_post();
+}
+
+void worker::record_resume(fiber_impl* self, std::int64_t suspended_at) noexcept {
+  const std::int64_t now = steady_ns();
+  if (suspended_at) record(wait_time_, now - suspended_at);
+  if (self->woke_at) {
+    record(sched_latency_, now - self->woke_at);
+    self->woke_at = 0;
+  }
 }
 
 void worker::run_post() noexcept {
@@ -822,10 +854,15 @@ void worker::suspend(fiber_impl* self, post_fn post, void* arg) noexcept {
   {
     tsan_internal_scope internal;
     self->waited = true;
+    // stats.hpp: one suspension in 64 is timed.
+    const std::int64_t suspended_at =
+        __builtin_expect(--suspend_countdown_ == 0, 0) ? suspend_sample() : 0;
     item next = next_local();
     fiber_impl* to = nullptr;
     if (next) to = is_fiber(next) ? as_fiber(next) : fiber_for(as_task(next));
     switch_to(self, to, post, arg);
+    if (__builtin_expect((suspended_at | self->woke_at) != 0, 0))
+      current_worker()->record_resume(self, suspended_at);  // we may have migrated
   }
   tsan_acquire(self);  // wake -> resume (tsan_scope.hpp step 3): released by wake()
   tsan_landed();
@@ -886,7 +923,68 @@ void worker::post_migrate(fiber_impl* from, void*) noexcept {
     for (int i = 0; i < 32; ++i) cpu_relax();
 }
 
+// ---------------------------------------------------------------- tracing (trace.hpp)
+
+namespace {
+std::uint64_t running_task_id(const fiber_impl* f) noexcept {
+  return f && f->current ? f->current->id_ : 0;
+}
+}  // namespace
+
+void worker::trace_emit(trace_kind k, std::uint64_t a, std::uint64_t b) noexcept {
+  // acquire: pairs with set_trace's release. Reloaded: the tracer may have cleared it since
+  // the site's check (trace.hpp step 4); a ring, once set, outlives every such writer.
+  if (trace_ring* r = trace_.load(std::memory_order_acquire)) r->emit(k, a, b);
+}
+
+void worker::wake_hook(fiber_impl* f) noexcept {
+  trace_ring* r = trace_.load(std::memory_order_acquire);  // pairs with set_trace
+  // f is suspended and ours to wake: its running task cannot change under us.
+  if (r) r->emit(trace_kind::wake, running_task_id(f), running_task_id(current_));
+  // stats.hpp schedule_latency: one wake in 64 (all come here while tracing). A plain
+  // field: f is ours to wake (suspend.hpp rule 2); the queue hands it over.
+  if (!r || (++traced_wakes_ & sample_mask) == 0) f->woke_at = steady_ns();
+  wake_countdown_ = r ? 1 : sample_mask + 1;
+}
+
+std::int64_t worker::suspend_sample() noexcept {
+  suspend_countdown_ = sample_mask + 1;
+  return steady_ns();
+}
+
+void worker::set_trace(trace_ring* r) noexcept {
+  trace_.store(r, std::memory_order_release);  // trace.hpp step 1
+  // relaxed: a hint for the owner's sites, which then load trace_ (acquire).
+  if (r)
+    hooks_.fetch_or(hook_trace, std::memory_order_relaxed);
+  else
+    hooks_.fetch_and(static_cast<std::uint8_t>(~hook_trace), std::memory_order_relaxed);
+}
+
+void worker::switch_hook(fiber_impl* from, fiber_impl* to, post_fn post) noexcept {
+  if (diag_) publish_diag(to ? (to->current ? to->current : to->root) : nullptr);
+  if (tracing()) trace_switch(from, to, post);
+}
+
+void worker::task_hook(trace_kind k, const task* now, const task* t, const task* outer) noexcept {
+  if (diag_) publish_diag(now);
+  if (tracing()) trace_emit(k, t->id_, outer ? outer->id_ : 0);
+}
+
+void worker::trace_switch(fiber_impl* from, fiber_impl* to, post_fn post) noexcept {
+  // Why `from` leaves, from the action that publishes it (worker.cpp switch protocol 1).
+  trace_kind k = trace_kind::switch_wait;
+  if (!post)
+    k = trace_kind::switch_none;  // dispatch: from the scheduler context
+  else if (post == &worker::post_requeue || post == &worker::post_migrate)
+    k = trace_kind::switch_yield;
+  else if (post == &worker::post_recycle)
+    k = trace_kind::switch_end;
+  trace_emit(k, running_task_id(from), running_task_id(to));
+}
+
 void worker::publish_diag(const task* t) noexcept {
+  diag_slice_.store(diag_slice_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   diag_task_.store(t ? t->id_ : 0, std::memory_order_relaxed);
   // The name, word by word (relaxed: a report; a reader may see a torn mix of two names
   // next to either id, never a torn word or a read past the buffer).
@@ -940,7 +1038,8 @@ void worker::fiber_main(transfer first) {
 void worker::run_task(fiber_impl* self, task* t) noexcept {
   task* outer = self->current;
   self->current = t;
-  if (diag_) publish_diag(t);  // diag.hpp
+  if (__builtin_expect(hooks_.load(std::memory_order_relaxed) != 0, 0))  // diag.hpp, trace.hpp
+    task_hook(trace_kind::start, t, t, outer);
   fibers_run_.add();
   if (outer) inline_runs_.add();
   {
@@ -959,7 +1058,8 @@ void worker::run_task(fiber_impl* self, task* t) noexcept {
   }
   self->current = outer;
   worker* w = current_worker();  // invoke() may have migrated us
-  if (w->diag_) w->publish_diag(outer);
+  if (__builtin_expect(w->hooks_.load(std::memory_order_relaxed) != 0, 0))
+    w->task_hook(trace_kind::end, outer, t, outer);
   task_complete(t);
   task_release(t);  // the queue's reference
   w->release_fiber_slot();
@@ -1121,6 +1221,26 @@ worker_stats worker::stats() const noexcept {
   s.injected = injected_.get();
   s.remote_wakes = remote_wakes_.get();
   s.timers_fired = timers_fired_.get();
+  s.io_polls = io_polls_.get();
+  s.io_ready = io_ready_.get();
+  // relaxed: statistics (a snapshot may be a few ns inconsistent).
+  const std::int64_t started = started_at_.load(std::memory_order_relaxed);
+  const std::int64_t ended = ended_at_.load(std::memory_order_relaxed);
+  const std::int64_t now = ended ? ended : steady_ns();
+  std::int64_t parked = static_cast<std::int64_t>(parked_ns_.get());
+  if (const std::int64_t since = park_since_.load(std::memory_order_relaxed); since && !ended)
+    parked += std::max<std::int64_t>(now - since, 0);  // the park under way
+  const auto searching = static_cast<std::int64_t>(searching_ns_.get());
+  s.parked_ns = static_cast<std::uint64_t>(parked);
+  s.searching_ns = static_cast<std::uint64_t>(searching);
+  s.busy_ns = started ? static_cast<std::uint64_t>(std::max<std::int64_t>(now - started - parked - searching, 0)) : 0;
+  s.run_queue_depth = ring_.size();
+  s.remote_queue_depth =
+      static_cast<std::uint64_t>(std::max<std::int64_t>(remote_count_.load(std::memory_order_relaxed), 0));
+  for (std::size_t k = 0; k < duration_histogram::bucket_count; ++k) {
+    s.schedule_latency.count[k] = sched_latency_[k].get();
+    s.wait_time.count[k] = wait_time_[k].get();
+  }
   return s;
 }
 

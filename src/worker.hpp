@@ -97,6 +97,7 @@
 #include "run_queue.hpp"
 #include "sched_fuzz.hpp"
 #include "timers.hpp"
+#include "trace.hpp"
 
 #include <weft/stats.hpp>
 
@@ -222,6 +223,28 @@ public:
   void release_fiber_slot() noexcept;
   std::uint64_t next_task_id() noexcept;
 
+  // Statistics sampling (stats.hpp): one suspension in 64, and one wake in 64 made on this
+  // worker, are timed. Two countdowns: one shared by both, or the switch counter, aliases
+  // with periodic schedules (a ping-pong wakes and suspends once per slice, a sleep loop
+  // switches twice per sleep) and then samples only one kind, or none.
+  static constexpr std::uint32_t sample_mask = 63;
+  // wake() calls wake_hook when the countdown expires: every 64th wake, and every wake
+  // while tracing (the countdown is then 1; a session that starts sees this worker's wakes
+  // from its next expiry on, at most 64 wakes later). Samples, traces, rearms. Owner.
+  bool wake_due() noexcept { return --wake_countdown_ == 0; }
+  __attribute__((cold, noinline)) void wake_hook(fiber_impl* f) noexcept;
+
+  // Tracing (trace.hpp step 2): true while a session records this worker's events. The
+  // trace_* calls record one event; each site calls them only when tracing() (the one
+  // branch a site costs while tracing is off). Owner thread.
+  bool tracing() const noexcept {
+    // acquire: pairs with set_trace's release (the ring's slots are then visible).
+    return trace_.load(std::memory_order_acquire) != nullptr;
+  }
+  __attribute__((cold, noinline)) void trace_emit(trace_kind k, std::uint64_t a, std::uint64_t b) noexcept;
+  // Any thread (tracer, under its mutex).
+  void set_trace(trace_ring* r) noexcept;
+
   // ---- Any thread.
   void push_remote(item it) noexcept;
   void unpark() noexcept { parker_.unpark(); }
@@ -244,9 +267,16 @@ public:
   bool sleeping() const noexcept { return parker_.sleeping(); }
   std::int64_t remote_size() const noexcept { return remote_count_.load(std::memory_order_relaxed); }
   std::uint64_t diag_task() const noexcept { return diag_task_.load(std::memory_order_relaxed); }
+  // Slices begun here (diag.hpp): one more each time the running task changes, switch or
+  // not (a fiber runs queued tasks back to back on its stack, and joins inline).
+  std::uint64_t diag_slice() const noexcept { return diag_slice_.load(std::memory_order_relaxed); }
   // The running task's name (spawn_options::name; "" when unnamed), for the stall report.
   static constexpr std::size_t diag_name_words = 4;  // up to 31 characters
   void diag_name(char (&out)[diag_name_words * 8]) const noexcept;
+  // This worker's thread: its CPU time in ns (-1: unknown), and whether it sleeps in the
+  // kernel (blocked in a syscall; true when unknown). Any thread; syscalls of ~2 us.
+  std::int64_t thread_cpu_ns() const noexcept;
+  bool thread_asleep() const noexcept;
   // Sends sig to the worker's thread while thread_main runs (from its first line to its
   // last); false when the thread has not started or has left thread_main (a joined
   // thread's pthread_t may name another thread by now). Any thread.
@@ -300,10 +330,6 @@ private:
   // The watcher's look at the peers (idle.hpp W2): true when one has work to take.
   // `calm`: every awake peer moved since the previous look.
   bool watch_tick(std::int64_t now, bool& calm) noexcept;
-  // This worker's thread: its CPU time in ns (-1: unknown), and whether it sleeps in the
-  // kernel (blocked in a syscall; true when unknown). Any thread; syscalls of ~2 us.
-  std::int64_t thread_cpu_ns() const noexcept;
-  bool thread_asleep() const noexcept;
   // park()'s sleep after C3 found nothing: as the watcher or not (idle.hpp W1-W4).
   void sleep(std::int64_t wake_at) noexcept;
   item poll_remote() noexcept;
@@ -346,6 +372,19 @@ private:
   // reactor.hpp step 2: polls the fds, waking their fibers into this worker's ring.
   bool poll_io(std::int64_t now) noexcept;
   void stop_searching() noexcept;
+  // Records a resumed fiber's sampled wait and schedule latency (stats.hpp). Owner.
+  __attribute__((cold, noinline)) void record_resume(fiber_impl* self, std::int64_t suspended_at) noexcept;
+  template <std::size_t N>
+  static void record(std::array<counter, N>& h, std::int64_t ns) noexcept {
+    h[duration_histogram::bucket_of(ns > 0 ? static_cast<std::uint64_t>(ns) : 0)].add();
+  }
+  __attribute__((cold, noinline)) void trace_switch(fiber_impl* from, fiber_impl* to, post_fn post) noexcept;
+  // What switch_to and run_task do while hooks_ is non-zero: publish_diag, trace events.
+  // task_hook: publishes `now`, records k for t (start: inline in outer; end: outer resumes).
+  __attribute__((cold, noinline)) void switch_hook(fiber_impl* from, fiber_impl* to, post_fn post) noexcept;
+  __attribute__((cold, noinline)) void task_hook(trace_kind k, const task* now, const task* t,
+                                                 const task* outer) noexcept;
+  __attribute__((cold, noinline)) std::int64_t suspend_sample() noexcept;  // rearms, reads the clock
   static void post_recycle(fiber_impl* from, void* arg) noexcept;
   static void post_requeue(fiber_impl* from, void* arg) noexcept;
   static void post_migrate(fiber_impl* from, void* arg) noexcept;
@@ -360,9 +399,21 @@ private:
   fiber_impl* current_ = nullptr;
   post_action post_;
   unsigned runnext_streak_ = 0;
+  // Owner-only countdowns to the next sampled suspension and wake (stats.hpp, wake_due()),
+  // and the wakes seen while tracing (wake_hook samples one in 64 of them).
+  std::uint32_t suspend_countdown_ = sample_mask + 1, wake_countdown_ = sample_mask + 1;
+  std::uint32_t traced_wakes_ = 0;
   bool searching_ = false;
   bool had_work_ = false;  // see find_work()
   const bool diag_;         // the stall detector is on: publish diag_task_ on each switch
+  // The trace session's ring for this worker, nullptr while tracing is off (trace.hpp steps
+  // 1-4). Written by the tracer (any thread, rarely), read by the owner at each event site.
+  std::atomic<trace_ring*> trace_{nullptr};
+  // Per-switch and per-task work beyond the plain path, one bit each: hook_diag (the stall
+  // detector, set at construction), hook_trace (set_trace). One relaxed load and branch
+  // in switch_to and run_task while it is 0; the hooks themselves read diag_ and trace_.
+  static constexpr std::uint8_t hook_diag = 1, hook_trace = 2;
+  std::atomic<std::uint8_t> hooks_{0};
   bool firing_ = false;    // inside fire_timers/poll_io: wake_local queues FIFO (timers.hpp step 6)
   std::int64_t next_io_poll_ = 0;  // steady ns: the fairness tick's next fd poll
   std::int64_t last_io_poll_ = 0;  // steady ns of this worker's last poll_io
@@ -424,6 +475,8 @@ private:
   // The task running here (0: none), for the stall report only. relaxed: read by the
   // reactor thread's diagnostics, which order nothing by it.
   std::atomic<std::uint64_t> diag_task_{0};
+  // Bumped by publish_diag (owner only: load + store), same use as diag_task_.
+  std::atomic<std::uint64_t> diag_slice_{0};
   // Its name, NUL-padded, in relaxed words (publish_diag); same use as diag_task_.
   std::array<std::atomic<std::uint64_t>, diag_name_words> diag_name_{};
   // pthread_self() of the worker thread while thread_main runs, 0 before and after, for
@@ -442,7 +495,13 @@ private:
   // Statistics and shutdown accounting, written only by this worker.
   alignas(64) counter spawned_, completed_;
   counter fibers_run_, inline_runs_, switches_, steals_, stolen_, steal_attempts_, parks_,
-      injected_, remote_wakes_, timers_fired_;
+      injected_, remote_wakes_, timers_fired_, io_polls_, io_ready_, searching_ns_, parked_ns_;
+  // Sampled durations (stats.hpp): histogram buckets, each a single-writer counter.
+  using histogram = std::array<counter, duration_histogram::bucket_count>;
+  histogram sched_latency_, wait_time_;
+  // steady ns: when thread_main started (0: not yet), and when the current park began (0:
+  // not parked), and when it ended, for busy_ns. Written by the owner only; relaxed: statistics.
+  std::atomic<std::int64_t> started_at_{0}, ended_at_{0}, park_since_{0};
 };
 
 }  // namespace weft::detail

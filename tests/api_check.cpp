@@ -29,6 +29,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 namespace {
 
@@ -360,6 +361,17 @@ TEST(api_check, every_public_function_links_and_runs) {
   EXPECT_EQ(sched.spawn(outside, [] { return std::string(weft::this_fiber::name()); }).join(),
             "outside");                                              // scheduler::spawn(options)
   EXPECT_EQ(sched.stats().workers.size(), 2u);
+  const weft::scheduler_stats snapshot = sched.stats();
+  weft::duration_histogram h = snapshot.total().wait_time;              // total()
+  h.merge(snapshot.workers[0].schedule_latency);                       // merge
+  EXPECT_GE(h.quantile_ns(0.5), h.samples() ? 1u : 0u);                // quantile_ns, samples
+  EXPECT_EQ(weft::duration_histogram::bucket_of(1024), 10u);           // bucket_of
+  EXPECT_FALSE(weft::format_stats(snapshot).empty());                  // format_stats
+  sched.trace_start(64);                                               // trace_start
+  EXPECT_FALSE(sched.trace_stop().empty());                            // trace_stop()
+  sched.trace_start();
+  EXPECT_THROW(sched.trace_stop(std::string("/nonexistent-dir/t.json")),
+               std::system_error);                                     // trace_stop(path)
   sched.shutdown();
   EXPECT_TRUE(ran.load());
 }

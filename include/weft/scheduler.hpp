@@ -14,6 +14,8 @@
 #include <weft/export.hpp>
 #include <weft/stats.hpp>
 
+#include <string>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -95,6 +97,21 @@ public:
   std::uint64_t schedule_seed() const noexcept;
   // A snapshot of the per-worker counters (relaxed reads; cheap, may be slightly stale).
   scheduler_stats stats() const;
+  // Event tracing (README "Diagnostics"; or on from the start with WEFT_TRACE=path): each
+  // worker records its scheduler events (fiber runs, suspensions and why, wakes and their
+  // waker, spawns, steals, parks, timers and fd polls) in a ring keeping its last
+  // events_per_worker (rounded up to a power of two, 32 bytes each). Any thread. A session
+  // already running is restarted (its events are dropped). Throws std::invalid_argument
+  // for events_per_worker 0 or above 2^26. Off, each event site costs one branch.
+  void trace_start(std::size_t events_per_worker = 65536);
+  // Ends the session and returns its events as Chrome trace-event JSON (open it in
+  // ui.perfetto.dev or chrome://tracing): one track per worker, a flow arrow from each
+  // wake to the run it caused. "" when no session runs. Any thread; allocates (from a
+  // fiber it blocks its worker while it renders: tens of ms for full rings).
+  std::string trace_stop();
+  // trace_stop(), written to the file at path (created or truncated). Throws
+  // std::system_error naming the path when it cannot be written (the events are lost).
+  void trace_stop(const std::string& path);
   // The scheduler whose fiber or worker is calling, or nullptr on any other thread.
   static scheduler* current() noexcept;
 
