@@ -11,7 +11,7 @@
 #   <stamp>/*.svg  charts (scripts/bench_charts.py)
 #   latest.log, latest.json, latest/   copies of the newest run
 # Progress lines ("weft_tour: [3/24] W1 spawn_join workers=2 weft: rep 2/5") go to stderr.
-# Benchmark workloads cited here (W1, W4, W6, W7, W8, W10): docs/benchmarks.md.
+# Benchmark workloads cited here (W1, W4, W6, W7, W8, W10, W11): docs/benchmarks.md.
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh
@@ -26,6 +26,11 @@ tour=build/release/bench/weft_tour
 if [[ ! -x $tour ]]; then
   echo "weft: error: $tour was not built (does bench/CMakeLists.txt define the weft_tour target?)" >&2
   exit 1
+fi
+# W11's Go peer, beside the tour (which runs it when it exists: docs/benchmarks.md).
+if command -v go >/dev/null 2>&1; then
+  GOCACHE=$PWD/build/go-cache GOPATH=$PWD/build/go-path \
+    go build -o build/release/bench/weft_go_churn bench/peers/go/churn.go
 fi
 probe=build/release/bench/weft_phase_probe
 out=build/bench-results
