@@ -151,6 +151,9 @@ private:
   std::vector<stack> purged_;       // guarded by spare_mu_: purged stacks, LIFO
   // guarded by spare_mu_: the smallest spare_.size() since the last purge tick (P3).
   std::size_t spare_low_ = 0;
+  // guarded by spare_mu_: whether the current purge period took from / gave to spare_ (P3).
+  bool spare_took_ = false;
+  bool spare_gave_ = false;
   // guarded by spare_mu_: capacity reserved in spare_ and purged_ (>= every carved stack
   // of the default size, so that give never allocates: carve_stacks keeps it so).
   std::size_t depot_room_ = 0;

@@ -220,11 +220,14 @@ int pin_injected_failure(unsigned index) noexcept {
 //   P1. Nothing is purged from the workers' pools: stack_cache x workers stacks stay warm.
 //   P2. spare_low_ tracks the hot list's low-water mark: the smallest size it had since
 //       the last tick. The fibers below it were not taken during the whole period.
-//   P3. A tick (every purge_period_ns) destroys min(low - spare_keep_, size - spare_keep_)
-//       of the oldest hot fibers (the front of spare_), returns their stacks' pages with
-//       batched madvise(MADV_DONTNEED) calls outside the lock (stacks_purge), and files the
+//   P3. A tick (every purge_period_ns) destroys low - spare_keep_ of the oldest hot
+//       fibers (the front of spare_), returns their stacks' pages with batched
+//       madvise(MADV_DONTNEED) calls outside the lock (stacks_purge), and files the
 //       stacks in purged_ (reused without a syscall: a fiber record is rebuilt on them).
-//       Then spare_low_ = size. So a stack idle in the depot is purged at most two
+//       Then spare_low_ = size. Exception: a period with takes and no gives is a drain in
+//       progress (10^6 fibers spawned take seconds to drain the list), and purging the
+//       part it has not reached yet would only make it fault every page back in: that
+//       tick purges nothing. So a stack idle in an idle depot is purged at most two
 //       periods after it went idle; a burst that drains the list each period loses none.
 //   P4. Who: a worker about to park runs the tick if due, and sleeps no later than
 //       purge_at_ (so an idle process returns a burst's memory with no work to wake it);
@@ -243,6 +246,7 @@ std::size_t runtime::give_spare_fibers(fiber_impl* const* fs, std::size_t n) noe
   const std::size_t k = std::min(n, depot_room_ - spare_.size());  // D2: k == n
   if (k == 0) return 0;
   spare_.insert(spare_.end(), fs, fs + k);  // within the reserved capacity: no allocation
+  spare_gave_ = true;  // P3
   spare_n_.store(spare_.size() + purged_.size(), std::memory_order_relaxed);  // hint
   if (spare_.size() > spare_keep_ && purge_at_.load(std::memory_order_relaxed) == timer_shard::none)
     purge_at_.store(steady_ns() + purge_period_ns, std::memory_order_relaxed);  // P4 hint
@@ -257,6 +261,7 @@ std::size_t runtime::take_spare_fibers(fiber_impl** out, std::size_t n) noexcept
   for (std::size_t i = 0; i < k; ++i) out[i] = spare_[spare_.size() - 1 - i];
   spare_.resize(spare_.size() - k);
   spare_low_ = std::min(spare_low_, spare_.size());  // P2
+  spare_took_ = true;                                // P3
   spare_n_.store(spare_.size() + purged_.size(), std::memory_order_relaxed);  // hint
   return k;
 }
@@ -295,7 +300,11 @@ void runtime::purge_idle_stacks() noexcept {
     if (purge_at_.load(std::memory_order_relaxed) > now) return;  // another worker ticked
     const std::size_t size = spare_.size();
     const std::size_t low = std::min(spare_low_, size);
-    const std::size_t left = low > spare_keep_ ? low - spare_keep_ : 0;
+    // P3: a period that only took is a drain in progress (a wave of fibers outgrowing the
+    // pools): what it has not reached yet it will, so nothing is purged.
+    const bool draining = spare_took_ && !spare_gave_;
+    spare_took_ = spare_gave_ = false;
+    const std::size_t left = !draining && low > spare_keep_ ? low - spare_keep_ : 0;
     try {
       // The oldest `left` leave the hot list now (one copy and one shift of the rest per
       // tick); destroying them and the madvise calls happen outside the lock.

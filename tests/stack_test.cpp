@@ -131,7 +131,9 @@ void park_then_finish(int n) {
     parked.done();
     go.wait();
   }));
-  parked.wait();
+  // A fiber that failed to start (no stack) never reports: the joins below rethrow its
+  // error. The bound only turns that into a failure instead of a hang.
+  if (!parked.wait_for(std::chrono::seconds(60))) ADD_FAILURE() << "fibers never started";
   go.set();
   for (auto& h : hs) h.join();
 }
@@ -184,17 +186,19 @@ TEST(StackArena, CarvesNeighbouringGuardedStacksFromOneMapping) {
 }
 
 TEST(Stack, StacksAreReusedAcrossWorkersAndArenasWithoutNewCarving) {
-  // 2,500 fibers alive at once need three arenas; the second wave, with carving failing,
-  // must find every stack again in the pools and the depot, whichever worker ran it.
-  // Mutation: give_spare_fibers() keeping one fiber less than it was given (k = n - 1)
-  // loses stacks, so the second wave carves and fails.
+  // 2,500 fibers alive at once need three arenas; the second wave, with carving failing
+  // after 8 more stacks, must find the rest in the pools and the depot, whichever worker
+  // ran it. (8: each worker may hold up to a batch, 4 here, of fresh stacks it took and
+  // did not use yet, which the other worker cannot take.) Mutation: give_spare_fibers()
+  // keeping one fiber less than it was given (k = n - 1) loses stacks, so the second
+  // wave carves hundreds and fails.
   weft::scheduler s({.workers = 2, .stack_cache = 8});
   s.block_on([] { park_then_finish(2500); });
   weft::detail::runtime& rt = s.runtime_();
   const std::size_t carved = rt.arenas().carved();
   EXPECT_GE(carved, 2500u);
   EXPECT_GE(rt.arenas().arena_count(), 2u);
-  weft::detail::stack_inject_failure_after(0);
+  weft::detail::stack_inject_failure_after(8);
   bool second_ok = true;
   try {
     s.block_on([] { park_then_finish(2500); });
@@ -204,7 +208,7 @@ TEST(Stack, StacksAreReusedAcrossWorkersAndArenasWithoutNewCarving) {
   }
   weft::detail::stack_inject_failure_after(-1);
   EXPECT_TRUE(second_ok);
-  EXPECT_EQ(rt.arenas().carved(), carved) << "the second wave carved new stacks";
+  EXPECT_LE(rt.arenas().carved(), carved + 8) << "the second wave carved new stacks";
 }
 
 TEST(Stack, IdleDepotStacksArePurgedWithinTwoPeriods) {
@@ -235,7 +239,7 @@ TEST(Stack, IdleDepotStacksArePurgedWithinTwoPeriods) {
   const std::size_t carved = rt.arenas().carved();
   EXPECT_EQ(s.block_on([] { return first_join_error(); }), "");
   s.block_on([] { park_then_finish(500); });
-  EXPECT_EQ(rt.arenas().carved(), carved) << "purged stacks were not reused";
+  EXPECT_LE(rt.arenas().carved(), carved + 2 * 8) << "purged stacks were not reused";
 }
 
 TEST(Stack, MaxFibersCapsLiveFibersAndItsStacksAreReused) {
