@@ -168,9 +168,10 @@ TEST(StackArena, CarvesNeighbouringGuardedStacksFromOneMapping) {
     }
     std::memset(got[i].lo, 0x5a, got[i].size);  // the whole usable range is writable
   }
-  // With MADV_GUARD_INSTALL the guards add no mapping; with mprotect, 2 per stack.
+  // With MADV_GUARD_INSTALL the guards add no mapping (the arena itself, and under
+  // sanitizers a few of their own); with mprotect, 2 per stack (192 here).
   if (weft::detail::guard_without_vma()) {
-    EXPECT_LE(count_maps() - maps0, 2);
+    EXPECT_LE(count_maps() - maps0, 16);
   }
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(static_cast<volatile char*>(got[50].lo)[-1] = 1, "");
@@ -223,7 +224,10 @@ TEST(Stack, IdleDepotStacksArePurgedWithinTwoPeriods) {
   weft::detail::runtime& rt = s.runtime_();
   EXPECT_GT(rt.spare_fiber_count(), 32u) << "the burst left no fibers in the depot";
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (rt.spare_fiber_count() > 32 && std::chrono::steady_clock::now() < give_up)
+  // (A tick takes its victims off the hot list first and files them as purged after
+  // their madvise: wait for both.)
+  while ((rt.spare_fiber_count() > 32 || rt.purged_stack_count() < 600u - 32u - 32u) &&
+         std::chrono::steady_clock::now() < give_up)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_LE(rt.spare_fiber_count(), 32u) << "idle fibers kept by an idle scheduler";
   const std::vector<weft::detail::stack> purged = rt.purged_stacks();
