@@ -149,11 +149,13 @@ private:
   std::mutex spare_mu_;
   std::vector<fiber_impl*> spare_;  // guarded by spare_mu_: hot list, LIFO (back = warmest)
   std::vector<stack> purged_;       // guarded by spare_mu_: purged stacks, LIFO
-  // guarded by spare_mu_: the smallest spare_.size() since the last purge tick (P3).
-  std::size_t spare_low_ = 0;
-  // guarded by spare_mu_: whether the current purge period took from / gave to spare_ (P3).
-  bool spare_took_ = false;
-  bool spare_gave_ = false;
+  // guarded by spare_mu_: the peak of in_use() in the current and the previous purge
+  // period (policy P2).
+  std::size_t in_use_peak_ = 0;
+  std::size_t in_use_prev_peak_ = 0;
+  // Stacks of the default size carved and not in the depot. spare_mu_ held.
+  std::size_t in_use() const noexcept;
+  void note_in_use() noexcept;  // P2: in_use_peak_ = max(in_use_peak_, in_use()); spare_mu_ held
   // guarded by spare_mu_: capacity reserved in spare_ and purged_ (>= every carved stack
   // of the default size, so that give never allocates: carve_stacks keeps it so).
   std::size_t depot_room_ = 0;

@@ -218,26 +218,32 @@ int pin_injected_failure(unsigned index) noexcept {
 //       every default-size stack is in at most one place, so size() <= depot_room_.
 // Purge policy (when idle stacks give their memory back, and who does it):
 //   P1. Nothing is purged from the workers' pools: stack_cache x workers stacks stay warm.
-//   P2. spare_low_ tracks the hot list's low-water mark: the smallest size it had since
-//       the last tick. The fibers below it were not taken during the whole period.
-//   P3. A tick (every purge_period_ns) destroys low - spare_keep_ of the oldest hot
-//       fibers (the front of spare_), returns their stacks' pages with batched
-//       madvise(MADV_DONTNEED) calls outside the lock (stacks_purge), and files the
-//       stacks in purged_ (reused without a syscall: a fiber record is rebuilt on them).
-//       Then spare_low_ = size. Exception: a period with takes and no gives is a drain in
-//       progress (10^6 fibers spawned take seconds to drain the list), and purging the
-//       part it has not reached yet would only make it fault every page back in: that
-//       tick purges nothing. So a stack idle in an idle depot is purged at most two
-//       periods after it went idle; a burst that drains the list each period loses none.
+//   P2. The depot tracks the demand for stacks: in use = carved - (hot + purged), which
+//       counts the pools and fresh lists as in use (a slight overestimate), and its peak
+//       over the current purge period (in_use_peak_) and the previous one
+//       (in_use_prev_peak_), updated on every take and carve.
+//   P3. A tick (every purge_period_ns) keeps max(spare_keep_, demand - in use now) hot
+//       fibers, demand being the larger of the two peaks, and purges the rest, oldest
+//       first (the front of spare_): their fibers are destroyed, their stacks' pages
+//       returned with batched madvise(MADV_DONTNEED) calls outside the lock
+//       (stacks_purge), and the stacks filed in purged_ (reused without a syscall: a
+//       fiber record is rebuilt on them). So memory stays while the recent demand may
+//       come back (10^6 fibers parked again and again, each wave seconds long), and an
+//       idle depot is purged within three periods (1.5 s) of the demand dropping.
+//       Rejected: a low-water mark of the hot list (purge what no take reached in a
+//       period): a wave that drains or refills the list for longer than a period had
+//       its not-yet-reached stacks purged, and the next wave of 10^6 fibers faulted
+//       every page back in (RSS 4.0 KiB per fiber again instead of 0).
 //   P4. Who: a worker about to park runs the tick if due, and sleeps no later than
 //       purge_at_ (so an idle process returns a burst's memory with no work to wake it);
 //       a busy worker's fairness tick runs it when purge_at_ has passed. purge_at_ is a
 //       relaxed hint: a stale none delays the tick until the next store of it, which
 //       every give makes; a stale time only runs a tick that finds nothing due.
 namespace {
-// P3's period. A stack idle in the depot keeps its pages for one to two periods: long
-// enough that bursts a fraction of a second apart (W8's repetitions) reuse warm stacks,
-// short enough that a process returns a burst's memory within a second.
+// P2-P3's period. Idle depot stacks keep their pages for two to three periods after the
+// demand for them dropped: long enough that bursts a second apart (W8's and W11's
+// repetitions) reuse warm stacks, short enough that a process returns a burst's memory
+// within 1.5 s.
 constexpr std::int64_t purge_period_ns = 500'000'000;
 }  // namespace
 
@@ -246,7 +252,6 @@ std::size_t runtime::give_spare_fibers(fiber_impl* const* fs, std::size_t n) noe
   const std::size_t k = std::min(n, depot_room_ - spare_.size());  // D2: k == n
   if (k == 0) return 0;
   spare_.insert(spare_.end(), fs, fs + k);  // within the reserved capacity: no allocation
-  spare_gave_ = true;  // P3
   spare_n_.store(spare_.size() + purged_.size(), std::memory_order_relaxed);  // hint
   if (spare_.size() > spare_keep_ && purge_at_.load(std::memory_order_relaxed) == timer_shard::none)
     purge_at_.store(steady_ns() + purge_period_ns, std::memory_order_relaxed);  // P4 hint
@@ -260,8 +265,7 @@ std::size_t runtime::take_spare_fibers(fiber_impl** out, std::size_t n) noexcept
   if (k == 0) return 0;
   for (std::size_t i = 0; i < k; ++i) out[i] = spare_[spare_.size() - 1 - i];
   spare_.resize(spare_.size() - k);
-  spare_low_ = std::min(spare_low_, spare_.size());  // P2
-  spare_took_ = true;                                // P3
+  note_in_use();  // P2
   spare_n_.store(spare_.size() + purged_.size(), std::memory_order_relaxed);  // hint
   return k;
 }
@@ -272,6 +276,7 @@ std::size_t runtime::take_purged_stacks(stack* out, std::size_t n) noexcept {
   const std::size_t k = std::min(n, purged_.size());
   std::copy(purged_.end() - static_cast<std::ptrdiff_t>(k), purged_.end(), out);
   purged_.resize(purged_.size() - k);
+  note_in_use();  // P2
   spare_n_.store(spare_.size() + purged_.size(), std::memory_order_relaxed);  // hint
   return k;
 }
@@ -287,6 +292,7 @@ std::size_t runtime::carve_stacks(stack* out, std::size_t n) {
       purged_.reserve(room);
       depot_room_ = room;
     }
+    in_use_peak_ = std::max(in_use_peak_, in_use() + n);  // P2, before the carve
   }
   return arenas_.carve(out, n);
 }
@@ -298,13 +304,13 @@ void runtime::purge_idle_stacks() noexcept {
   {
     std::lock_guard<std::mutex> g(spare_mu_);
     if (purge_at_.load(std::memory_order_relaxed) > now) return;  // another worker ticked
-    const std::size_t size = spare_.size();
-    const std::size_t low = std::min(spare_low_, size);
-    // P3: a period that only took is a drain in progress (a wave of fibers outgrowing the
-    // pools): what it has not reached yet it will, so nothing is purged.
-    const bool draining = spare_took_ && !spare_gave_;
-    spare_took_ = spare_gave_ = false;
-    const std::size_t left = !draining && low > spare_keep_ ? low - spare_keep_ : 0;
+    // P3: keep what the recent demand may take again; purge the rest, oldest first.
+    const std::size_t now_in_use = in_use();
+    const std::size_t demand = std::max({in_use_peak_, in_use_prev_peak_, now_in_use});
+    const std::size_t keep = std::max(spare_keep_, demand - now_in_use);
+    const std::size_t left = spare_.size() > keep ? spare_.size() - keep : 0;
+    in_use_prev_peak_ = in_use_peak_;
+    in_use_peak_ = now_in_use;
     try {
       // The oldest `left` leave the hot list now (one copy and one shift of the rest per
       // tick); destroying them and the madvise calls happen outside the lock.
@@ -314,7 +320,6 @@ void runtime::purge_idle_stacks() noexcept {
       return;
     }
     spare_.erase(spare_.begin(), spare_.begin() + static_cast<std::ptrdiff_t>(left));
-    spare_low_ = spare_.size();  // P3: the next period starts from what stays
     purge_at_.store(spare_.size() > spare_keep_ ? now + purge_period_ns : timer_shard::none,
                     std::memory_order_relaxed);  // relaxed: P4
     spare_n_.store(spare_.size() + purged_.size(), std::memory_order_relaxed);  // hint
@@ -332,6 +337,14 @@ void runtime::purge_idle_stacks() noexcept {
     spare_n_.store(spare_.size() + purged_.size(), std::memory_order_relaxed);  // hint
   }
 }
+
+std::size_t runtime::in_use() const noexcept {
+  const std::size_t depot = spare_.size() + purged_.size();
+  const std::size_t carved = arenas_.carved();  // relaxed: a count (stack_arenas)
+  return carved > depot ? carved - depot : 0;
+}
+
+void runtime::note_in_use() noexcept { in_use_peak_ = std::max(in_use_peak_, in_use()); }
 
 std::size_t runtime::spare_fiber_count() noexcept {
   std::lock_guard<std::mutex> g(spare_mu_);
