@@ -5,8 +5,8 @@
 // of them waits, the channel is closed and all run to completion. Both phases are timed,
 // repeated -reps times in one process (as the tour does on one weft scheduler), and
 // printed as two RESULT lines in bench/result.hpp's format:
-//   RESULT go churn_spawn_park n=<n> <median> ms min=<min> max=<max> reps=<r> workers=<w>
-//   RESULT go churn_wake_finish n=<n> <median> ms min=<min> max=<max> reps=<r> workers=<w>
+//   RESULT go churn_spawn_park workers=<w> <median> ms min=<min> max=<max> reps=<r> n=<n> first=<ms>
+//   RESULT go churn_wake_finish workers=<w> <median> ms min=<min> max=<max> reps=<r> n=<n> first=<ms>
 // Build: go build -o <dir>/weft_go_churn bench/peers/go/churn.go (scripts/bench.sh does).
 package main
 
@@ -69,8 +69,8 @@ func report(workload string, n, workers int, ms []float64) {
 	if len(ms)%2 == 0 {
 		median = (ms[len(ms)/2-1] + ms[len(ms)/2]) / 2
 	}
-	fmt.Printf("RESULT go %s n=%d %s ms min=%s max=%s reps=%d workers=%d first=%s\n", workload, n,
-		format(median), format(ms[0]), format(ms[len(ms)-1]), len(ms), workers, format(first))
+	fmt.Printf("RESULT go %s workers=%d %s ms min=%s max=%s reps=%d n=%d first=%s\n", workload,
+		workers, format(median), format(ms[0]), format(ms[len(ms)-1]), len(ms), n, format(first))
 }
 
 func main() {
