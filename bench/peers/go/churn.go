@@ -5,8 +5,10 @@
 // of them waits, the channel is closed and all run to completion. Both phases are timed,
 // repeated -reps times in one process (as the tour does on one weft scheduler), and
 // printed as two RESULT lines in bench/result.hpp's format:
-//   RESULT go churn_spawn_park workers=<w> <median> ms min=<min> max=<max> reps=<r> n=<n> first=<ms>
-//   RESULT go churn_wake_finish workers=<w> <median> ms min=<min> max=<max> reps=<r> n=<n> first=<ms>
+//
+//	RESULT go churn_spawn_park workers=<w> <median> ms min=<min> max=<max> reps=<r> n=<n> first=<ms>
+//	RESULT go churn_wake_finish workers=<w> <median> ms min=<min> max=<max> reps=<r> n=<n> first=<ms>
+//
 // Build: go build -o <dir>/weft_go_churn bench/peers/go/churn.go (scripts/bench.sh does).
 package main
 
