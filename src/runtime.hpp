@@ -153,6 +153,10 @@ private:
   // period (policy P2).
   std::size_t in_use_peak_ = 0;
   std::size_t in_use_prev_peak_ = 0;
+  // guarded by spare_mu_: whether the current purge period took from / gave to the depot
+  // (P3: a period that only took is a drain in progress).
+  bool period_took_ = false;
+  bool period_gave_ = false;
   // Stacks of the default size carved and not in the depot. spare_mu_ held.
   std::size_t in_use() const noexcept;
   void note_in_use() noexcept;  // P2: in_use_peak_ = max(in_use_peak_, in_use()); spare_mu_ held

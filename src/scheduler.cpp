@@ -230,6 +230,9 @@ int pin_injected_failure(unsigned index) noexcept {
 //       fiber record is rebuilt on them). So memory stays while the recent demand may
 //       come back (10^6 fibers parked again and again, each wave seconds long), and an
 //       idle depot is purged within three periods (1.5 s) of the demand dropping.
+//       A period that only took (a drain in progress: the demand is still growing, and
+//       on a loaded machine a wave of 10^6 fibers drains the list for 15 s, longer than
+//       the two periods the peaks remember) purges nothing.
 //       Rejected: a low-water mark of the hot list (purge what no take reached in a
 //       period): a wave that drains or refills the list for longer than a period had
 //       its not-yet-reached stacks purged, and the next wave of 10^6 fibers faulted
@@ -252,6 +255,7 @@ std::size_t runtime::give_spare_fibers(fiber_impl* const* fs, std::size_t n) noe
   const std::size_t k = std::min(n, depot_room_ - spare_.size());  // D2: k == n
   if (k == 0) return 0;
   spare_.insert(spare_.end(), fs, fs + k);  // within the reserved capacity: no allocation
+  period_gave_ = true;  // P3
   spare_n_.store(spare_.size() + purged_.size(), std::memory_order_relaxed);  // hint
   if (spare_.size() > spare_keep_ && purge_at_.load(std::memory_order_relaxed) == timer_shard::none)
     purge_at_.store(steady_ns() + purge_period_ns, std::memory_order_relaxed);  // P4 hint
@@ -308,7 +312,9 @@ void runtime::purge_idle_stacks() noexcept {
     const std::size_t now_in_use = in_use();
     const std::size_t demand = std::max({in_use_peak_, in_use_prev_peak_, now_in_use});
     const std::size_t keep = std::max(spare_keep_, demand - now_in_use);
-    const std::size_t left = spare_.size() > keep ? spare_.size() - keep : 0;
+    const bool draining = period_took_ && !period_gave_;
+    period_took_ = period_gave_ = false;
+    const std::size_t left = !draining && spare_.size() > keep ? spare_.size() - keep : 0;
     in_use_prev_peak_ = in_use_peak_;
     in_use_peak_ = now_in_use;
     try {
@@ -344,7 +350,10 @@ std::size_t runtime::in_use() const noexcept {
   return carved > depot ? carved - depot : 0;
 }
 
-void runtime::note_in_use() noexcept { in_use_peak_ = std::max(in_use_peak_, in_use()); }
+void runtime::note_in_use() noexcept {
+  in_use_peak_ = std::max(in_use_peak_, in_use());
+  period_took_ = true;
+}
 
 std::size_t runtime::spare_fiber_count() noexcept {
   std::lock_guard<std::mutex> g(spare_mu_);
