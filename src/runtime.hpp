@@ -86,8 +86,8 @@ public:
   // Step 1 of the stack lifecycle for a worker: up to n fresh stacks from the arenas, with
   // room reserved in the depot for all of them. Throws std::system_error / bad_alloc.
   std::size_t carve_stacks(stack* out, std::size_t n);
-  // Purge tick (policy steps P3-P4): when due, destroys the hot fibers that stayed idle
-  // below the hot list's low-water mark for a whole period and returns their pages.
+  // Purge tick (policy steps P3-P4): when due and the depot was not used for a whole
+  // period, destroys its hot fibers beyond spare_keep_ and returns their pages.
   // Called by a worker about to park and, when due, by busy workers' fairness ticks.
   void purge_idle_stacks() noexcept;
   // steady ns of the next purge tick while the depot holds hot fibers beyond the
@@ -149,17 +149,10 @@ private:
   std::mutex spare_mu_;
   std::vector<fiber_impl*> spare_;  // guarded by spare_mu_: hot list, LIFO (back = warmest)
   std::vector<stack> purged_;       // guarded by spare_mu_: purged stacks, LIFO
-  // guarded by spare_mu_: the peak of in_use() in the current and the previous purge
-  // period (policy P2).
-  std::size_t in_use_peak_ = 0;
-  std::size_t in_use_prev_peak_ = 0;
   // guarded by spare_mu_: whether the current purge period took from / gave to the depot
-  // (P3: a period that only took is a drain in progress).
+  // (purge policy P2).
   bool period_took_ = false;
   bool period_gave_ = false;
-  // Stacks of the default size carved and not in the depot. spare_mu_ held.
-  std::size_t in_use() const noexcept;
-  void note_in_use() noexcept;  // P2: in_use_peak_ = max(in_use_peak_, in_use()); spare_mu_ held
   // guarded by spare_mu_: capacity reserved in spare_ and purged_ (>= every carved stack
   // of the default size, so that give never allocates: carve_stacks keeps it so).
   std::size_t depot_room_ = 0;

@@ -218,35 +218,33 @@ int pin_injected_failure(unsigned index) noexcept {
 //       every default-size stack is in at most one place, so size() <= depot_room_.
 // Purge policy (when idle stacks give their memory back, and who does it):
 //   P1. Nothing is purged from the workers' pools: stack_cache x workers stacks stay warm.
-//   P2. The depot tracks the demand for stacks: in use = carved - (hot + purged), which
-//       counts the pools and fresh lists as in use (a slight overestimate), and its peak
-//       over the current purge period (in_use_peak_) and the previous one
-//       (in_use_prev_peak_), updated on every take and carve.
-//   P3. A tick (every purge_period_ns) keeps max(spare_keep_, demand - in use now) hot
-//       fibers, demand being the larger of the two peaks, and purges the rest, oldest
-//       first (the front of spare_): their fibers are destroyed, their stacks' pages
-//       returned with batched madvise(MADV_DONTNEED) calls outside the lock
-//       (stacks_purge), and the stacks filed in purged_ (reused without a syscall: a
-//       fiber record is rebuilt on them). So memory stays while the recent demand may
-//       come back (10^6 fibers parked again and again, each wave seconds long), and an
-//       idle depot is purged within three periods (1.5 s) of the demand dropping.
-//       A period that only took (a drain in progress: the demand is still growing, and
-//       on a loaded machine a wave of 10^6 fibers drains the list for 15 s, longer than
-//       the two periods the peaks remember) purges nothing.
+//   P2. The depot notes whether the current purge period (purge_period_ns) took from it
+//       or gave to it (period_took_, period_gave_).
+//   P3. A tick at the end of a period in which nobody took or gave keeps spare_keep_ hot
+//       fibers and purges the rest, oldest first (the front of spare_): their fibers are
+//       destroyed, their stacks' pages returned with batched madvise(MADV_DONTNEED)
+//       calls outside the lock (stacks_purge), and the stacks filed in purged_ (reused
+//       without a syscall: a fiber record is rebuilt on them). A tick after a period in
+//       which the depot was used purges nothing. So an idle depot returns its memory
+//       between one and two periods (0.5-1 s) after its last use, and a wave that drains
+//       or refills it, however long (10^6 fibers take 15 s on a loaded 2-vCPU VM), keeps
+//       every stack it will reach.
 //       Rejected: a low-water mark of the hot list (purge what no take reached in a
-//       period): a wave that drains or refills the list for longer than a period had
-//       its not-yet-reached stacks purged, and the next wave of 10^6 fibers faulted
-//       every page back in (RSS 4.0 KiB per fiber again instead of 0).
+//       period), and a demand window (keep the peak of stacks in use over the last two
+//       periods): waves longer than the window had their not-yet-reached stacks purged,
+//       and the next wave of 10^6 fibers faulted up to every page back in. The cost of
+//       this rule: a workload that touches the depot in every period (a steady server
+//       whose fibers outnumber the pools) keeps its peak's stacks warm until it idles.
 //   P4. Who: a worker about to park runs the tick if due, and sleeps no later than
 //       purge_at_ (so an idle process returns a burst's memory with no work to wake it);
 //       a busy worker's fairness tick runs it when purge_at_ has passed. purge_at_ is a
 //       relaxed hint: a stale none delays the tick until the next store of it, which
 //       every give makes; a stale time only runs a tick that finds nothing due.
 namespace {
-// P2-P3's period. Idle depot stacks keep their pages for two to three periods after the
-// demand for them dropped: long enough that bursts a second apart (W8's and W11's
-// repetitions) reuse warm stacks, short enough that a process returns a burst's memory
-// within 1.5 s.
+// P2-P3's period. Idle depot stacks keep their pages for one to two periods after the
+// depot's last use: long enough that bursts less than half a second apart (W8's and
+// W11's repetitions) reuse warm stacks, short enough that a process returns a burst's
+// memory within a second.
 constexpr std::int64_t purge_period_ns = 500'000'000;
 }  // namespace
 
@@ -255,7 +253,7 @@ std::size_t runtime::give_spare_fibers(fiber_impl* const* fs, std::size_t n) noe
   const std::size_t k = std::min(n, depot_room_ - spare_.size());  // D2: k == n
   if (k == 0) return 0;
   spare_.insert(spare_.end(), fs, fs + k);  // within the reserved capacity: no allocation
-  period_gave_ = true;  // P3
+  period_gave_ = true;  // P2
   spare_n_.store(spare_.size() + purged_.size(), std::memory_order_relaxed);  // hint
   if (spare_.size() > spare_keep_ && purge_at_.load(std::memory_order_relaxed) == timer_shard::none)
     purge_at_.store(steady_ns() + purge_period_ns, std::memory_order_relaxed);  // P4 hint
@@ -269,7 +267,7 @@ std::size_t runtime::take_spare_fibers(fiber_impl** out, std::size_t n) noexcept
   if (k == 0) return 0;
   for (std::size_t i = 0; i < k; ++i) out[i] = spare_[spare_.size() - 1 - i];
   spare_.resize(spare_.size() - k);
-  note_in_use();  // P2
+  period_took_ = true;  // P2
   spare_n_.store(spare_.size() + purged_.size(), std::memory_order_relaxed);  // hint
   return k;
 }
@@ -280,7 +278,7 @@ std::size_t runtime::take_purged_stacks(stack* out, std::size_t n) noexcept {
   const std::size_t k = std::min(n, purged_.size());
   std::copy(purged_.end() - static_cast<std::ptrdiff_t>(k), purged_.end(), out);
   purged_.resize(purged_.size() - k);
-  note_in_use();  // P2
+  period_took_ = true;  // P2
   spare_n_.store(spare_.size() + purged_.size(), std::memory_order_relaxed);  // hint
   return k;
 }
@@ -296,7 +294,6 @@ std::size_t runtime::carve_stacks(stack* out, std::size_t n) {
       purged_.reserve(room);
       depot_room_ = room;
     }
-    in_use_peak_ = std::max(in_use_peak_, in_use() + n);  // P2, before the carve
   }
   return arenas_.carve(out, n);
 }
@@ -308,15 +305,10 @@ void runtime::purge_idle_stacks() noexcept {
   {
     std::lock_guard<std::mutex> g(spare_mu_);
     if (purge_at_.load(std::memory_order_relaxed) > now) return;  // another worker ticked
-    // P3: keep what the recent demand may take again; purge the rest, oldest first.
-    const std::size_t now_in_use = in_use();
-    const std::size_t demand = std::max({in_use_peak_, in_use_prev_peak_, now_in_use});
-    const std::size_t keep = std::max(spare_keep_, demand - now_in_use);
-    const bool draining = period_took_ && !period_gave_;
+    // P3: only after a period in which the depot was not used.
+    const bool used = period_took_ || period_gave_;
     period_took_ = period_gave_ = false;
-    const std::size_t left = !draining && spare_.size() > keep ? spare_.size() - keep : 0;
-    in_use_prev_peak_ = in_use_peak_;
-    in_use_peak_ = now_in_use;
+    const std::size_t left = !used && spare_.size() > spare_keep_ ? spare_.size() - spare_keep_ : 0;
     try {
       // The oldest `left` leave the hot list now (one copy and one shift of the rest per
       // tick); destroying them and the madvise calls happen outside the lock.
@@ -344,16 +336,8 @@ void runtime::purge_idle_stacks() noexcept {
   }
 }
 
-std::size_t runtime::in_use() const noexcept {
-  const std::size_t depot = spare_.size() + purged_.size();
-  const std::size_t carved = arenas_.carved();  // relaxed: a count (stack_arenas)
-  return carved > depot ? carved - depot : 0;
-}
 
-void runtime::note_in_use() noexcept {
-  in_use_peak_ = std::max(in_use_peak_, in_use());
-  period_took_ = true;
-}
+
 
 std::size_t runtime::spare_fiber_count() noexcept {
   std::lock_guard<std::mutex> g(spare_mu_);

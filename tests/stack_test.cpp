@@ -212,10 +212,10 @@ TEST(Stack, StacksAreReusedAcrossWorkersAndArenasWithoutNewCarving) {
   EXPECT_LE(rt.arenas().carved(), carved + 8) << "the second wave carved new stacks";
 }
 
-TEST(Stack, IdleDepotStacksArePurgedOnceTheDemandDrops) {
+TEST(Stack, IdleDepotStacksArePurgedOnceTheDepotIdles) {
   // 600 fibers alive at once: beyond the per-worker pools (16 each) their fibers go to the
   // depot. Once idle, the depot keeps stack_cache x workers = 32 hot fibers and purges the
-  // rest within three periods (1.5 s: policy P3) although no work or timer wakes the
+  // rest within two periods (1 s: policy P3) although no work or timer wakes the
   // workers (the wait is bounded at 20 s, not timed); a purged
   // stack has no resident page left (mincore). Mutation: stacks_purge() skipping its
   // madvise leaves pages resident; purge_idle_stacks() never called from park() leaves
