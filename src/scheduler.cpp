@@ -237,7 +237,8 @@ int pin_injected_failure(unsigned index) noexcept {
 //       whose fibers outnumber the pools) keeps its peak's stacks warm until it idles.
 //   P4. Who: a worker about to park runs the tick if due, and sleeps no later than
 //       purge_at_ (so an idle process returns a burst's memory with no work to wake it);
-//       a busy worker's fairness tick runs it when purge_at_ has passed. purge_at_ is a
+//       a busy worker's fairness tick runs it when purge_at_ has passed, from its
+//       scheduler context only (never on a fiber's stack). purge_at_ is a
 //       relaxed hint: a stale none delays the tick until the next store of it, which
 //       every give makes; a stale time only runs a tick that finds nothing due.
 namespace {
@@ -324,7 +325,7 @@ void runtime::purge_idle_stacks() noexcept {
   }
   // P3 in chunks: the fibers' records go, then their pages (neighbours in one madvise),
   // then the stacks join purged_ (room reserved: D2).
-  constexpr std::size_t chunk = 256;
+  constexpr std::size_t chunk = 64;  // 2.5 KiB of stack; one madvise per 64 neighbours
   stack stacks[chunk];
   for (std::size_t i = 0; i < victims.size(); i += chunk) {
     const std::size_t m = std::min(chunk, victims.size() - i);

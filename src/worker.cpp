@@ -453,8 +453,11 @@ item worker::next_local() noexcept {
     const std::size_t room = decltype(ring_)::capacity - ring_.size();
     const item injected = poll_inject(std::max<std::size_t>(1, std::min(room, batch_.size())));
     poll_timers();  // into the ring's back (or the injection queue's): FIFO
-    // The depot's purge tick when due (scheduler.cpp P4): also while no worker parks.
-    if (const std::int64_t at = rt_.purge_deadline(); at != timer_shard::none && steady_ns() >= at)
+    // The depot's purge tick when due (scheduler.cpp P4): also while no worker parks. Only
+    // from the scheduler context (current_ null): not on a fiber's stack (it may be small)
+    // nor inside a fiber's suspend (a tick may destroy thousands of fibers).
+    if (const std::int64_t at = rt_.purge_deadline();
+        current_ == nullptr && at != timer_shard::none && steady_ns() >= at)
       rt_.purge_idle_stacks();
     if (rt_.reactor_->io_used()) {  // reactor.hpp step 2, at most every io_poll_interval
       const std::int64_t now = steady_ns();
