@@ -13,7 +13,7 @@
 #   <stamp>/*.svg  charts (scripts/bench_charts.py)
 #   latest.log, latest.json, latest/   copies of the newest run
 # Progress lines ("weft_tour: [3/24] W1 spawn_join workers=2 weft: rep 2/5") go to stderr.
-# Benchmark workloads cited here (W1, W4, W6, W7, W8, W10): docs/benchmarks.md.
+# Benchmark workloads cited here (W1, W4, W6, W7, W8, W10, W11): docs/benchmarks.md.
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh
@@ -39,6 +39,11 @@ for program in $tour $scale; do
     exit 1
   fi
 done
+# W11's Go peer, beside the tour (which runs it when it exists: docs/benchmarks.md).
+if [[ $scale_only != 1 ]] && command -v go >/dev/null 2>&1; then
+  GOCACHE=$PWD/build/go-cache GOPATH=$PWD/build/go-path \
+    go build -o build/release/bench/weft_go_churn bench/peers/go/churn.go
+fi
 probe=build/release/bench/weft_phase_probe
 out=build/bench-results
 stamp=$(date -u +%Y-%m-%dT%H%M%SZ)

@@ -9,10 +9,11 @@ WEFT_PACKAGES=(
 )
 
 # What scripts/bench.sh needs on top: python3 runs the JSON converter and the SVG chart
-# writer (scripts/bench_json.py, scripts/bench_charts.py; standard library only). Kept
-# out of WEFT_PACKAGES so that test.sh installs no more than the build and tests need.
+# writer (scripts/bench_json.py, scripts/bench_charts.py; standard library only);
+# golang-go builds W11's Go peer (bench/peers/go/churn.go). Kept out of WEFT_PACKAGES so
+# that test.sh installs no more than the build and tests need.
 # shellcheck disable=SC2034 # used by scripts/bench.sh
-WEFT_BENCH_PACKAGES=(python3)
+WEFT_BENCH_PACKAGES=(python3 golang-go)
 
 # weft_ensure_packages [EXTRA...]: installs the missing packages of WEFT_PACKAGES and
 # EXTRA when running as root; otherwise prints the apt-get command to run and exits 1.

@@ -9,6 +9,8 @@
 #include "trace.hpp"
 #include "reactor.hpp"
 #include "sched_fuzz.hpp"
+#include "stack_arena.hpp"
+#include "timers.hpp"
 
 #include <weft/scheduler.hpp>
 
@@ -71,23 +73,34 @@ public:
   // exist here. spawns throw std::logic_error, shutdown does nothing.
   bool forked() const noexcept;
 
-  // Second-level fiber pool shared by the workers: a worker whose own pool is full gives
-  // its surplus here, one whose pool is empty takes from here before mapping a new stack.
-  // Only these slow paths take spare_mu_, and they move a batch (worker::spare_batch) per
-  // lock, not one fiber: a wave of fibers larger than the pools took the lock twice per
-  // fiber (docs/scaling.md, "Fiber spare list"). Any worker thread.
-  // Moves fs[0, k) to the list, k = min(n, room left); returns k. Never allocates.
+  // Fiber depot: the second level of stack reuse, shared by the workers (the protocol and
+  // the purge policy: the comment above runtime::give_spare_fibers in scheduler.cpp; the
+  // stack lifecycle: stack_arena.hpp). A worker whose pool is full gives its surplus
+  // here, one whose pool is empty takes from here before carving a new stack. Only these
+  // slow paths take spare_mu_, and they move a batch (worker::spare_batch) per lock, not
+  // one fiber (docs/scaling.md, "Fiber spare list"). Any worker thread.
+  // Moves fs[0, k) to the hot list, k = min(n, room left); returns k. Never allocates.
   std::size_t give_spare_fibers(fiber_impl* const* fs, std::size_t n) noexcept;
-  // Moves up to n fibers to out, the most recently given first; returns how many.
+  // Moves up to n hot fibers to out, the most recently given first; returns how many.
   std::size_t take_spare_fibers(fiber_impl** out, std::size_t n) noexcept;
-  // Called by a worker about to park: unmaps the spare fibers when the list was not used for a
-  // second, so a burst's stacks are reused by the next burst but not kept forever.
-  void trim_spare_fibers() noexcept;
-  // When the spare list is non-empty, the steady ns at which trim_spare_fibers() will unmap
-  // it; else timer_shard::none. A parking worker wakes then at the latest: otherwise a
-  // process that goes idle right after a burst would keep the burst's stacks for good.
-  std::int64_t spare_trim_deadline() noexcept;
-  std::size_t spare_fiber_count() noexcept;  // for tests
+  // Moves up to n purged stacks (no fiber on them, pages returned) to out; returns how many.
+  std::size_t take_purged_stacks(stack* out, std::size_t n) noexcept;
+  // Step 1 of the stack lifecycle for a worker: up to n fresh stacks from the arenas, with
+  // room reserved in the depot for all of them. Throws std::system_error / bad_alloc.
+  std::size_t carve_stacks(stack* out, std::size_t n);
+  // Purge tick (policy steps P3-P4): when due and the depot was not used for a whole
+  // period, destroys its hot fibers beyond spare_keep_ and returns their pages.
+  // Called by a worker about to park and, when due, by busy workers' fairness ticks.
+  void purge_idle_stacks() noexcept;
+  // steady ns of the next purge tick while the depot holds hot fibers beyond the
+  // watermark, else timer_shard::none. A parking worker wakes then at the latest (P4).
+  std::int64_t purge_deadline() const noexcept {
+    return purge_at_.load(std::memory_order_relaxed);  // relaxed: a hint (purge_at_)
+  }
+  std::size_t spare_fiber_count() noexcept;   // hot fibers in the depot, for tests
+  std::size_t purged_stack_count() noexcept;  // purged stacks in the depot, for tests
+  std::vector<stack> purged_stacks() noexcept;  // a copy, for tests (mincore)
+  stack_arenas& arenas() noexcept { return arenas_; }
 
   scheduler& owner_;
   const scheduler::options opts_;  // normalised: stack sizes rounded, workers resolved
@@ -135,16 +148,27 @@ private:
   std::vector<pin_report> pins_;  // guarded by start_mu_; filled by report_pin
   unsigned pins_reported_ = 0;    // guarded by start_mu_
   std::mutex shutdown_mu_;
+  // Before the depot: destroyed (unmapped) after the depot's fibers (~runtime).
+  stack_arenas arenas_;
   std::mutex spare_mu_;
-  std::vector<fiber_impl*> spare_;  // guarded by spare_mu_; at most spare_cap_
-  // spare_.size(), stored under spare_mu_ after each change. relaxed: a hint that lets
-  // take_spare_fibers skip the lock when the list is empty (a stale 0 only maps a new
-  // stack) and spare_trim_deadline never take it (why a stale 0 is harmless there: the
-  // comment in that function).
+  std::vector<fiber_impl*> spare_;  // guarded by spare_mu_: hot list, LIFO (back = warmest)
+  std::vector<stack> purged_;       // guarded by spare_mu_: purged stacks, LIFO
+  // guarded by spare_mu_: whether the current purge period took from / gave to the depot
+  // (purge policy P2).
+  bool period_took_ = false;
+  bool period_gave_ = false;
+  // guarded by spare_mu_: capacity reserved in spare_ and purged_ (>= every carved stack
+  // of the default size, so that give never allocates: carve_stacks keeps it so).
+  std::size_t depot_room_ = 0;
+  std::size_t spare_keep_ = 0;  // hot fibers a purge leaves in the depot (P3); const
+  // spare_.size() + purged_.size(), stored under spare_mu_ after each change. relaxed: a
+  // hint that lets take_* skip the lock when the depot is empty (a stale 0 only carves a
+  // new stack).
   std::atomic<std::size_t> spare_n_{0};
-  std::size_t spare_cap_ = 0;
-  // steady_clock ns of the last give or take (relaxed: a trimming heuristic).
-  std::atomic<std::int64_t> spare_used_ns_{0};
+  // steady ns of the next purge tick, or timer_shard::none when the hot list holds no more
+  // than spare_keep_. Stored under spare_mu_; read without it. relaxed: a hint (P4 says
+  // why a stale value is harmless).
+  alignas(64) std::atomic<std::int64_t> purge_at_{timer_shard::none};
   std::atomic<bool> shut_down_{false};
   unsigned fork_gen_ = 0;  // fork count when created (scheduler.cpp); see forked()
 

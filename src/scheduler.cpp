@@ -31,7 +31,8 @@
 //
 // Lock order: runtime::shutdown_mu_ is held only by shutdown(), which may take idle::lock_
 // under it; nothing else is taken under idle::lock_. runtime::spare_mu_ is a leaf (taken
-// alone, on the fiber-pool slow paths). timer_shard::lock_ -> idle::lock_ (see timers.hpp).
+// alone, on the fiber-pool slow paths), and so is stack_arenas::mu_ (carve_stacks takes
+// them one after the other, never nested). timer_shard::lock_ -> idle::lock_ (see timers.hpp).
 // Benchmark workloads cited here (W8): docs/benchmarks.md.
 #include "runtime.hpp"
 
@@ -101,7 +102,8 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
       opts_(normalise(opts, opts.workers ? opts.workers : default_worker_count())),
       inline_reserve_(std::max<std::size_t>(opts_.stack_size / 4, 8 * 1024)),
       fuzz_seed_(resolve_schedule_seed(opts.schedule_seed)),
-      idle_(opts_.workers) {
+      idle_(opts_.workers),
+      arenas_(opts_.stack_size, opts_.guard_size) {
   std::call_once(atfork_once, [] { pthread_atfork(nullptr, nullptr, note_fork_in_child); });
   fork_gen_ = fork_generation.load(std::memory_order_relaxed);
   topology_plan plan = plan_topology(opts_.workers, opts_.pin);
@@ -119,20 +121,9 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
     budget_batch_ = std::clamp<std::int64_t>(static_cast<std::int64_t>(cap / (8 * opts_.workers)),
                                              1, 64);
   }
-  // Spare fibers let a burst of concurrent fibers (W8: 10,000 sleepers) reuse the previous
-  // burst's stacks instead of mapping and unmapping them (mmap + guard + first touch +
-  // munmap ~9 µs each here; W8 went 217 -> 38 ms with room for all of them). Guards that
-  // cost a VMA (mprotect fallback) keep the list small: VMAs are capped by max_map_count.
-  // Otherwise the list may hold up to 1 GiB of stack address space (15,420 default stacks;
-  // RSS is only the pages the burst touched) or 64 x stack_cache per worker, whichever is
-  // more: with 64 x 64 x 2 workers = 8,192 a 10,000-fiber burst still mapped ~1,700 stacks
-  // each time (W8 54 ms; 21 ms with room for all). The list is unmapped after a second of
-  // disuse (trim_spare_fibers), so the peak is not kept forever.
-  const std::size_t per_stack = opts_.stack_size + opts_.guard_size;
-  spare_cap_ = guard_without_vma()
-                   ? std::max(opts_.stack_cache * opts_.workers * 64, (std::size_t{1} << 30) / per_stack)
-                   : opts_.stack_cache * opts_.workers * 4;
-  spare_.reserve(spare_cap_);  // give_spare_fibers() runs in noexcept post actions
+  // The depot keeps this many hot fibers through a purge (P3): as many as the workers'
+  // pools hold together, so a burst twice the pools' size is still served warm.
+  spare_keep_ = opts_.stack_cache * opts_.workers;
   workers_.reserve(opts_.workers);
   for (unsigned i = 0; i < opts_.workers; ++i) workers_.push_back(std::make_unique<worker>(*this, i));
   // After the workers: its thread reads their timer shards (timers.hpp step 7) at once.
@@ -217,13 +208,62 @@ int pin_injected_failure(unsigned index) noexcept {
 }
 
 
+// Fiber depot protocol (the second level of stack reuse; stack_arena.hpp has a stack's
+// whole lifecycle, worker::fiber_for the first level):
+//   D1. A worker's pool (worker::pool_, at most options::stack_cache suspended fibers) is
+//       the hot path: no lock, no syscall. Its surplus moves here a batch per lock
+//       (give_spare_fibers); an empty pool refills a batch per lock (take_spare_fibers),
+//       then from purged stacks (take_purged_stacks), then from the arenas (carve_stacks).
+//       spare_mu_ is taken once per batch (32 fibers with the defaults): with 64 workers
+//       churning at ~1 µs per fiber that is ~2M acquisitions a second spread over 64
+//       threads, short (a memcpy of 32 pointers); the per-worker pools absorb steady
+//       state. (Rejected: a lock-free stack of batches: ABA and a reclamation scheme
+//       for a path that is not hot.)
+//   D2. give never allocates (it runs in noexcept post actions): carve_stacks reserves
+//       room in spare_ and purged_ for every carved stack before handing them out, and
+//       every default-size stack is in at most one place, so size() <= depot_room_.
+// Purge policy (when idle stacks give their memory back, and who does it):
+//   P1. Nothing is purged from the workers' pools: stack_cache x workers stacks stay warm.
+//   P2. The depot notes whether the current purge period (purge_period_ns) took from it
+//       or gave to it (period_took_, period_gave_).
+//   P3. A tick at the end of a period in which nobody took or gave keeps spare_keep_ hot
+//       fibers and purges the rest, oldest first (the front of spare_): their fibers are
+//       destroyed, their stacks' pages returned with batched madvise(MADV_DONTNEED)
+//       calls outside the lock (stacks_purge), and the stacks filed in purged_ (reused
+//       without a syscall: a fiber record is rebuilt on them). A tick after a period in
+//       which the depot was used purges nothing. So an idle depot returns its memory
+//       between one and two periods (0.5-1 s) after its last use, and a wave that drains
+//       or refills it, however long (10^6 fibers take 15 s on a loaded 2-vCPU VM), keeps
+//       every stack it will reach.
+//       Rejected: a low-water mark of the hot list (purge what no take reached in a
+//       period), and a demand window (keep the peak of stacks in use over the last two
+//       periods): waves longer than the window had their not-yet-reached stacks purged,
+//       and the next wave of 10^6 fibers faulted up to every page back in. The cost of
+//       this rule: a workload that touches the depot in every period (a steady server
+//       whose fibers outnumber the pools) keeps its peak's stacks warm until it idles.
+//   P4. Who: a worker about to park runs the tick if due, and sleeps no later than
+//       purge_at_ (so an idle process returns a burst's memory with no work to wake it);
+//       a busy worker's fairness tick runs it when purge_at_ has passed, from its
+//       scheduler context only (never on a fiber's stack). purge_at_ is a
+//       relaxed hint: a stale none delays the tick until the next store of it, which
+//       every give makes; a stale time only runs a tick that finds nothing due.
+namespace {
+// P2-P3's period. Idle depot stacks keep their pages for one to two periods after the
+// depot's last use: long enough that bursts less than half a second apart (W8's and
+// W11's repetitions) reuse warm stacks, short enough that a process returns a burst's
+// memory within a second.
+constexpr std::int64_t purge_period_ns = 500'000'000;
+}  // namespace
+
 std::size_t runtime::give_spare_fibers(fiber_impl* const* fs, std::size_t n) noexcept {
   std::lock_guard<std::mutex> g(spare_mu_);
-  const std::size_t k = std::min(n, spare_cap_ - spare_.size());  // size() <= spare_cap_
+  const std::size_t k = std::min(n, depot_room_ - spare_.size());  // D2: k == n
   if (k == 0) return 0;
   spare_.insert(spare_.end(), fs, fs + k);  // within the reserved capacity: no allocation
-  spare_n_.store(spare_.size(), std::memory_order_relaxed);  // relaxed: see spare_n_
-  spare_used_ns_.store(steady_ns(), std::memory_order_relaxed);  // relaxed: a heuristic
+  period_gave_ = true;  // P2
+  spare_n_.store(spare_.size() + purged_.size(), std::memory_order_relaxed);  // hint
+  if (spare_.size() > spare_keep_ && purge_at_.load(std::memory_order_relaxed) == timer_shard::none)
+    purge_at_.store(steady_ns() + purge_period_ns, std::memory_order_relaxed);  // P4 hint
   return k;
 }
 
@@ -234,45 +274,98 @@ std::size_t runtime::take_spare_fibers(fiber_impl** out, std::size_t n) noexcept
   if (k == 0) return 0;
   for (std::size_t i = 0; i < k; ++i) out[i] = spare_[spare_.size() - 1 - i];
   spare_.resize(spare_.size() - k);
-  spare_n_.store(spare_.size(), std::memory_order_relaxed);  // relaxed: see spare_n_
-  spare_used_ns_.store(steady_ns(), std::memory_order_relaxed);  // relaxed: a heuristic
+  period_took_ = true;  // P2
+  spare_n_.store(spare_.size() + purged_.size(), std::memory_order_relaxed);  // hint
   return k;
 }
 
-namespace {
-constexpr std::int64_t spare_idle_ns = 1'000'000'000;  // trim after a second of disuse
-}  // namespace
-
-std::int64_t runtime::spare_trim_deadline() noexcept {
-  // No lock: every park calls this. relaxed: a hint (spare_n_). A stale 0 cannot leave a
-  // non-empty list untrimmed for good: the worker that last changed spare_n_ reads its own
-  // store or a later one when it parks, so it wakes for the trim if the list stayed full.
-  if (spare_n_.load(std::memory_order_relaxed) == 0) return timer_shard::none;
-  return spare_used_ns_.load(std::memory_order_relaxed) + spare_idle_ns;  // relaxed: heuristic
+std::size_t runtime::take_purged_stacks(stack* out, std::size_t n) noexcept {
+  if (spare_n_.load(std::memory_order_relaxed) == 0) return 0;  // relaxed: see spare_n_
+  std::lock_guard<std::mutex> g(spare_mu_);
+  const std::size_t k = std::min(n, purged_.size());
+  std::copy(purged_.end() - static_cast<std::ptrdiff_t>(k), purged_.end(), out);
+  purged_.resize(purged_.size() - k);
+  period_took_ = true;  // P2
+  spare_n_.store(spare_.size() + purged_.size(), std::memory_order_relaxed);  // hint
+  return k;
 }
+
+std::size_t runtime::carve_stacks(stack* out, std::size_t n) {
+  {
+    // D2: room for every stack carved so far plus this batch, doubling (amortised).
+    std::lock_guard<std::mutex> g(spare_mu_);
+    const std::size_t need = arenas_.carved() + n;
+    if (need > depot_room_) {
+      const std::size_t room = std::max(need, 2 * depot_room_);
+      spare_.reserve(room);
+      purged_.reserve(room);
+      depot_room_ = room;
+    }
+  }
+  return arenas_.carve(out, n);
+}
+
+void runtime::purge_idle_stacks() noexcept {
+  const std::int64_t now = steady_ns();
+  if (purge_at_.load(std::memory_order_relaxed) > now) return;  // relaxed: P4
+  std::vector<fiber_impl*> victims;
+  {
+    std::lock_guard<std::mutex> g(spare_mu_);
+    if (purge_at_.load(std::memory_order_relaxed) > now) return;  // another worker ticked
+    // P3: only after a period in which the depot was not used.
+    const bool used = period_took_ || period_gave_;
+    period_took_ = period_gave_ = false;
+    const std::size_t left = !used && spare_.size() > spare_keep_ ? spare_.size() - spare_keep_ : 0;
+    try {
+      // The oldest `left` leave the hot list now (one copy and one shift of the rest per
+      // tick); destroying them and the madvise calls happen outside the lock.
+      victims.assign(spare_.begin(), spare_.begin() + static_cast<std::ptrdiff_t>(left));
+    } catch (...) {
+      purge_at_.store(now + purge_period_ns, std::memory_order_relaxed);  // retry next tick
+      return;
+    }
+    spare_.erase(spare_.begin(), spare_.begin() + static_cast<std::ptrdiff_t>(left));
+    purge_at_.store(spare_.size() > spare_keep_ ? now + purge_period_ns : timer_shard::none,
+                    std::memory_order_relaxed);  // relaxed: P4
+    spare_n_.store(spare_.size() + purged_.size(), std::memory_order_relaxed);  // hint
+  }
+  // P3 in chunks: the fibers' records go, then their pages (neighbours in one madvise),
+  // then the stacks join purged_ (room reserved: D2).
+  constexpr std::size_t chunk = 64;  // 2.5 KiB of stack; one madvise per 64 neighbours
+  stack stacks[chunk];
+  for (std::size_t i = 0; i < victims.size(); i += chunk) {
+    const std::size_t m = std::min(chunk, victims.size() - i);
+    for (std::size_t j = 0; j < m; ++j) stacks[j] = retire_fiber(victims[i + j]);
+    stacks_purge(stacks, m);
+    std::lock_guard<std::mutex> g(spare_mu_);
+    purged_.insert(purged_.end(), stacks, stacks + m);
+    spare_n_.store(spare_.size() + purged_.size(), std::memory_order_relaxed);  // hint
+  }
+}
+
+
+
 
 std::size_t runtime::spare_fiber_count() noexcept {
   std::lock_guard<std::mutex> g(spare_mu_);
   return spare_.size();
 }
 
-void runtime::trim_spare_fibers() noexcept {
-  if (steady_ns() - spare_used_ns_.load(std::memory_order_relaxed) < spare_idle_ns) return;
-  std::vector<fiber_impl*> victims;
-  {
-    std::lock_guard<std::mutex> g(spare_mu_);
-    if (spare_.empty()) return;
-    victims.swap(spare_);
-    spare_n_.store(0, std::memory_order_relaxed);  // relaxed: see spare_n_
-    spare_.reserve(spare_cap_);  // keep give_spare_fibers() allocation-free
-  }
-  for (fiber_impl* f : victims) destroy_fiber(f);
+std::size_t runtime::purged_stack_count() noexcept {
+  std::lock_guard<std::mutex> g(spare_mu_);
+  return purged_.size();
+}
+
+std::vector<stack> runtime::purged_stacks() noexcept {
+  std::lock_guard<std::mutex> g(spare_mu_);
+  return purged_;  // a test accessor: an allocation failure here ends the test
 }
 
 runtime::~runtime() {
   shutdown();
   for (fiber_impl* f : spare_) destroy_fiber(f);  // workers are joined: no other user
   spare_.clear();
+  purged_.clear();  // no fibers on them; arenas_, a member, unmaps every stack after this
   reactor_.reset();  // after the workers: no fiber waits on an fd any more
 }
 

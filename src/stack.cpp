@@ -3,6 +3,7 @@
 
 #include "sanitizers.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -42,7 +43,9 @@ long count_maps() {
 // race probes twice with the same answer.
 std::atomic<int> guard_mode{0};
 
-bool install_guard(void* base, std::size_t guard) {
+}  // namespace
+
+bool stack_install_guard(void* base, std::size_t guard) noexcept {
   int mode = guard_mode.load(std::memory_order_relaxed);
   if (mode != 2) {
     if (madvise(base, guard, MADV_GUARD_INSTALL) == 0) {
@@ -69,8 +72,6 @@ bool install_guard(void* base, std::size_t guard) {
   throw std::system_error(err, std::generic_category(), msg);
 }
 
-}  // namespace
-
 std::size_t page_size() noexcept {
   static const std::size_t p = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
   return p;
@@ -90,6 +91,14 @@ void stack_inject_failure_after(long n) noexcept {
   inject_countdown.store(n, std::memory_order_relaxed);
 }
 
+std::size_t stack_injection_allows(std::size_t n) noexcept {
+  const long c = inject_countdown.load(std::memory_order_relaxed);
+  if (c < 0) return n;
+  const std::size_t k = std::min(n, static_cast<std::size_t>(c));
+  inject_countdown.store(c - static_cast<long>(k), std::memory_order_relaxed);
+  return k;
+}
+
 stack stack_allocate(std::size_t usable, std::size_t guard) {
   stack s;
   s.map_size = usable + guard;
@@ -100,7 +109,7 @@ stack stack_allocate(std::size_t usable, std::size_t guard) {
   void* p = mmap(nullptr, s.map_size, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (p == MAP_FAILED) throw_stack_error("mmap", errno);
-  if (guard > 0 && !install_guard(p, guard)) {
+  if (guard > 0 && !stack_install_guard(p, guard)) {
     int err = errno;
     munmap(p, s.map_size);
     throw_stack_error("mprotect (guard page)", err);
@@ -117,7 +126,7 @@ void stack_release(const stack& s) noexcept {
   // A fiber abandoned while suspended leaves poisoned frames (docs/platform.md, ASan).
   ASAN_UNPOISON_MEMORY_REGION(s.lo, s.size);
 #endif
-  munmap(s.base, s.map_size);
+  if (!s.in_arena) munmap(s.base, s.map_size);
 }
 
 bool guard_without_vma() noexcept {

@@ -23,6 +23,7 @@ struct stack {
   std::size_t map_size = 0;   // guard + usable
   void* lo = nullptr;         // lowest usable byte (just above the guard)
   std::size_t size = 0;       // usable bytes
+  bool in_arena = false;      // carved from a stack_arenas mapping: never unmapped alone
   std::uintptr_t guard_lo() const noexcept { return reinterpret_cast<std::uintptr_t>(base); }
   std::uintptr_t guard_hi() const noexcept { return reinterpret_cast<std::uintptr_t>(lo); }
 };
@@ -40,8 +41,18 @@ stack stack_allocate(std::size_t usable, std::size_t guard);
 // Test seam (fault injection): after `n` more successful allocations, the following ones
 // fail with ENOMEM as if mmap had failed; n < 0 turns it off. Any thread.
 void stack_inject_failure_after(long n) noexcept;
-// Unmaps it (unpoisons it first under ASan so reused addresses start clean). Any thread.
+// Unmaps it (unpoisons it first under ASan so reused addresses start clean). A stack
+// carved from an arena (in_arena) is only unpoisoned: its arena unmaps it
+// (stack_arena.hpp). Any thread.
 void stack_release(const stack& s) noexcept;
+// Installs `guard` bytes of guard at base (MADV_GUARD_INSTALL, else mprotect PROT_NONE);
+// false with errno set when it fails. Any thread.
+bool stack_install_guard(void* base, std::size_t guard) noexcept;
+// Fault injection for carved stacks (stack_inject_failure_after): how many of n new
+// stacks may still be created (n when off); consumes them. Any thread.
+std::size_t stack_injection_allows(std::size_t n) noexcept;
+// Throws the std::system_error stack_allocate throws for a failed `call` with errno err.
+[[noreturn]] void throw_stack_error(const char* call, int err);
 // True when guards are installed with MADV_GUARD_INSTALL (probed once).
 bool guard_without_vma() noexcept;
 // How many more guarded stacks the VMA limit allows, with a reserve left for threads and

@@ -283,10 +283,10 @@ void worker::park() noexcept {
     if (!rt_.idle_.cancel_park(index_)) parker_.park();
   } else {
     parks_.add();
-    rt_.trim_spare_fibers();  // idle anyway: return a long-unused burst's stacks
-    // ... and wake to do it if it is not due yet (once per burst: the list is then empty).
+    rt_.purge_idle_stacks();  // idle anyway: the depot's purge tick, if due (P4)
+    // ... and wake for the next tick while the depot holds more than it keeps.
     std::int64_t wake_at = deadline;
-    if (const std::int64_t trim_at = rt_.spare_trim_deadline();
+    if (const std::int64_t trim_at = rt_.purge_deadline();
         trim_at != timer_shard::none && (wake_at == timer_shard::none || trim_at < wake_at))
       wake_at = trim_at;
     rt_.reactor_->arm_watch();  // reactor.hpp step 3: after C1, before sleeping
@@ -466,6 +466,12 @@ item worker::next_local() noexcept {
     const std::size_t room = decltype(ring_)::capacity - ring_.size();
     const item injected = poll_inject(std::max<std::size_t>(1, std::min(room, batch_.size())));
     poll_timers();  // into the ring's back (or the injection queue's): FIFO
+    // The depot's purge tick when due (scheduler.cpp P4): also while no worker parks. Only
+    // from the scheduler context (current_ null): not on a fiber's stack (it may be small)
+    // nor inside a fiber's suspend (a tick may destroy thousands of fibers).
+    if (const std::int64_t at = rt_.purge_deadline();
+        current_ == nullptr && at != timer_shard::none && steady_ns() >= at)
+      rt_.purge_idle_stacks();
     if (rt_.reactor_->io_used()) {  // reactor.hpp step 2, at most every io_poll_interval
       const std::int64_t now = steady_ns();
       if (now >= next_io_poll_) {
@@ -1066,6 +1072,11 @@ void worker::run_task(fiber_impl* self, task* t) noexcept {
   w->completed_.add_release();  // last: shutdown may proceed once every spawn is matched
 }
 
+// Stack lifecycle steps 1-3 (stack_arena.hpp) and depot step D1 (scheduler.cpp): the
+// pool, then a batch of the depot's hot fibers, then a fiber built on a fresh stack
+// (fresh_: purged stacks from the depot, else stacks carved from the arenas, a batch at
+// a time). Only the last two cost anything: a page fault for the new record and, for a
+// carved stack, its guard's madvise.
 fiber_impl* worker::fiber_for(task* t) noexcept {
   if (__builtin_expect(task_stack_class(t) != 0, 0)) return sized_fiber_for(t);
   fiber_impl* f = nullptr;
@@ -1075,30 +1086,50 @@ fiber_impl* worker::fiber_for(task* t) noexcept {
   } else if ((f = take_spare()) != nullptr) {
     // other workers' surplus (fibers finish where they were stolen to, or a wave of
     // fibers outgrew the pools)
-  } else if ((f = map_fiber(t, rt_.opts_.stack_size, 0)) == nullptr) {
+  } else if ((f = fresh_fiber(t)) == nullptr) {
     return nullptr;
   }
   f->root = t;
   return f;
 }
 
+fiber_impl* worker::fresh_fiber(task* t) noexcept {
+  try {
+    if (fresh_n_ == 0) {
+      fresh_n_ = rt_.take_purged_stacks(fresh_.data(), spare_batch());
+      if (fresh_n_ == 0) fresh_n_ = rt_.carve_stacks(fresh_.data(), spare_batch());
+    }
+    return make_fiber(fresh_[--fresh_n_], 0);
+  } catch (...) {
+    fail_to_start(t);
+    return nullptr;
+  }
+}
+
+fiber_impl* worker::make_fiber(const stack& s, unsigned stack_class) noexcept {
+  const std::size_t record = (sizeof(fiber_impl) + 63) & ~std::size_t{63};
+  auto* f = ::new (static_cast<char*>(s.lo) + s.size - record) fiber_impl{};
+  f->stk = s;
+  f->rt = &rt_;
+  f->stack_class = static_cast<std::uint8_t>(stack_class);
+  context_make(f->ctx, s.lo, s.size - record, &worker::fiber_main);
+  return f;
+}
+
+void worker::fail_to_start(task* t) noexcept {
+  // No stack: the task fails to start; join() rethrows the std::system_error.
+  t->error_ = std::current_exception();
+  task_complete(t);
+  task_release(t);
+  release_fiber_slot();
+  completed_.add_release();
+}
+
 fiber_impl* worker::map_fiber(task* t, std::size_t usable, unsigned stack_class) noexcept {
   try {
-    const std::size_t record = (sizeof(fiber_impl) + 63) & ~std::size_t{63};
-    stack s = stack_allocate(usable, rt_.opts_.guard_size);
-    auto* f = ::new (static_cast<char*>(s.lo) + s.size - record) fiber_impl{};
-    f->stk = s;
-    f->rt = &rt_;
-    f->stack_class = static_cast<std::uint8_t>(stack_class);
-    context_make(f->ctx, s.lo, s.size - record, &worker::fiber_main);
-    return f;
+    return make_fiber(stack_allocate(usable, rt_.opts_.guard_size), stack_class);
   } catch (...) {
-    // No stack: the task fails to start; join() rethrows the std::system_error.
-    t->error_ = std::current_exception();
-    task_complete(t);
-    task_release(t);
-    release_fiber_slot();
-    completed_.add_release();
+    fail_to_start(t);
     return nullptr;
   }
 }
@@ -1142,7 +1173,7 @@ void worker::recycle(fiber_impl* f) noexcept {
   const std::size_t moved =
       alone ? rt_.give_spare_fibers(&f, 1)
             : rt_.give_spare_fibers(pool_.data(), std::min(spare_batch(), pool_.size()));
-  if (moved == 0) {  // the spare list is full: drop f, as the pool cannot take it either
+  if (moved == 0) {  // unreachable for arena stacks (depot D2); drop f
     destroy_fiber(f);
     return;
   }
@@ -1165,11 +1196,17 @@ fiber_impl* worker::take_spare() noexcept {
   return got[0];
 }
 
-void destroy_fiber(fiber_impl* f) noexcept {
+stack retire_fiber(fiber_impl* f) noexcept {
   context_destroy(f->ctx);
   stack s = f->stk;
   f->~fiber_impl();
-  stack_release(s);
+  return s;
+}
+
+void destroy_fiber(fiber_impl* f) noexcept {
+  // An arena stack stays mapped (its arena is unmapped with the runtime); any other is
+  // unmapped here.
+  stack_release(retire_fiber(f));
 }
 
 // ---------------------------------------------------------------- accounting

@@ -149,6 +149,9 @@ using post_fn = void (*)(fiber_impl* from, void* arg) noexcept;
 
 // Unmaps an idle fiber (never the running one). Any thread.
 void destroy_fiber(fiber_impl* f) noexcept;
+// Ends a suspended fiber (its context and record) and returns its stack, still mapped
+// and with its pages, for the caller to purge or release. Any thread, f not running.
+stack retire_fiber(fiber_impl* f) noexcept;
 
 // A counter written only by its worker (plain load+store, no RMW) and read by stats().
 struct counter {
@@ -347,6 +350,12 @@ private:
   // A new mapping of `usable` bytes (its record at the top) for t; nullptr, with t failed
   // (join() rethrows the std::system_error), when the stack cannot be mapped.
   fiber_impl* map_fiber(task* t, std::size_t usable, unsigned stack_class) noexcept;
+  // A fiber on a stack from fresh_ (refilled from the depot's purged stacks, else carved);
+  // nullptr with t failed as map_fiber's.
+  fiber_impl* fresh_fiber(task* t) noexcept;
+  // Builds a fiber record at the top of s (first touch of its top page).
+  fiber_impl* make_fiber(const stack& s, unsigned stack_class) noexcept;
+  void fail_to_start(task* t) noexcept;  // t ends with the current exception
   void recycle(fiber_impl* f) noexcept;
   // Fibers moved between pool_ and the runtime's spare list per lock: half the pool,
   // 1 to spare_batch_max. 32 is half the default stack_cache; it also bounds the array
@@ -421,6 +430,10 @@ private:
   // as a raw epoll loop takes per call: fewer calls when many fds are ready at once.
   std::array<epoll_event, 256> io_events_{};
   std::vector<fiber_impl*> pool_;
+  // Default-size stacks with no fiber on them yet (carved, or purged in the depot), taken
+  // a batch at a time: fresh_[0, fresh_n_). Left over at exit: unmapped with the arenas.
+  std::array<stack, spare_batch_max> fresh_;
+  std::size_t fresh_n_ = 0;
   // Idle fibers whose stacks have a size class of their own (spawn_options::stack_size),
   // any mix of classes, at most sized_cache_cap: fiber_for matches the class exactly.
   static constexpr std::size_t sized_cache_cap = 16;

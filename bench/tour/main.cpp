@@ -16,6 +16,11 @@
 #include "../machine.hpp"
 #include "../result.hpp"
 
+#include <sched.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -34,7 +39,13 @@
 namespace tour {
 namespace {
 
+constexpr workload kAllWorkloads[] = {workload::spawn_join,       workload::skynet,
+                                      workload::yield_pingpong,   workload::fib,
+                                      workload::idle,             workload::churn_spawn_park,
+                                      workload::churn_wake_finish};
+
 struct options {
+  long churn_n = 0;  // --churn-n: W11's size (0: the default, / 10 under --quick)
   int reps = 5;
   bool quick = false;
   std::set<std::string> only;  // spec ids ("W1"); empty: every workload
@@ -44,11 +55,13 @@ struct options {
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "weft_tour: %s\n"
-               "usage: weft_tour [--reps N] [--only W1,W2,W3,W5,W9] [--peers P] [--quick]\n"
+               "usage: weft_tour [--reps N] [--only W1,W2,W3,W5,W9,W11] [--peers P] [--quick]\n"
+               "                 [--churn-n N]\n"
                "  --reps N   repetitions per workload (default 5); median, min and max\n"
                "  --only L   comma-separated workload ids to run\n"
                "  --peers P  comma-separated peers to run (weft,boost_fiber,tbb,fcontext)\n"
-               "  --quick    problem sizes divided by 10 (smoke run)\n",
+               "  --quick    problem sizes divided by 10 (smoke run)\n"
+               "  --churn-n N  W11's fibers (default 100000, 10000 with --quick)\n",
                why);
   std::exit(2);
 }
@@ -59,6 +72,9 @@ options parse(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "--quick") {
       o.quick = true;
+    } else if (a == "--churn-n" && i + 1 < argc) {
+      o.churn_n = std::atol(argv[++i]);
+      if (o.churn_n < 1) usage("--churn-n needs a positive number");
     } else if (a == "--reps" && i + 1 < argc) {
       o.reps = std::atoi(argv[++i]);
       if (o.reps < 1) usage("--reps needs a positive number");
@@ -67,8 +83,7 @@ options parse(int argc, char** argv) {
       for (std::string id; std::getline(list, id, ',');) {
         for (auto& c : id) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
         bool known = false;
-        for (auto w : {workload::spawn_join, workload::skynet, workload::yield_pingpong,
-                       workload::fib, workload::idle}) {
+        for (auto w : kAllWorkloads) {
           known = known || id == info(w).spec_id;
         }
         if (!known) usage(("unknown workload id " + id).c_str());
@@ -136,6 +151,8 @@ double run_once(peer& p, workload w, const sizes& sz) {
     case workload::yield_pingpong: return p.yield_pingpong(sz.yields_per_fiber);
     case workload::fib: return p.fib(sz.fib_n);
     case workload::idle: return p.idle(sz.idle_for);
+    case workload::churn_spawn_park: return p.churn(sz.churn_n, false);
+    case workload::churn_wake_finish: return p.churn(sz.churn_n, true);
   }
   fail("run_once: unknown workload");
 }
@@ -247,6 +264,63 @@ void print_speedups(const std::vector<record>& recs, unsigned cpus) {
   }
 }
 
+// User + system CPU ms of the waited-for children (getrusage(RUSAGE_CHILDREN)).
+double children_cpu_ms() {
+  rusage ru{};
+  if (getrusage(RUSAGE_CHILDREN, &ru) != 0) return 0;
+  auto ms = [](const timeval& tv) { return tv.tv_sec * 1e3 + tv.tv_usec / 1e3; };
+  return ms(ru.ru_utime) + ms(ru.ru_stime);
+}
+
+// W11's Go peer: bench/peers/go/churn.go built as weft_go_churn next to this binary (or
+// at $WEFT_TOUR_GO_CHURN) by scripts/bench.sh when a go toolchain exists. Its RESULT lines
+// are passed through and join the table; without the binary a '#' line says so.
+std::string go_churn_path() {
+  if (const char* env = std::getenv("WEFT_TOUR_GO_CHURN"); env && *env) return env;
+  char self[4096];
+  const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len <= 0) return {};
+  std::string dir(self, static_cast<std::size_t>(len));
+  return dir.substr(0, dir.rfind('/') + 1) + "weft_go_churn";
+}
+
+void run_go_churn(const sizes& sz, int reps, unsigned cpus, std::vector<record>& recs) {
+  const std::string bin = go_churn_path();
+  if (bin.empty() || access(bin.c_str(), X_OK) != 0) {
+    std::printf("# peer go: not built (no %s; scripts/bench.sh builds it when go exists)\n",
+                bin.c_str());
+    return;
+  }
+  const std::string cmd = bin + " -n " + std::to_string(sz.churn_n) + " -reps " +
+                          std::to_string(reps) + " -workers " + std::to_string(cpus);
+  const others_meter meter;
+  const auto t0 = clock::now();
+  const double children0 = children_cpu_ms();
+  FILE* out = popen(cmd.c_str(), "r");
+  if (!out) fail("cannot run " + cmd);
+  const std::size_t first = recs.size();
+  char line[512];
+  while (std::fgets(line, sizeof line, out)) {
+    char name[64] = {};
+    record rec{"go", workload::churn_spawn_park, cpus, {}, 1.0, 0.0};
+    if (std::sscanf(line, "RESULT go %63s %*s %lf ms min=%lf max=%lf reps=%d", name,
+                    &rec.s.median, &rec.s.min, &rec.s.max, &rec.s.reps) != 5)
+      continue;
+    rec.w = std::string(name) == "churn_wake_finish" ? workload::churn_wake_finish
+                                                       : workload::churn_spawn_park;
+    std::fputs(line, stdout);
+    recs.push_back(rec);
+  }
+  if (pclose(out) != 0) fail(cmd + " failed");
+  // The Go program is a child: its CPU time is not "other processes" (the meter counts
+  // only this process's own as ours).
+  const double wall = ms_since(t0) * cpus;
+  const double go_share = wall > 0 ? (children_cpu_ms() - children0) / wall : 0.0;
+  for (std::size_t i = first; i < recs.size(); ++i)
+    recs[i].others = std::max(0.0, meter.share(cpus) - go_share);
+  std::fflush(stdout);
+}
+
 void report_quiet(const char* when, unsigned cpus) {
   const others_meter meter;
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -260,7 +334,8 @@ void report_quiet(const char* when, unsigned cpus) {
 int tour_main(int argc, char** argv) {
   const options opts = parse(argc, argv);
   const unsigned cpus = allowed_cpus();
-  const sizes sz = opts.quick ? quick(sizes{}) : sizes{};
+  sizes sz = opts.quick ? quick(sizes{}) : sizes{};
+  if (opts.churn_n > 0) sz.churn_n = static_cast<std::size_t>(opts.churn_n);
 
   std::vector<std::unique_ptr<peer>> peers;
   std::vector<std::string> missing;
@@ -278,7 +353,7 @@ int tour_main(int argc, char** argv) {
   peers.push_back(make_fcontext_floor());
   if (!opts.peers.empty()) {
     for (const auto& name : opts.peers) {
-      bool known = false;
+      bool known = name == "go";  // W11's Go peer, an outside program (run_go_churn)
       for (const auto& p : peers) known = known || name == p->name();
       if (!known) usage(("unknown or unbuilt peer " + name).c_str());
     }
@@ -289,8 +364,7 @@ int tour_main(int argc, char** argv) {
   print_header(opts, peers, missing);
   report_quiet("start", cpus);
 
-  const auto workloads = {workload::spawn_join, workload::skynet, workload::yield_pingpong,
-                          workload::fib, workload::idle};
+  const auto& workloads = kAllWorkloads;
   auto wanted = [&](workload w) { return opts.only.empty() || opts.only.count(info(w).spec_id); };
   step_counter steps;
   for (auto w : workloads) {
@@ -308,6 +382,8 @@ int tour_main(int argc, char** argv) {
       }
     }
   }
+  if (wanted(workload::churn_spawn_park) && (opts.peers.empty() || opts.peers.count("go")))
+    run_go_churn(sz, opts.reps, cpus, recs);
   print_table(recs);
   print_speedups(recs, cpus);
   std::printf("\n");

@@ -206,7 +206,9 @@ public:
            ", algo::work_stealing(" + std::to_string(pool_.size()) +
            ", suspend=false) on every thread, pooled_fixedsize_stack 64 KiB behind a mutex";
   }
-  bool supports(workload) const noexcept override { return true; }
+  bool supports(workload w) const noexcept override {
+    return w != workload::churn_spawn_park && w != workload::churn_wake_finish;
+  }
 
   void start(unsigned workers) override { pool_.open(workers); }
   void stop() override { pool_.close(); }

@@ -51,7 +51,10 @@ public:
     return std::string("tbb: oneTBB ") + TBB_VERSION_STRING +
            ", task_group in task_arena(w), global_control max_allowed_parallelism=w";
   }
-  bool supports(workload w) const noexcept override { return w != workload::yield_pingpong; }
+  bool supports(workload w) const noexcept override {
+    return w != workload::yield_pingpong && w != workload::churn_spawn_park &&
+           w != workload::churn_wake_finish;
+  }
 
   void start(unsigned workers) override {
     limit_.emplace(tbb::global_control::max_allowed_parallelism, workers);

@@ -1,5 +1,5 @@
 // bench/tour/tour.cpp - definitions of the helpers declared in tour.hpp.
-// Benchmark workloads cited here (W1, W2, W3, W5, W9): docs/benchmarks.md.
+// Benchmark workloads cited here (W1, W2, W3, W5, W9, W11): docs/benchmarks.md.
 #include "tour.hpp"
 
 #include <sys/resource.h>
@@ -18,6 +18,9 @@ const workload_info kWorkloads[] = {
     {workload::yield_pingpong, "W3", "yield_pingpong", "ns/switch", false},
     {workload::fib, "W5", "fib", "ms", true},
     {workload::idle, "W9", "idle", "cpu_ms", false},
+    // W11's two phases, one figure each (both run the whole cycle; one is timed).
+    {workload::churn_spawn_park, "W11", "churn_spawn_park", "ms", false},
+    {workload::churn_wake_finish, "W11", "churn_wake_finish", "ms", false},
 };
 }  // namespace
 
@@ -34,6 +37,7 @@ sizes quick(sizes s) {
   s.yields_per_fiber /= 10;
   s.fib_n -= 5;  // fib(25): 121,392 spawns instead of 1,346,268 (fib(n+1) - 1)
   s.idle_for /= 10;
+  s.churn_n /= 10;
   return s;
 }
 
@@ -49,6 +53,7 @@ double peer::skynet(std::int64_t) { return unsupported(*this, "skynet"); }
 double peer::yield_pingpong(std::size_t) { return unsupported(*this, "yield_pingpong"); }
 double peer::fib(int) { return unsupported(*this, "fib"); }
 double peer::idle(std::chrono::milliseconds) { return unsupported(*this, "idle"); }
+double peer::churn(std::size_t, bool) { return unsupported(*this, "churn"); }
 
 double process_cpu_ms() {
   rusage ru{};

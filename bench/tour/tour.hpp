@@ -2,7 +2,7 @@
 // each runtime (peer) implements, timing, verification and the RESULT line.
 //
 // Workload definitions and the output format follow the project's benchmark definitions
-// (docs/benchmarks.md: W1-W10, one RESULT line per peer and workload, printed by
+// (docs/benchmarks.md: W1-W11, one RESULT line per peer and workload, printed by
 // bench/result.hpp):
 //   RESULT <peer> <workload> <param> <median> <unit> min=<min> max=<max> reps=<n> [key=value ...]
 // The harness (main.cpp) starts a peer's runtime once per (workload, worker count), runs
@@ -19,7 +19,7 @@
 
 namespace tour {
 
-enum class workload { spawn_join, skynet, yield_pingpong, fib, idle };
+enum class workload { spawn_join, skynet, yield_pingpong, fib, idle, churn_spawn_park, churn_wake_finish };
 
 // Static description of a workload: spec id, name, unit of its figure, and whether it is
 // swept over worker counts (otherwise it runs at the count the spec fixes).
@@ -39,6 +39,7 @@ struct sizes {
   std::size_t yields_per_fiber = 5'000'000;  // W3, two fibers
   int fib_n = 30;                            // W5
   std::chrono::milliseconds idle_for{2000};  // W9
+  std::size_t churn_n = 100'000;             // W11 fibers parked at once (--churn-n)
 };
 sizes quick(sizes s);
 
@@ -70,6 +71,9 @@ public:
   virtual double yield_pingpong(std::size_t yields);  // ns per switch
   virtual double fib(int n);                          // ms wall
   virtual double idle(std::chrono::milliseconds d);   // CPU ms consumed
+  // W11: n fibers spawned, each parks on one event; once all wait, the event is set and
+  // all finish. Returns the ms of the spawn+park phase, or of the wake+finish phase.
+  virtual double churn(std::size_t n, bool wake_finish);
 };
 
 std::unique_ptr<peer> make_weft_peer();
