@@ -38,7 +38,10 @@ public:
     bool pin = true;                      // pin worker i to the i-th allowed core (hwloc)
     std::size_t stack_size = 64 * 1024;   // usable bytes per fiber stack; >= 16 KiB, rounded
                                           // up to pages; multiplied under ASan/TSan builds
-    std::size_t stack_cache = 64;         // idle fiber stacks kept per worker for reuse
+    std::size_t stack_cache = 64;         // idle fiber stacks kept per worker for reuse;
+                                          // the shared depot keeps more until it has been
+                                          // idle 500 ms, then stack_cache x workers
+                                          // (docs/design.md)
     std::size_t guard_size = 4096;        // PROT_NONE bytes below each stack, rounded to pages
     std::size_t max_fibers = 0;           // live-fiber cap; 0: derived from vm.max_map_count
                                           // when guard pages cost a mapping, else unlimited
