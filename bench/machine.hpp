@@ -24,6 +24,16 @@
 
 namespace weft_bench {
 
+// "# build: type=<type> compiler=... assertions=on|off": what a figure was built with.
+inline void print_build(const char* type) {
+#ifdef NDEBUG
+  const char* asserts = "off";
+#else
+  const char* asserts = "on";
+#endif
+  std::printf("# build: type=%s compiler=\"%s\" assertions=%s\n", type, __VERSION__, asserts);
+}
+
 // CPUs this process may run on (its affinity mask), the tour's "all workers".
 inline unsigned allowed_cpus() {
   cpu_set_t set;

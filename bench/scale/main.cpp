@@ -139,13 +139,7 @@ void print_header(const options& o, const std::vector<unsigned>& counts, unsigne
                   const sizes& sz) {
   std::printf("# weft_scale\n");
   weft_bench::print_machine();
-#ifdef NDEBUG
-  const char* asserts = "off";
-#else
-  const char* asserts = "on";
-#endif
-  std::printf("# build: type=%s compiler=\"%s\" assertions=%s\n", WEFT_SCALE_BUILD_TYPE,
-              __VERSION__, asserts);
+  weft_bench::print_build(WEFT_SCALE_BUILD_TYPE);
   std::string list;
   for (unsigned n : counts) list += (list.empty() ? "" : ",") + std::to_string(n);
   std::printf("# scale: workers=%s reps=%d size=%s default_workers=%u\n", list.c_str(), o.reps,

@@ -3,6 +3,8 @@
 // Why these four, and why W4 and W6 are reshaped: docs/scaling.md, "The scaling benchmark".
 #include "workloads.hpp"
 
+#include "../weft_skynet.hpp"
+
 #include <weft/fiber.hpp>
 #include <weft/sync/channel.hpp>
 #include <weft/sync/mutex.hpp>
@@ -31,23 +33,12 @@ void verify(const char* what, std::int64_t got, std::int64_t want) {
   }
 }
 
-// ---- W2 skynet: a node of `size` leaves starting at ordinal `num`; children joined in
-// order (the tour's weft peer, bench/tour/peer_weft.cpp, does the same).
-std::int64_t skynet_node(std::int64_t num, std::int64_t size) {
-  if (size == 1) return num;
-  const std::int64_t child = size / 10;
-  weft::join_handle<std::int64_t> kids[10];
-  for (int i = 0; i < 10; ++i) kids[i] = weft::spawn(skynet_node, num + i * child, child);
-  std::int64_t sum = 0;
-  for (auto& k : kids) sum += k.join();
-  return sum;
-}
 
 sample skynet(weft::scheduler& sched, const sizes& s) {
   std::int64_t total = 0;
   const double secs = sched.block_on([&] {
     const auto t0 = clock::now();
-    total = skynet_node(0, s.skynet_leaves);
+    total = weft_bench::skynet_node(0, s.skynet_leaves);
     return seconds_since(t0);
   });
   verify("W2 skynet", total, s.skynet_leaves * (s.skynet_leaves - 1) / 2);

@@ -108,13 +108,7 @@ void print_header(const options& o, const std::vector<std::unique_ptr<peer>>& pe
                   const std::vector<std::string>& missing) {
   std::printf("# weft_tour\n");
   weft_bench::print_machine();
-#ifdef NDEBUG
-  const char* asserts = "off";
-#else
-  const char* asserts = "on";
-#endif
-  std::printf("# build: type=%s compiler=\"%s\" assertions=%s\n", WEFT_TOUR_BUILD_TYPE,
-              __VERSION__, asserts);
+  weft_bench::print_build(WEFT_TOUR_BUILD_TYPE);
   std::printf("# run: reps=%d quick=%s\n", o.reps, o.quick ? "yes" : "no");
   for (const auto& p : peers) std::printf("# peer %s\n", p->describe().c_str());
   for (const auto& m : missing) std::printf("# peer %s\n", m.c_str());

@@ -5,6 +5,8 @@
 // root fiber, so construction, worker start-up and shutdown are never timed.
 #include "tour.hpp"
 
+#include "../weft_skynet.hpp"
+
 #if __has_include(<weft/weft.hpp>)
 #include <weft/weft.hpp>
 #else
@@ -23,16 +25,6 @@
 namespace tour {
 namespace {
 
-// W2: a node of `size` leaves starting at ordinal `num`; children joined in order.
-std::int64_t skynet_node(std::int64_t num, std::int64_t size) {
-  if (size == 1) return num;
-  const std::int64_t child = size / 10;
-  weft::join_handle<std::int64_t> kids[10];
-  for (int i = 0; i < 10; ++i) kids[i] = weft::spawn(skynet_node, num + i * child, child);
-  std::int64_t sum = 0;
-  for (auto& k : kids) sum += k.join();
-  return sum;
-}
 
 // W5: spawn fib(n-1), compute fib(n-2) on this fiber, join.
 std::int64_t fib_fork(int n) {
@@ -138,7 +130,7 @@ public:
     std::int64_t total = 0;
     const double ms = sched_->block_on([&total, leaves] {
       const auto t0 = clock::now();
-      total = skynet_node(0, leaves);
+      total = weft_bench::skynet_node(0, leaves);
       return ms_since(t0);
     });
     verify("weft skynet", total, skynet_total(leaves));
