@@ -74,6 +74,8 @@ run_all() {
     "$scale"
     echo "# === sync primitives ==="
     build/release/bench/sync/weft_sync_bench
+    echo "# === W12 bounded shutdown ==="
+    build/release/bench/weft_shutdown_bench
     echo "# === W8 sleep ==="
     "$probe" before-W8
     build/release/bench/io/weft_w8_sleep

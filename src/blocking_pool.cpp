@@ -193,6 +193,7 @@ void run_blocking_job(blocking_pool_impl* pool, blocking_job& job) {
     job.fiber_ = self;
     pool->submit(&job);
   }
+  note_wait(self, wait_kind::blocking, &job);
   suspend_current(post_wait, &job);
   tsan_acquire(&job);  // the call's effects, whether the pool thread or we woke us
 }

@@ -104,6 +104,10 @@ std::int64_t env_ms(const char* name) {
 }
 }  // namespace
 
+bool send_backtrace_signal(worker& w) noexcept {
+  return install_backtrace_handler() && backtrace_handler_is_ours() && w.signal_thread(backtrace_signal);
+}
+
 diagnostics::diagnostics()
     : trace_ns_(env_ms("WEFT_SCHEDTRACE")), stall_ns_(env_ms("WEFT_STALL_MS")) {
   // A stall is seen within a quarter of its threshold (at least every 1 ms).

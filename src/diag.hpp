@@ -57,6 +57,10 @@ namespace weft::detail {
 class runtime;
 class worker;
 
+// Asks worker w's thread to print its backtrace on stderr (the stall report's SIGURG
+// handler, installed on first use unless the program handles SIGURG). False when it cannot.
+bool send_backtrace_signal(worker& w) noexcept;
+
 class diagnostics {
 public:
   diagnostics();  // reads the environment

@@ -17,6 +17,7 @@
 
 #include <weft/detail/task.hpp>
 
+#include <atomic>
 #include <cstdint>
 
 namespace weft::detail {
@@ -38,6 +39,29 @@ enum task_state : std::uint32_t {
   task_stop_linked = 1u << 16,
 };
 
+// What a suspended fiber waits on, for the fiber dump and the deadlock report
+// (src/inspect.hpp). Each suspension path writes its kind before it suspends.
+enum class wait_kind : std::uint8_t {
+  none = 0,       // never suspended yet (or a new fiber about to start its task)
+  yield,          // runnable: it yielded (or was preempted by the schedule fuzzer)
+  sleep,          // this_fiber::sleep_for / sleep_until
+  io,             // readiness of an fd (obj: the fd number, not an address)
+  join,           // join of another fiber (obj: its task)
+  blocking,       // run_blocking: a pool thread runs its job
+  mutex, condition_variable, event, semaphore, wait_group, latch, barrier,
+  channel_send, channel_recv, select,
+};
+const char* wait_kind_name(wait_kind k) noexcept;  // inspect.cpp
+
+struct wait_desc {
+  const void* obj = nullptr;  // the primitive (the fd number for io)
+  // For waits on a wait_list.hpp waiter: its claim word, on the fiber's own stack (live
+  // while the fiber stays suspended). Claimed (!= outcome_waiting): woken, runnable.
+  const std::atomic<std::uint32_t>* claim = nullptr;
+  std::int64_t deadline = 0;  // steady ns, 0: none
+  wait_kind kind = wait_kind::none;
+};
+
 struct fiber_impl {
   context ctx;                // must stay first: switch_context passes &ctx around
   stack stk;
@@ -45,6 +69,9 @@ struct fiber_impl {
   worker* home = nullptr;     // worker that last resumed it; remote wakes are sent there
   task* root = nullptr;       // task to run when (re)started from the pool
   task* current = nullptr;    // logical task running now (an inline child while it runs)
+  // current's id (0: none), for an inspection of a fiber that may be running
+  // (src/inspect.hpp step 4). relaxed: a report; the task itself is never reached from it.
+  std::atomic<std::uint64_t> current_id{0};
   // Last stopped by a wait (worker::suspend), not by a yield: its stack has likely gone
   // cold, so a solo worker warms it before resuming it (worker::warm_fiber). Written
   // only by the fiber's own thread while it runs; read by that worker (solo) later.
@@ -56,7 +83,34 @@ struct fiber_impl {
   // by the waker before it queues the fiber, read and cleared by the fiber once resumed
   // (ordered by the queue's hand-over, as the rest of the suspended state).
   std::int64_t woke_at = 0;
+  // Written by the fiber itself before each suspension (plain stores, on the line that
+  // `waited` shares); read only by an inspection while the fiber is held still (the pause
+  // protocol in src/inspect.hpp).
+  wait_desc wait;
+  // The runtime's fiber registry (src/inspect.hpp): every fiber record from make_fiber to
+  // retire_fiber is on one shard's list. Guarded by that shard's mutex.
+  fiber_impl* reg_prev = nullptr;
+  fiber_impl* reg_next = nullptr;
+  unsigned reg_shard = 0;
+  // Inspections only (under the shard's mutex): the wait sequence the last inspection
+  // saw, and when it first saw the fiber suspended in that wait (steady ns). A wait's
+  // duration is known from there on, at no cost to the wait itself.
+  std::uint64_t seen_waits = 0;
+  std::int64_t seen_since = 0;
+  // Suspensions so far (owner writes, before suspending; inspections read).
+  std::uint64_t waits = 0;
 };
+
+// Records what f (the calling fiber) is about to wait on (src/inspect.hpp). `deadline`:
+// steady ns (0: none). A few plain stores to f's record, which the wait touches anyway.
+inline void note_wait(fiber_impl* f, wait_kind k, const void* obj, std::int64_t deadline = 0,
+                      const std::atomic<std::uint32_t>* claim = nullptr) noexcept {
+  f->wait.obj = obj;
+  f->wait.claim = claim;
+  f->wait.deadline = deadline;
+  f->wait.kind = k;
+  ++f->waits;
+}
 
 // The stack size class a task asked for (spawn_options::stack_size; 0: the default).
 // relaxed: written before the task was published, never changed.

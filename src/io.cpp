@@ -202,6 +202,8 @@ template <bool Queued>
     t.self = self;
     arm_timer(&t);  // may fire before the commit: the commit then fails (step 3)
   }
+  note_wait(self, wait_kind::io, reinterpret_cast<const void*>(static_cast<std::intptr_t>(d.fd_)),
+            timed ? steady_ns_of(deadline) : 0);
   suspend_current(post_commit, &word);
   if (timed) (void)cancel_timer(&t);  // after this no worker touches t (timers.hpp step 5)
   if (owner) cancel_deregister(owner, &hook);  // after this no requester touches hook (C3)

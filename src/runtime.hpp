@@ -5,6 +5,7 @@
 
 #include "fiber_impl.hpp"
 #include "idle.hpp"
+#include "inspect.hpp"
 #include "diag.hpp"
 #include "trace.hpp"
 #include "reactor.hpp"
@@ -50,6 +51,8 @@ public:
 
   // Any thread; not from one of this runtime's fibers.
   void shutdown() noexcept;
+  // scheduler::shutdown(deadline); deadline in steady ns, timer_shard::none: none.
+  bool shutdown_until(std::int64_t deadline) noexcept;
   // Outside spawn (not on one of our workers). Throws after shutdown began.
   void spawn_external(task* t);
   // Makes a suspended fiber runnable. Any thread. From outside the workers it is counted
@@ -104,6 +107,8 @@ public:
 
   scheduler& owner_;
   const scheduler::options opts_;  // normalised: stack sizes rounded, workers resolved
+  // Every fiber record (inspect.hpp). Before the workers and the depot: destroyed last.
+  fiber_registry registry_{opts_.workers};
   std::size_t inline_reserve_;     // a join runs a child inline only with this much stack left
   const std::uint64_t fuzz_seed_;  // sched_fuzz.hpp; 0: off. Before the workers: they read it
   fuzz_windows_ref fuzz_windows_{fuzz_seed_ != 0};  // sched_fuzz.hpp choice 8
@@ -122,6 +127,12 @@ public:
   // Wakes from outside the workers still inside wake() (scheduler.cpp shutdown step 4).
   alignas(64) std::atomic<std::int64_t> outside_wakes_{0};
   std::atomic<std::uint64_t> id_source_{1};
+  // Inspections (inspect.hpp): the pause generation (0: no pause), read by every worker
+  // at every landing and written only by inspections, so its line stays shared.
+  alignas(64) std::atomic<std::uint32_t> pause_{0};
+  std::uint32_t pause_gen_ = 0;  // guarded by inspect_mu_
+  std::mutex inspect_mu_;        // one inspection at a time
+  bool membarrier_ok_ = false;   // step 4's barrier is available (set at construction)
   // Live-fiber slots not held by any worker (max_fibers); unused when unlimited_.
   alignas(64) std::atomic<std::int64_t> budget_{0};
   std::unique_ptr<reactor> reactor_;  // I/O readiness; outlives the workers
@@ -133,6 +144,10 @@ public:
   void report_pin(unsigned index, int os_cpu, int err) noexcept;
 
 private:
+  // Bounded shutdown: asks every fiber an inspection finds suspended to stop (returns
+  // how many it asked first), and names what is left once (scheduler.cpp).
+  std::size_t stop_waiting_fibers() noexcept;
+  void report_unfinished(std::int64_t late_ns) noexcept;
   // Stops and joins the worker threads started so far and the reactor, for a constructor
   // that throws (nothing was spawned yet).
   void abandon_start() noexcept;

@@ -106,6 +106,7 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
       arenas_(opts_.stack_size, opts_.guard_size) {
   std::call_once(atfork_once, [] { pthread_atfork(nullptr, nullptr, note_fork_in_child); });
   fork_gen_ = fork_generation.load(std::memory_order_relaxed);
+  membarrier_ok_ = membarrier_register();  // inspect.hpp step 4
   topology_plan plan = plan_topology(opts_.workers, opts_.pin);
   if (!plan.warning.empty() && opts_.pin && opts_.pin_strict)
     throw std::system_error(ENOTSUP, std::generic_category(),
@@ -167,6 +168,7 @@ runtime::runtime(scheduler& owner, const scheduler::options& opts)
                                   std::to_string(i) + " to CPU " + std::to_string(r.os_cpu));
     }
   }
+  dump_signal_join(*this);  // WEFT_DUMP_SIGNAL (inspect.hpp): last, once nothing can throw
 }
 
 void runtime::abandon_start() noexcept {
@@ -362,6 +364,7 @@ std::vector<stack> runtime::purged_stacks() noexcept {
 }
 
 runtime::~runtime() {
+  dump_signal_leave(*this);  // waits for a dump of this runtime in progress
   shutdown();
   for (fiber_impl* f : spare_) destroy_fiber(f);  // workers are joined: no other user
   spare_.clear();
@@ -397,10 +400,45 @@ bool runtime::forked() const noexcept {
   return fork_generation.load(std::memory_order_relaxed) != fork_gen_;
 }
 
-void runtime::shutdown() noexcept {
-  if (forked()) return;  // a child's copy: there is nothing to stop (scheduler::~scheduler)
+std::size_t runtime::stop_waiting_fibers() noexcept {
+  try {
+    // inspect.hpp: a short bound for workers that compute; their fibers are named later.
+    inspection in = inspect(*this, inspect_retain, 10'000'000);
+    std::size_t n = 0;
+    for (fiber_view& v : in.fibers) {
+      if (!v.retained) continue;
+      // TSan: the walk ran in an internal scope, which orders nothing; the spawn's
+      // release on the task (tsan_scope.hpp step 3, spawn -> start) orders its creation
+      // before this request.
+      tsan_acquire(v.retained);
+      if (task_request_stop(v.retained)) ++n;
+    }
+    release_retained(in);
+    return n;
+  } catch (...) {  // out of memory for the walk: try again at the next one
+    return 0;
+  }
+}
+
+void runtime::report_unfinished(std::int64_t late_ns) noexcept {
+  try {
+    inspection in = inspect(*this, inspect_backtraces, 100'000'000);
+    char title[96];
+    std::snprintf(title, sizeof title, "shutdown: still unfinished %.0f ms after the deadline",
+                  static_cast<double>(late_ns) / 1e6);
+    write_dump(stderr, in, title);
+    for (unsigned w : in.unpaused) (void)send_backtrace_signal(worker_at(w));
+  } catch (...) {
+    std::fprintf(stderr, "weft: shutdown: out of memory for the report of unfinished fibers\n");
+  }
+}
+
+void runtime::shutdown() noexcept { (void)shutdown_until(timer_shard::none); }
+
+bool runtime::shutdown_until(std::int64_t deadline) noexcept {
+  if (forked()) return true;  // a child's copy: there is nothing to stop (scheduler::~scheduler)
   std::lock_guard<std::mutex> g(shutdown_mu_);  // a concurrent second call waits
-  if (shut_down_.load(std::memory_order_relaxed)) return;
+  if (shut_down_.load(std::memory_order_relaxed)) return true;
   worker* w = current_worker();
   WEFT_ASSERT(!(w && &w->rt() == this),
               "weft::scheduler::shutdown() (or its destructor) called from one of its own "
@@ -412,9 +450,30 @@ void runtime::shutdown() noexcept {
   }
   auto pause = std::chrono::microseconds(20);
   auto next_report = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  // Bounded shutdown (README "Cancellation and shutdown"): from the deadline on, every
+  // fiber found waiting is asked to stop, by a walk every stop_walk_ns (fibers that start
+  // waiting later, children of stopped fibers, tasks that had not started); a fiber still
+  // unfinished report_after_ns past the deadline is named once, with backtraces.
+  constexpr std::int64_t stop_walk_ns = 10'000'000, report_after_ns = 1'000'000'000;
+  std::int64_t next_walk = deadline;
+  bool on_time = true, reported = false;
   while (!quiescent(workers_, external_spawned_)) {
     std::this_thread::sleep_for(pause);
     pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(1));
+    if (deadline != timer_shard::none) {
+      const std::int64_t now = steady_ns();
+      if (now >= next_walk) {
+        on_time = false;
+        (void)stop_waiting_fibers();
+        next_walk = now + stop_walk_ns;
+        // The walk may have ended every wait: look again at once, not a backed-off pause.
+        pause = std::chrono::microseconds(20);
+      }
+      if (!reported && now >= deadline + report_after_ns) {
+        reported = true;
+        report_unfinished(now - deadline);
+      }
+    }
     if (std::chrono::steady_clock::now() > next_report) {
       std::uint64_t done = 0, spawned = external_spawned_.load();
       for (auto& x : workers_) done += x->completed(), spawned += x->spawned();
@@ -441,6 +500,7 @@ void runtime::shutdown() noexcept {
     }
   }
   shut_down_.store(true, std::memory_order_relaxed);
+  return on_time;
 }
 
 void runtime::spawn_external(task* t) {
@@ -545,9 +605,15 @@ scheduler::~scheduler() {
     (void)rt_.release();
     return;
   }
-  rt_->shutdown();
+  if (rt_->opts_.shutdown_grace.count() >= 0)
+    (void)shutdown_for(rt_->opts_.shutdown_grace);
+  else
+    rt_->shutdown();
 }
 void scheduler::shutdown() noexcept { rt_->shutdown(); }
+bool scheduler::shutdown(std::chrono::steady_clock::time_point deadline) noexcept {
+  return rt_->shutdown_until(std::max<std::int64_t>(detail::steady_ns_of(deadline), 1));
+}
 unsigned scheduler::worker_count() const noexcept { return rt_->worker_count(); }
 std::uint64_t scheduler::schedule_seed() const noexcept { return rt_->fuzz_seed_; }
 scheduler_stats scheduler::stats() const { return rt_->stats(); }

@@ -294,7 +294,7 @@ bool task_wait_until(task* t, clock::time_point deadline) {
   // acquire: pairs with the release of DONE in task_complete (step 1).
   if (!(t->state_.load(std::memory_order_acquire) & task_done)) {
     if (deadline <= clock::now()) return false;
-    waiter w;
+    waiter w(wait_kind::join, t);
     w.racy = true;  // the completer and the timer
     // A join without a deadline is not cancellable, as join() is not: task_group waits for
     // its children this way, under a stop request, and must not return early.
@@ -357,10 +357,12 @@ void task_wait(task* t) {
           w->requeue_task(t);  // too deep to nest: it runs on a fiber of its own
         }
         t->joiner_ = self;
+        note_wait(self, wait_kind::join, t);
         w->suspend(self, post_join_wait, t);
       }
     } else {
       t->joiner_ = self;
+      note_wait(self, wait_kind::join, t);
       w->suspend(self, post_join_wait, t);
     }
   }
@@ -721,6 +723,7 @@ void sleep_to(clock::time_point deadline, bool check_past) noexcept {
   };
   // TSan: the hook and its sleeper to the requester (acquired in task_request_stop).
   detail::tsan_release(static_cast<detail::cancel_hook*>(&s));
+  detail::note_wait(self, detail::wait_kind::sleep, nullptr, detail::steady_ns_of(deadline));
   // Armed and registered after the switch (suspend.hpp rule 1): neither the timer nor a
   // request can wake us before we sleep (PENDING holds them off until both are in place).
   detail::suspend_current(

@@ -114,6 +114,11 @@ inline std::int64_t steady_ns() noexcept {
              std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// A steady_clock deadline in ns since the clock's epoch, as steady_ns() counts.
+inline std::int64_t steady_ns_of(std::chrono::steady_clock::time_point t) noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
 // ns -> whole milliseconds, rounded up (epoll timeouts: a sleep is never cut short).
 inline int ceil_ms(std::int64_t ns) noexcept { return static_cast<int>((ns + 999'999) / 1'000'000); }
 

@@ -264,6 +264,8 @@ item worker::find_work() noexcept {
     }
     // acquire: pairs with the release store in runtime::shutdown(); everything was done.
     if (rt_.stop_.load(std::memory_order_acquire)) return 0;
+    // inspect.hpp step 2, idle: an inspector unparks us to hear this.
+    if (__builtin_expect(rt_.pause_.load(std::memory_order_relaxed) != 0, 0)) pause_here();
     park();
   }
 }
@@ -847,6 +849,10 @@ void worker::record_resume(fiber_impl* self, std::int64_t suspended_at) noexcept
 }
 
 void worker::run_post() noexcept {
+  // inspect.hpp step 2. release: what this worker did before (the leaving fiber's saved
+  // context among it) is visible to an inspector that reads the store.
+  running_.store(current_, std::memory_order_release);
+  if (__builtin_expect(rt_.pause_.load(std::memory_order_relaxed) != 0, 0)) pause_here();
   post_action p = post_;
   post_.fn = nullptr;  // arg and from are read only together with a non-null fn
   if (p.fn == &worker::post_requeue) {
@@ -878,6 +884,7 @@ void worker::yield(fiber_impl* self) noexcept {
   {
     tsan_internal_scope internal;  // a yield orders nothing (tsan_scope.hpp step 1)
     self->waited = false;
+    self->wait.kind = wait_kind::yield;  // inspections read nothing else of a yield's
     item next = next_local();
     if (!next) {  // nothing else is runnable here: go on, unless the fuzzer moves us
       if (!(__builtin_expect(fuzz_.on(), 0) && rt_.worker_count() > 1 && fuzz_.one_in(2)))
@@ -1011,6 +1018,19 @@ void worker::diag_name(char (&out)[diag_name_words * 8]) const noexcept {
   out[sizeof out - 1] = '\0';
 }
 
+void worker::pause_here() noexcept {
+  // inspect.hpp step 3. acquire: pairs with the inspector's seq_cst store of g.
+  const std::uint32_t g = rt_.pause_.load(std::memory_order_acquire);
+  if (g == 0) return;
+  pause_fp_.store(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)),
+                  std::memory_order_relaxed);  // relaxed: published by the release below
+  // release: everything this worker did, and the frame pointer, to the inspector.
+  pause_ack_.store(g, std::memory_order_release);
+  // acquire: pairs with the inspector's release of 0 (what it changed, e.g. the records'
+  // seen_* fields, is then ordered before we run the fibers again).
+  while (rt_.pause_.load(std::memory_order_acquire) == g) rt_.pause_.wait(g, std::memory_order_acquire);
+}
+
 void worker::post_recycle(fiber_impl* from, void*) noexcept {
   current_worker()->recycle(from);
 }
@@ -1044,6 +1064,7 @@ void worker::fiber_main(transfer first) {
 void worker::run_task(fiber_impl* self, task* t) noexcept {
   task* outer = self->current;
   self->current = t;
+  self->current_id.store(t->id_, std::memory_order_relaxed);  // relaxed: inspect.hpp
   if (__builtin_expect(hooks_.load(std::memory_order_relaxed) != 0, 0))  // diag.hpp, trace.hpp
     task_hook(trace_kind::start, t, t, outer);
   fibers_run_.add();
@@ -1063,6 +1084,7 @@ void worker::run_task(fiber_impl* self, task* t) noexcept {
     tsan_release(&rt_);  // finish -> shutdown: acquired by runtime::shutdown
   }
   self->current = outer;
+  self->current_id.store(outer ? outer->id_ : 0, std::memory_order_relaxed);
   worker* w = current_worker();  // invoke() may have migrated us
   if (__builtin_expect(w->hooks_.load(std::memory_order_relaxed) != 0, 0))
     w->task_hook(trace_kind::end, outer, t, outer);
@@ -1113,6 +1135,7 @@ fiber_impl* worker::make_fiber(const stack& s, unsigned stack_class) noexcept {
   f->rt = &rt_;
   f->stack_class = static_cast<std::uint8_t>(stack_class);
   context_make(f->ctx, s.lo, s.size - record, &worker::fiber_main);
+  rt_.registry_.add(f, index_);  // inspect.hpp: every record, until retire_fiber
   return f;
 }
 
@@ -1197,6 +1220,7 @@ fiber_impl* worker::take_spare() noexcept {
 }
 
 stack retire_fiber(fiber_impl* f) noexcept {
+  f->rt->registry_.remove(f);
   context_destroy(f->ctx);
   stack s = f->stk;
   f->~fiber_impl();

@@ -259,6 +259,17 @@ public:
   }
 
   fiber_impl* current() const noexcept { return current_; }
+  // Inspections (inspect.hpp steps 2-4), any thread. acquire: pairs with the worker's
+  // release stores.
+  fiber_impl* running() const noexcept { return running_.load(std::memory_order_acquire); }
+  std::uint32_t pause_ack() const noexcept { return pause_ack_.load(std::memory_order_acquire); }
+  // relaxed: read after pause_ack() returned the generation (its acquire orders it).
+  std::uintptr_t pause_fp() const noexcept { return pause_fp_.load(std::memory_order_relaxed); }
+  // thread_main runs (relaxed: a hint; a worker that is not live is not waited for).
+  bool thread_live() const noexcept {
+    return started_at_.load(std::memory_order_relaxed) != 0 &&
+           ended_at_.load(std::memory_order_relaxed) == 0;
+  }
   unsigned index() const noexcept { return index_; }
   runtime& rt() const noexcept { return rt_; }
   sched_fuzz& fuzz() noexcept { return fuzz_; }  // owner thread only
@@ -395,6 +406,8 @@ private:
                                                  const task* outer) noexcept;
   __attribute__((cold, noinline)) std::int64_t suspend_sample() noexcept;  // rearms, reads the clock
   static void post_recycle(fiber_impl* from, void* arg) noexcept;
+  // inspect.hpp step 3: acknowledges the inspector's pause and waits for its end.
+  __attribute__((cold, noinline)) void pause_here() noexcept;
   static void post_requeue(fiber_impl* from, void* arg) noexcept;
   static void post_migrate(fiber_impl* from, void* arg) noexcept;
 
@@ -470,6 +483,10 @@ private:
   // watch. progress_ counts next_local() calls (its % fairness_interval is the fairness
   // tick); relaxed: a hint for "stalled", never used to claim anything.
   alignas(64) std::atomic<std::uint64_t> progress_{0};
+  // The context this worker landed in last (nullptr: its scheduler context), stored at
+  // every landing (inspect.hpp step 2). Here: a line the owner writes at every
+  // scheduling point anyway.
+  std::atomic<fiber_impl*> running_{nullptr};
   std::atomic<item> runnext_{0};
   // Slots [0, private_n_) of private_ may hold tasks (holes are nullptr). release store /
   // acquire load: a thief that reads n then sees the slots' tasks (their CAS acquires
@@ -482,6 +499,10 @@ private:
   // what the idle protocol's C3 reads (an empty try_dequeue proves nothing).
   alignas(64) std::atomic<std::int64_t> remote_count_{0};
   alignas(64) parker parker_;
+  // inspect.hpp step 3: the generation acknowledged last, and the frame pointer of the
+  // pause (the landed fiber's backtrace starts there). Written only when paused.
+  std::atomic<std::uint32_t> pause_ack_{0};
+  std::atomic<std::uintptr_t> pause_fp_{0};
   // Timers armed by fibers running here (timers.hpp). Locked by the owner to arm and fire,
   // by any thread to cancel, by searching peers (try_lock) to fire.
   alignas(64) timer_shard timers_;

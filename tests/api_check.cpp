@@ -14,6 +14,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -375,6 +377,13 @@ TEST(api_check, every_public_function_links_and_runs) {
   sched.trace_start();
   EXPECT_THROW(sched.trace_stop(std::string("/nonexistent-dir/t.json")),
                std::system_error);                                     // trace_stop(path)
+  {
+    std::FILE* null = std::fopen("/dev/null", "w");
+    ASSERT_NE(null, nullptr);
+    sched.dump(null);                                                  // dump
+    std::fclose(null);
+  }
+  EXPECT_TRUE(sched.shutdown(weft::clock::now() + std::chrono::seconds(30)));  // shutdown(deadline)
   sched.shutdown();
   EXPECT_TRUE(ran.load());
 }

@@ -14,10 +14,14 @@
 #include <weft/export.hpp>
 #include <weft/stats.hpp>
 
+#include <weft/timer.hpp>
+
+#include <chrono>
 #include <string>
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 
 namespace weft {
@@ -53,6 +57,10 @@ public:
                                           // among runnable fibers, injected yields, forced
                                           // migration, shuffled timers; README "Schedule
                                           // fuzzing"). 0: off, unless WEFT_SCHED_SEED is set
+    std::chrono::milliseconds shutdown_grace{-1};  // >= 0: the destructor shuts down with
+                                          // shutdown_for(shutdown_grace) (fibers still
+                                          // waiting then are asked to stop); < 0: it
+                                          // waits for every fiber, as shutdown()
   };
 
   // Starts the workers. Throws std::invalid_argument for bad options, std::system_error
@@ -92,6 +100,20 @@ public:
   // the workers. Idempotent. Must not be called from one of this scheduler's fibers
   // (aborts with a message: it would wait for itself).
   void shutdown() noexcept;
+  // Bounded shutdown (README "Cancellation and shutdown"): as shutdown(), and from
+  // `deadline` on every fiber that waits is asked to stop, as join_handle::request_stop
+  // does (its current and later waits end: sleeps, events, channels, I/O, ...), again every
+  // 10 ms for fibers that start waiting later. A fiber that neither finishes nor waits
+  // (it computes, or holds a mutex another waits on, or waits without cancellation: a
+  // mutex, an untimed join, run_blocking) keeps shutdown waiting: 1 s after the deadline
+  // every unfinished fiber is named on stderr, with backtraces. Returns true when every
+  // fiber had finished before the deadline (nothing was asked to stop). Same callers as
+  // shutdown(); a second call, or one after shutdown(), returns true at once.
+  bool shutdown(std::chrono::steady_clock::time_point deadline) noexcept;
+  template <class Rep, class Period>
+  bool shutdown_for(const std::chrono::duration<Rep, Period>& grace) noexcept {
+    return shutdown(deadline_after(grace));
+  }
 
   // Number of worker threads.
   unsigned worker_count() const noexcept;
@@ -115,6 +137,15 @@ public:
   // trace_stop(), written to the file at path (created or truncated). Throws
   // std::system_error naming the path when it cannot be written (the events are lost).
   void trace_stop(const std::string& path);
+  // Fiber dump (README "Diagnostics"): writes every live fiber to out: its id and name,
+  // whether it runs (and on which worker), is runnable, or waits (on what: the primitive's
+  // kind and address, the fd, the joined fiber; its deadline; for how long, as far as
+  // earlier dumps saw), its stack use, and a backtrace of each suspended fiber (a
+  // frame-pointer walk of its own stack). Workers are held at their next scheduling point
+  // while the fibers are read (about 1 us per fiber); a worker whose fiber computes is
+  // waited for at most 100 ms and its fiber reported as running. Any thread, fibers too.
+  // Throws std::invalid_argument for a null out.
+  void dump(std::FILE* out) const;
   // The scheduler whose fiber or worker is calling, or nullptr on any other thread.
   static scheduler* current() noexcept;
 

@@ -161,7 +161,7 @@ struct chan_ops {
       c.lock_.unlock();
       return channel_status::timeout;
     }
-    waiter w;
+    waiter w(&q == &c.senders_ ? wait_kind::channel_send : wait_kind::channel_recv, &c);
     w.racy = deadline != clock::time_point::max();  // a timer may claim too
     wait_node node;
     node.owner = &w;
@@ -331,7 +331,7 @@ select_outcome chan_ops::select(select_case* cases, std::size_t n, clock::time_p
     ls.unlock();
     return {none, has_default ? channel_status::empty : channel_status::timeout};
   }
-  waiter w;
+  waiter w(wait_kind::select, nullptr);
   w.racy = true;  // several nodes, and maybe a timer
   wait_node nodes[max_block_locks];
   for (std::size_t i = 0; i < n; ++i) {

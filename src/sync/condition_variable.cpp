@@ -39,7 +39,7 @@ std::cv_status condition_variable::wait_until(std::unique_lock<mutex>& lk,
     lk.lock();
     return std::cv_status::timeout;
   }
-  waiter w;
+  waiter w(wait_kind::condition_variable, this);
   w.racy = deadline != clock::time_point::max();  // a timer may claim too
   wait_node node;
   node.owner = &w;

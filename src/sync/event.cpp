@@ -75,7 +75,7 @@ bool event::wait() { return wait_until(clock::time_point::max()); }
 
 bool event::wait_until(clock::time_point deadline) {
   fuzz_point();  // sched_fuzz.hpp choice 2
-  return wait_until_ready(lock_, queue_, deadline, [this] { return try_consume(); });
+  return wait_until_ready(lock_, queue_, deadline, wait_kind::event, this, [this] { return try_consume(); });
 }
 
 }  // namespace weft

@@ -82,7 +82,7 @@ bool mutex::lock_until(clock::time_point deadline) {
   // 21-25 without: a spinning contender keeps both workers on the lock's cache line, where
   // queueing it lets the other worker run alone. A test-and-test-and-set load in lock()
   // made no difference.
-  waiter w;
+  waiter w(wait_kind::mutex, this);
   w.racy = deadline != clock::time_point::max();  // a timer may claim too
   wait_node node;
   node.owner = &w;

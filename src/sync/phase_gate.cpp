@@ -39,7 +39,7 @@ phase_gate::~phase_gate() {
 
 bool phase_gate::wait_past(std::uint64_t p) const {
   // acquire: pairs with the release store in open(); the phase's completion is visible.
-  return wait_until_ready(lock_, queue_, clock::time_point::max(),
+  return wait_until_ready(lock_, queue_, clock::time_point::max(), wait_kind::barrier, this,
                          [&] { return phase_.load(std::memory_order_acquire) > p; });
 }
 
@@ -47,7 +47,7 @@ bool phase_gate::wait_past(std::uint64_t p) const {
 bool phase_gate::unlock_and_wait_past_until(mutex& m, std::uint64_t p, clock::time_point deadline,
                                             void (*withdraw)(void*) noexcept, void* ctx) const
     WEFT_NO_THREAD_SAFETY_ANALYSIS {
-  waiter w;
+  waiter w(wait_kind::barrier, this);
   w.racy = true;  // open(), the timer and a stop request
   wait_node node;
   node.owner = &w;

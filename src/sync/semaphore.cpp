@@ -62,7 +62,7 @@ bool counting_semaphore::acquire() { return try_acquire_until(clock::time_point:
 
 bool counting_semaphore::try_acquire_until(clock::time_point deadline) {
   fuzz_point();  // sched_fuzz.hpp choice 2
-  return wait_until_ready(lock_, queue_, deadline, [this] { return try_acquire(); });
+  return wait_until_ready(lock_, queue_, deadline, wait_kind::semaphore, this, [this] { return try_acquire(); });
 }
 
 }  // namespace weft

@@ -87,7 +87,7 @@ bool wait_group::arrive_and_wait(std::int64_t n) {
   // Step 3: linked before lock_ is released, so the zero cannot pass us by; once resumed
   // by the zero we return without touching *this. A stop request (wait_list.hpp step 6)
   // ends the wait as a timeout would: we leave the queue under lock_.
-  waiter w;
+  waiter w(wait_kind::wait_group, this);
   wait_node node;
   node.owner = &w;
   push_back(queue_, &node);
@@ -100,7 +100,7 @@ bool wait_group::wait() { return wait_until(clock::time_point::max()); }
 
 bool wait_group::wait_until(clock::time_point deadline) {
   // acquire: pairs with the acq_rel fetch_add in add_locked().
-  return wait_until_ready(lock_, queue_, deadline,
+  return wait_until_ready(lock_, queue_, deadline, wait_kind::wait_group, this,
                           [this] { return count_.load(std::memory_order_acquire) == 0; });
 }
 

@@ -137,6 +137,7 @@ std::uint32_t block(waiter& w, spinlock* const* locks, std::size_t n,
   const bool timed = deadline != clock::time_point::max();
   WEFT_DCHECK(!timed || w.racy, "a timed wait must be marked racy before it is linked");
   if (!w.fiber) return block_thread(w, locks, n, deadline);
+  note_wait(w.fiber, w.kind, w.obj, timed ? steady_ns_of(deadline) : 0, &w.state);
   cancel_link link;
   if (timed) {
     w.deadline = deadline;
@@ -178,6 +179,7 @@ std::uint32_t block_untimed(waiter& w, spinlock& lock) noexcept {
   }
   // w.fiber is the calling fiber (read in the waiter's constructor, on this worker):
   // suspend it directly, without suspend_current()'s second lookup.
+  note_wait(w.fiber, w.kind, w.obj, 0, &w.state);
   if (!w.cancellable || !w.fiber->current) {  // a mutex lock, or no task to stop
     tsan_release(&lock);  // as in block(): post_unlock's unlock releases nothing
     current_worker()->suspend(w.fiber, post_unlock, &lock);

@@ -105,7 +105,8 @@ constexpr outcome_kind kind_of(std::uint32_t o) noexcept { return outcome_kind(o
 constexpr std::uint32_t index_of(std::uint32_t o) noexcept { return o >> 2; }
 
 struct waiter : timer_entry {
-  waiter() noexcept : fiber(current_fiber()) {}
+  // kind and obj: what a fiber's wait is recorded as (fiber_impl::wait, src/inspect.hpp).
+  waiter(wait_kind k, const void* o) noexcept : fiber(current_fiber()), obj(o), kind(k) {}
   waiter(const waiter&) = delete;
   waiter& operator=(const waiter&) = delete;
 
@@ -114,6 +115,8 @@ struct waiter : timer_entry {
   fiber_impl* const fiber;             // nullptr: a plain thread, which sleeps on flag
   std::atomic<std::int32_t> flag{0};   // plain threads: 1 once resumed (futex word)
   std::int64_t since = 0;              // mutex: when it first queued (steady ns)
+  const void* const obj;               // the primitive waited on (for inspections)
+  const wait_kind kind;
   // More than one party may try to end this wait (a timer, or several select nodes).
   // Set by the waiting side before its first node is linked; read by claimers under the
   // primitive's lock. When false, the one claimer is whoever pops the node under the
@@ -321,10 +324,11 @@ inline void assert_no_waiters(spinlock& lock, wait_queue& q, const char* what) n
 // block. `ready()` must consume what it found (take the permit, clear an auto-reset
 // event) when it returns true. True when woken or ready, false at the deadline.
 template <class Ready>
-bool wait_until_ready(spinlock& lock, wait_queue& q, clock::time_point deadline, Ready&& ready) {
+bool wait_until_ready(spinlock& lock, wait_queue& q, clock::time_point deadline, wait_kind kind,
+                      const void* obj, Ready&& ready) {
   if (ready()) return true;
   if (deadline != clock::time_point::max() && deadline <= clock::now()) return false;
-  waiter w;
+  waiter w(kind, obj);
   w.racy = deadline != clock::time_point::max();  // a timer may claim too
   wait_node node;
   node.owner = &w;
