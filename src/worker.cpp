@@ -772,14 +772,23 @@ void worker::publish_private(std::size_t k, item extra) noexcept {
   push_items(publish_buf_.data(), m);  // P1-P4 (idle.hpp), even for m == 0 as before
 }
 
+// spawn_local's paths: each uncommon case ends in a tail call, so the common one (store
+// into private_) saves and restores no register (W1: one per spawn).
 void worker::spawn_local(task* t) {
   t->id_ = next_task_id();
-  if (__builtin_expect(tracing(), 0)) {
-    const task* parent = current_ ? current_->current : nullptr;
-    trace_emit(trace_kind::spawn, t->id_, parent ? parent->id_ : 0);
-  }
+  if (__builtin_expect(tracing(), 0)) return spawn_traced(t);
+  queue_spawn(t);
+}
+
+__attribute__((noinline, cold)) void worker::spawn_traced(task* t) noexcept {
+  const task* parent = current_ ? current_->current : nullptr;
+  trace_emit(trace_kind::spawn, t->id_, parent ? parent->id_ : 0);
+  queue_spawn(t);
+}
+
+inline void worker::queue_spawn(task* t) noexcept {
   spawned_.add_release();  // before publication: shutdown counts completions against it
-  std::size_t n = private_n_.load(std::memory_order_relaxed);
+  const std::size_t n = private_n_.load(std::memory_order_relaxed);
   // Somebody is idle and our ring is empty: let them see it now rather than when this
   // fiber stops running. t goes straight to the ring with the rest, not through a
   // private_ slot. While the ring holds items the idle worker has those to take (it was
@@ -787,15 +796,18 @@ void worker::spawn_local(task* t) {
   // published a batch at a time: one P2 fence per batch, not one per spawn while a peer
   // searches (W1 at 2 workers). Both reads are hints (relaxed); the watcher covers what
   // stays in private_ (work conservation 1-2).
-  if (rt_.idle_.has_idle() && ring_.empty()) {
-    publish_private(n, as_item(t));
-    return;
-  }
-  if (n == private_cap) {
-    publish_private(private_cap / 2);
-    n = private_n_.load(std::memory_order_relaxed);
-  }
+  if (rt_.idle_.has_idle() && ring_.empty()) return publish_private(n, as_item(t));
+  if (__builtin_expect(n == private_cap, 0)) return spawn_full(t);
   // release: a thief's CAS (acquire) on the slot then sees the task (work conservation 1).
+  private_[n].store(t, std::memory_order_release);
+  private_n_.store(n + 1, std::memory_order_release);
+}
+
+// private_ is full: publish its older half, then queue t in the freed slot.
+__attribute__((noinline)) void worker::spawn_full(task* t) noexcept {
+  publish_private(private_cap / 2);
+  const std::size_t n = private_n_.load(std::memory_order_relaxed);
+  // release: as in queue_spawn.
   private_[n].store(t, std::memory_order_release);
   private_n_.store(n + 1, std::memory_order_release);
 }

@@ -347,6 +347,9 @@ private:
   void push_ring(item it) noexcept;
   void spread_batch(std::size_t n) noexcept;
   void publish_private(std::size_t k, item extra = 0) noexcept;
+  void queue_spawn(task* t) noexcept;   // spawn_local after the id and the trace event
+  void spawn_traced(task* t) noexcept;  // spawn_local while tracing
+  void spawn_full(task* t) noexcept;    // queue_spawn when private_ is full
   // Queues xs[0, n) here (ring_, the overflow to the injection queue), then P2-P4.
   void push_items(const item* xs, std::size_t n) noexcept;
   void dispatch(item it) noexcept;
