@@ -10,6 +10,10 @@
 //
 //  1. push (owner). Read tail_ (own), acquire head_. If tail - head < N, write
 //     the slot of tail, then store-release tail + 1: the item is published.
+//  1b. push_bulk (owner). As 1 for n items at once: read tail_, acquire head_,
+//     write the slots of [tail, tail + k) for the k = min(n, free) first items,
+//     then one store-release of tail + k publishes them all. The caller pushes
+//     the n - k that did not fit with step 1 (the first of them spills, 2).
 //  2. spill (owner, push into a full ring). Read the N/2 oldest slots into
 //     the caller's buffer, CAS head_ from head to head + N/2. On success add x
 //     and hand the N/2 + 1 items to the caller (peer queue). On failure a
@@ -77,6 +81,10 @@ class alignas(cache_line_size) run_queue {
   // N/2 oldest items, in order, then x into spill (room for N/2 + 1 items) and returns
   // N/2 + 1; the caller hands them to the peer queue. Returns 0 when x was pushed.
   std::size_t push(item x, item* spill) noexcept;
+  // Owner thread only. Appends xs[0, k) in order, for the largest k <= n that fits, with
+  // one publication (protocol step 1b); returns k. Never spills: the caller pushes
+  // xs[k, n) with push() (a batch costs one tail_ store instead of one per item, W1).
+  std::size_t push_bulk(const item* xs, std::size_t n) noexcept;
 
   // Owner thread only. Removes and returns the oldest item, or 0 when empty.
   item pop() noexcept;
@@ -179,6 +187,24 @@ std::size_t run_queue<N>::push(item x, item* spill) noexcept {
       return N / 2 + 1;
     }
   }
+}
+
+template <std::size_t N>
+std::size_t run_queue<N>::push_bulk(const item* xs, std::size_t n) noexcept {
+  // relaxed: the owner is the only writer of tail_.
+  const index t = tail_.load(std::memory_order_relaxed);
+  // acquire: as in push() (protocol step 1): the consumers' reads of the slots we
+  // overwrite happen before our stores; pairs with the release CAS of head_ in pop(),
+  // push() (spill) and steal_into(). A stale head only understates the free space.
+  const index h = head_.load(std::memory_order_acquire);
+  const std::size_t room = static_cast<std::size_t>(N - (t - h));
+  const std::size_t k = n < room ? n : room;
+  // relaxed: published by the tail_ store below.
+  for (std::size_t i = 0; i < k; ++i) slots_[(t + i) & mask_].store(xs[i], std::memory_order_relaxed);
+  // release: publishes slots [t, t + k) to stealers (step 1b);
+  // pairs with the acquire of tail_ in steal_into().
+  if (k) tail_.store(t + k, std::memory_order_release);
+  return k;
 }
 
 template <std::size_t N>

@@ -67,31 +67,28 @@ depot& the_depot() {
   return *d;
 }
 
-struct free_stack {
-  void* p[stack_cap];
-  std::size_t n = 0;
-};
-
 // Per thread, on the heap: only a pointer is in (initial-exec) TLS, so a dlopen'ed
-// libweft does not eat the static TLS surplus.
+// libweft does not eat the static TLS surplus. Class k's free blocks are p[k][0, n[k]);
+// the counts are apart from the arrays so that a class's array is at a power-of-two
+// offset (a shift, not a multiply, on every call).
 struct class_stacks {
-  free_stack c[class_count];
+  std::size_t n[class_count] = {};
+  void* p[class_count][stack_cap];
 
-  void give_batch(std::size_t k, std::size_t from, std::size_t n) {
+  void give_batch(std::size_t k, std::size_t from, std::size_t count) {
     batch_of_blocks b;
-    std::copy(c[k].p + from, c[k].p + from + n, b.p);
-    b.n = n;
+    std::copy(p[k] + from, p[k] + from + count, b.p);
+    b.n = count;
     std::lock_guard<std::mutex> g(the_depot().mu);
     the_depot().batches[k].push_back(b);
   }
   void refill(std::size_t k) {
-    free_stack& s = c[k];
     {
       std::lock_guard<std::mutex> g(the_depot().mu);
       auto& v = the_depot().batches[k];
       if (!v.empty()) {
         const batch_of_blocks& b = v.back();
-        s.n = std::copy(b.p, b.p + b.n, s.p) - s.p;
+        n[k] = std::copy(b.p, b.p + b.n, p[k]) - p[k];
         v.pop_back();
         return;
       }
@@ -100,7 +97,7 @@ struct class_stacks {
     auto* chunk = static_cast<char*>(::operator new(chunk_bytes));
     // A batch at a time; the rest of the chunk goes to the depot for later refills.
     std::size_t off = 0;
-    for (; off + size <= chunk_bytes && s.n < batch; off += size) s.p[s.n++] = chunk + off;
+    for (; off + size <= chunk_bytes && n[k] < batch; off += size) p[k][n[k]++] = chunk + off;
     std::lock_guard<std::mutex> g(the_depot().mu);
     while (off + size <= chunk_bytes) {
       batch_of_blocks b;
@@ -111,23 +108,56 @@ struct class_stacks {
   }
 };
 
+// The calling thread's stacks, or nullptr before its first task_alloc/task_free. A plain
+// pointer, so that the hot path reads it with one %fs-relative load: a thread_local with
+// a destructor is reached through its initialization guard (a second TLS access and a
+// branch on every call, W1's two calls per spawn).
+__attribute__((tls_model("initial-exec"))) thread_local class_stacks* tls_stacks = nullptr;
+
+// Hands the thread's blocks to the depot when the thread exits. Constructed by
+// make_stacks(), the first time the thread needs its stacks (that registers the
+// destructor), and never touched on the hot path.
 struct thread_cache {
-  class_stacks* s = nullptr;
   ~thread_cache() {
+    class_stacks* s = tls_stacks;
     if (!s) return;
     for (std::size_t k = 0; k < class_count; ++k)
-      for (std::size_t from = 0; from < s->c[k].n; from += batch)
-        s->give_batch(k, from, std::min(batch, s->c[k].n - from));
+      for (std::size_t from = 0; from < s->n[k]; from += batch)
+        s->give_batch(k, from, std::min(batch, s->n[k] - from));
     delete s;
-    s = nullptr;
+    tls_stacks = nullptr;
   }
 };
 
-__attribute__((tls_model("initial-exec"))) thread_local thread_cache cache;
+[[maybe_unused]] __attribute__((noinline, cold)) class_stacks* make_stacks() {
+  static thread_local thread_cache owner;  // registers the exit hand-over
+  (void)owner;
+  tls_stacks = new class_stacks;
+  return tls_stacks;
+}
 
 // Test seam (task_alloc_inject_failure_after): allocations left before they fail, or -1.
 // relaxed: tests set it while no other thread spawns.
 std::atomic<long> inject_countdown{-1};
+
+// The paths below are out of line so that task_alloc's and task_free's common paths save
+// and restore no registers (W1: two calls per fiber).
+[[maybe_unused]] __attribute__((noinline)) void* alloc_slow(std::size_t k) {
+  class_stacks* cs = tls_stacks ? tls_stacks : make_stacks();
+  if (cs->n[k] == 0) cs->refill(k);
+  return cs->p[k][--cs->n[k]];
+}
+
+[[maybe_unused]] __attribute__((noinline)) void free_slow(void* b, std::size_t k) noexcept {
+  class_stacks* cs = tls_stacks ? tls_stacks : make_stacks();  // a thread that only frees
+  if (cs->n[k] == stack_cap) {
+    // Full: the older half goes to the depot, the recently freed (hot) half stays.
+    cs->give_batch(k, 0, batch);
+    std::copy(cs->p[k] + batch, cs->p[k] + stack_cap, cs->p[k]);
+    cs->n[k] = stack_cap - batch;
+  }
+  cs->p[k][cs->n[k]++] = b;
+}
 
 }  // namespace
 
@@ -135,25 +165,35 @@ void task_alloc_inject_failure_after(long n) noexcept {
   inject_countdown.store(n, std::memory_order_relaxed);
 }
 
-void* task_alloc(std::size_t n) {
-  if (long c = inject_countdown.load(std::memory_order_relaxed); __builtin_expect(c >= 0, 0)) {
-    if (c == 0) throw std::bad_alloc();
-    inject_countdown.store(c - 1, std::memory_order_relaxed);
-  }
+namespace {
+inline void* alloc_block(std::size_t n) {
 #if defined(WEFT_ASAN) || defined(WEFT_TSAN)
   return ::operator new(n);
 #else
-  const std::size_t c = (n + class_size - 1) / class_size - 1;
-  if (c >= class_count) return ::operator new(n);
-  if (__builtin_expect(!cache.s, 0)) cache.s = new class_stacks;
-  free_stack& st = cache.s->c[c];
-  if (st.n == 0) cache.s->refill(c);
-  void* b = st.p[--st.n];
+  const std::size_t k = (n + class_size - 1) / class_size - 1;
+  if (k >= class_count) return ::operator new(n);
+  class_stacks* cs = tls_stacks;
+  if (__builtin_expect(!cs || cs->n[k] == 0, 0)) return alloc_slow(k);
+  const std::size_t left = --cs->n[k];
   // Start loading the block handed out prefetch_distance spawns from now (write intent:
   // the task's constructor writes it).
-  if (st.n >= prefetch_distance) __builtin_prefetch(st.p[st.n - prefetch_distance], 1);
-  return b;
+  if (left >= prefetch_distance) __builtin_prefetch(cs->p[k][left - prefetch_distance], 1);
+  return cs->p[k][left];
 #endif
+}
+
+__attribute__((noinline, cold)) void* alloc_counted(std::size_t n, long c) {
+  if (c == 0) throw std::bad_alloc();
+  inject_countdown.store(c - 1, std::memory_order_relaxed);
+  return alloc_block(n);
+}
+}  // namespace
+
+void* task_alloc(std::size_t n) {
+  // The test seam, counting down (tail calls: the common path saves no register).
+  if (long c = inject_countdown.load(std::memory_order_relaxed); __builtin_expect(c >= 0, 0))
+    return alloc_counted(n, c);
+  return alloc_block(n);
 }
 
 void task_free(void* p, std::size_t n) noexcept {
@@ -161,20 +201,14 @@ void task_free(void* p, std::size_t n) noexcept {
   (void)n;
   ::operator delete(p);  // unsized: clang does not declare sized delete by default
 #else
-  const std::size_t c = (n + class_size - 1) / class_size - 1;
-  if (c >= class_count) {
+  const std::size_t k = (n + class_size - 1) / class_size - 1;
+  if (k >= class_count) {
     ::operator delete(p);  // unsized: clang does not declare sized delete by default
     return;
   }
-  if (__builtin_expect(!cache.s, 0)) cache.s = new class_stacks;  // a thread that only frees
-  free_stack& st = cache.s->c[c];
-  if (st.n == stack_cap) {
-    // Full: the older half goes to the depot, the recently freed (hot) half stays.
-    cache.s->give_batch(c, 0, batch);
-    std::copy(st.p + batch, st.p + stack_cap, st.p);
-    st.n = stack_cap - batch;
-  }
-  st.p[st.n++] = p;
+  class_stacks* cs = tls_stacks;
+  if (__builtin_expect(!cs || cs->n[k] == stack_cap, 0)) return free_slow(p, k);
+  cs->p[k][cs->n[k]++] = p;
 #endif
 }
 

@@ -14,7 +14,7 @@
 //      with the fiber: switch_to saves it into the context left and installs the one
 //      entered (context.hpp eh_state), so a fiber suspended inside a catch block or in a
 //      destructor run by unwinding finds its own state wherever it resumes.
-// Benchmark workloads cited here (W3, W4, W7, W8, W9): docs/benchmarks.md; "idle.hpp W1-W4"
+// Benchmark workloads cited here (W1, W3, W4, W7, W8, W9): docs/benchmarks.md; "idle.hpp W1-W4"
 // (and a bare W1-W3 inside worker::sleep) are the watcher's steps, not workloads.
 #include "worker.hpp"
 
@@ -131,7 +131,7 @@ bool current_fiber_guard(std::uintptr_t& guard_lo, std::uintptr_t& guard_hi, std
 }
 
 worker::worker(runtime& rt, unsigned index)
-    : rt_(rt), index_(index), solo_(rt.opts_.workers == 1), diag_(rt.diag_.stall_detection()),
+    : rt_(rt), index_(index), solo_(rt.opts_.workers == 1), unlimited_(rt.unlimited_), diag_(rt.diag_.stall_detection()),
       rng_(0x9e3779b9u * (index + 1)), fuzz_(rt.fuzz_seed_, index), seen_(rt.opts_.workers),
       inject_tok_(rt.inject_), remote_(64) {
   pool_.reserve(rt.opts_.stack_cache);
@@ -234,7 +234,7 @@ item worker::find_work() noexcept {
     // Idle: how many picks the idle loop makes depends on timing, so under schedule
     // fuzzing the fairness tick restarts here, and a seed replays the same schedule on one
     // worker after each idle period (sched_fuzz.hpp, "Replay").
-    if (__builtin_expect(fuzz_.on(), 0)) fuzz_tick_base_ = progress_.load(std::memory_order_relaxed);
+    if (__builtin_expect(fuzz_.on(), 0)) fairness_countdown_ = fairness_interval;
     // A worker that never had work parks at once: a scheduler that is started and left
     // idle costs no spinning at all (W9). After the first item it spins before parking.
     if (!searching_ && had_work_) searching_ = rt_.idle_.try_enter_searching();
@@ -460,7 +460,8 @@ item worker::next_local() noexcept {
   // relaxed: only this thread writes it (a plain increment); peers read it as a hint.
   const std::uint64_t tick = progress_.load(std::memory_order_relaxed) + 1;
   progress_.store(tick, std::memory_order_relaxed);
-  if ((tick - fuzz_tick_base_) % fairness_interval == 0) {
+  if (--fairness_countdown_ == 0) {  // every fairness_interval-th call (no division)
+    fairness_countdown_ = fairness_interval;
     // A batch, not one item: the injection queue holds ring spills (a burst of spawns)
     // and outside spawns, older than what the ring holds. One item per tick let a ring
     // kept full by timer wakes starve them (W8: the last new fiber started 55 ms late).
@@ -707,8 +708,31 @@ bool worker::has_visible_work() const noexcept {
 // workers must hear of it (P2-P4 of idle.hpp), or a parked one would sleep next to work.
 void worker::spread_batch(std::size_t n) noexcept {
   if (n < 2) return;
-  for (std::size_t i = 1; i < n; ++i) push_ring(batch_[i]);
-  rt_.notify_idle(-1);
+  push_items(batch_.data() + 1, n - 1);
+}
+
+// One publication for a batch (run_queue.hpp step 1b) instead of one push per item.
+// What the ring has no room for: a big rest (a quarter of private_ or more) goes to the
+// injection queue as one batch, behind what is queued there; a small one is pushed one
+// at a time as before, the first such push spilling the ring's older half to the
+// injection queue (step 2) and so making room for the rest (n <= private_cap + 1 <=
+// N / 2). Either way a full ring costs one injection per batch of at least
+// private_cap / 4 items, never one per item (a moodycamel enqueue looks its producer up
+// on each call). Then P2-P4 once for all of them.
+void worker::push_items(const item* xs, std::size_t n) noexcept {
+  std::size_t k = ring_.push_bulk(xs, n);
+  if (n - k >= private_cap / 4) {
+    rt_.inject(xs + k, n - k);  // P1 for the rest, then P2-P4 (covers the ring's part)
+    return;
+  }
+  bool notified = false;
+  for (; k < n; ++k) {
+    if (std::size_t s = ring_.push(xs[k], spill_.data())) {
+      rt_.inject(spill_.data(), s);  // P1 for the spill, then P2-P4 (covers the ring's part)
+      notified = true;
+    }
+  }
+  if (!notified) rt_.notify_idle(-1);  // P2-P4: the ring may have gone from empty to non-empty
 }
 
 void worker::flush_fired() noexcept {
@@ -720,7 +744,7 @@ void worker::push_ring(item it) noexcept {
   if (std::size_t n = ring_.push(it, spill_.data())) rt_.inject(spill_.data(), n);
 }
 
-task* worker::take_private_slot(std::size_t i) noexcept {
+inline task* worker::take_private_slot(std::size_t i) noexcept {
   // relaxed: we stored these tasks ourselves; the exchange decides against thieves.
   if (solo_) {
     task* t = private_[i].load(std::memory_order_relaxed);
@@ -731,40 +755,63 @@ task* worker::take_private_slot(std::size_t i) noexcept {
   return private_[i].exchange(nullptr, std::memory_order_relaxed);
 }
 
-// Publishes the tasks of slots [0, k) (holes left by joins and thieves are skipped) and
-// moves the rest down.
-void worker::publish_private(std::size_t k) noexcept {
+// Publishes the tasks of slots [0, k) (holes left by joins and thieves are skipped),
+// then `extra` (a task that never went to private_) if non-zero, and moves the rest down.
+// The tasks taken out are ours alone (take_private_slot) until push_items queues them.
+void worker::publish_private(std::size_t k, item extra) noexcept {
   const std::size_t n = private_n_.load(std::memory_order_relaxed);
-  std::size_t kept = 0;
+  std::size_t kept = 0, m = 0;
   for (std::size_t i = 0; i < n; ++i) {
     task* t = take_private_slot(i);
     if (!t) continue;
     if (i < k)
-      push_ring(as_item(t));
+      publish_buf_[m++] = as_item(t);
     else  // release: as in spawn_local. Slot kept <= i was emptied above.
       private_[kept++].store(t, std::memory_order_release);
   }
+  if (extra) publish_buf_[m++] = extra;
   private_n_.store(kept, std::memory_order_release);
-  rt_.notify_idle(-1);  // P2-P4: the ring may have gone from empty to non-empty
+  push_items(publish_buf_.data(), m);  // P1-P4 (idle.hpp), even for m == 0 as before
 }
 
+// spawn_local's paths: each uncommon case ends in a tail call, so the common one (store
+// into private_) saves and restores no register (W1: one per spawn).
 void worker::spawn_local(task* t) {
   t->id_ = next_task_id();
-  if (__builtin_expect(tracing(), 0)) {
-    const task* parent = current_ ? current_->current : nullptr;
-    trace_emit(trace_kind::spawn, t->id_, parent ? parent->id_ : 0);
-  }
+  if (__builtin_expect(tracing(), 0)) return spawn_traced(t);
+  queue_spawn(t);
+}
+
+__attribute__((noinline, cold)) void worker::spawn_traced(task* t) noexcept {
+  const task* parent = current_ ? current_->current : nullptr;
+  trace_emit(trace_kind::spawn, t->id_, parent ? parent->id_ : 0);
+  queue_spawn(t);
+}
+
+inline void worker::queue_spawn(task* t) noexcept {
   spawned_.add_release();  // before publication: shutdown counts completions against it
-  std::size_t n = private_n_.load(std::memory_order_relaxed);
-  if (n == private_cap) {
-    publish_private(private_cap / 2);
-    n = private_n_.load(std::memory_order_relaxed);
-  }
+  const std::size_t n = private_n_.load(std::memory_order_relaxed);
+  // Somebody is idle and our ring is empty: let them see it now rather than when this
+  // fiber stops running. t goes straight to the ring with the rest, not through a
+  // private_ slot. While the ring holds items the idle worker has those to take (it was
+  // told when the ring went non-empty: idle.hpp P1-P4), so private_ fills as usual and is
+  // published a batch at a time: one P2 fence per batch, not one per spawn while a peer
+  // searches (W1 at 2 workers). Both reads are hints (relaxed); the watcher covers what
+  // stays in private_ (work conservation 1-2).
+  if (rt_.idle_.has_idle() && ring_.empty()) return publish_private(n, as_item(t));
+  if (__builtin_expect(n == private_cap, 0)) return spawn_full(t);
   // release: a thief's CAS (acquire) on the slot then sees the task (work conservation 1).
   private_[n].store(t, std::memory_order_release);
   private_n_.store(n + 1, std::memory_order_release);
-  // Somebody is idle: let them see it now rather than when this fiber stops running.
-  if (rt_.idle_.has_idle()) publish_private(n + 1);
+}
+
+// private_ is full: publish its older half, then queue t in the freed slot.
+__attribute__((noinline)) void worker::spawn_full(task* t) noexcept {
+  publish_private(private_cap / 2);
+  const std::size_t n = private_n_.load(std::memory_order_relaxed);
+  // release: as in queue_spawn.
+  private_[n].store(t, std::memory_order_release);
+  private_n_.store(n + 1, std::memory_order_release);
 }
 
 void worker::requeue_task(task* t) noexcept {
@@ -1235,8 +1282,7 @@ void destroy_fiber(fiber_impl* f) noexcept {
 
 // ---------------------------------------------------------------- accounting
 
-bool worker::reserve_fiber_slot() noexcept {
-  if (rt_.unlimited_) return true;
+bool worker::reserve_limited_slot() noexcept {
   if (budget_ > 0) {
     --budget_;
     return true;
@@ -1253,8 +1299,7 @@ bool worker::reserve_fiber_slot() noexcept {
   return false;
 }
 
-void worker::release_fiber_slot() noexcept {
-  if (rt_.unlimited_) return;
+void worker::release_limited_slot() noexcept {
   if (++budget_ > 2 * rt_.budget_batch_) {
     rt_.budget_.fetch_add(rt_.budget_batch_, std::memory_order_relaxed);
     budget_ -= rt_.budget_batch_;

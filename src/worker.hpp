@@ -23,8 +23,10 @@
 // LIFO that only the owner pushes to. A join of a child still in private_ removes it and
 // runs it inline on the joiner's stack, with no queue traffic, no new fiber and no
 // switch, which is what makes fork-join (fib, skynet) cheap. private_ is published to the
-// ring (oldest first) when it is full, whenever some worker is idle (searching or
-// parked), and whenever the running fiber stops running (suspends or finishes).
+// ring (oldest first, one publication per batch: run_queue.hpp step 1b) when it is full,
+// on a spawn while some worker is idle (searching or parked) and the ring is empty (the
+// spawned task then goes with them; while the ring holds items, the idle worker has
+// those), and whenever the running fiber stops running (suspends or finishes).
 //
 // Work conservation. Invariant: while any worker is idle (searching or parked), a
 // runnable item held by a busy worker becomes visible to an idle one within a bounded
@@ -86,7 +88,7 @@
 //      watcher's core during the first 10 ms of a computation, 3-4% over a 2 s one, a
 //      few % while peers keep moving. No global counter or lock is touched on the hot
 //      path.
-// Benchmark workloads cited here (W3, W4, W8): docs/benchmarks.md; "idle.hpp W1-W4"
+// Benchmark workloads cited here (W1, W3, W4, W8): docs/benchmarks.md; "idle.hpp W1-W4"
 // (and a bare W1-W3 inside worker::sleep) are the watcher's steps, not workloads.
 #pragma once
 
@@ -221,9 +223,12 @@ public:
     runnext_.store(as_item(f), std::memory_order_release);
     return true;
   }
-  // Reserves a live-fiber slot (max_fibers); false when the cap is reached.
-  bool reserve_fiber_slot() noexcept;
-  void release_fiber_slot() noexcept;
+  // Reserves a live-fiber slot (max_fibers); false when the cap is reached. Inline: without
+  // a cap (the common case) each is one test of a field of this worker (W1 spawns).
+  bool reserve_fiber_slot() noexcept { return unlimited_ || reserve_limited_slot(); }
+  void release_fiber_slot() noexcept {
+    if (!unlimited_) release_limited_slot();
+  }
   std::uint64_t next_task_id() noexcept;
 
   // Statistics sampling (stats.hpp): one suspension in 64, and one wake in 64 made on this
@@ -310,6 +315,8 @@ public:
   // thread; only when fuzz().on().
   bool fuzz_migrate(fiber_impl* f) noexcept;
 private:
+  bool reserve_limited_slot() noexcept;  // reserve_fiber_slot under a cap
+  void release_limited_slot() noexcept;
   item find_work() noexcept;
   item try_steal(std::int64_t now) noexcept;
   // Owner: takes runnext_ (0 when empty or taken by a thief). Inline: next_local runs it
@@ -350,7 +357,12 @@ private:
   item poll_inject(std::size_t max) noexcept;
   void push_ring(item it) noexcept;
   void spread_batch(std::size_t n) noexcept;
-  void publish_private(std::size_t n) noexcept;
+  void publish_private(std::size_t k, item extra = 0) noexcept;
+  void queue_spawn(task* t) noexcept;   // spawn_local after the id and the trace event
+  void spawn_traced(task* t) noexcept;  // spawn_local while tracing
+  void spawn_full(task* t) noexcept;    // queue_spawn when private_ is full
+  // Queues xs[0, n) here (ring_, the overflow to the injection queue), then P2-P4.
+  void push_items(const item* xs, std::size_t n) noexcept;
   void dispatch(item it) noexcept;
   // Switches from `from` (nullptr: scheduler context) to `to` (nullptr: scheduler
   // context); post runs on the other side. Returns when `from` is resumed.
@@ -414,6 +426,7 @@ private:
   runtime& rt_;
   const unsigned index_;
   const bool solo_;  // the only worker: nobody steals from ring_
+  const bool unlimited_;  // runtime::unlimited_ (no live-fiber cap), copied at construction
 
   // Owner-only state (this worker's thread).
   context sched_ctx_;
@@ -454,9 +467,9 @@ private:
   std::vector<std::vector<unsigned>> tiers_;
   std::minstd_rand rng_;
   sched_fuzz fuzz_;  // sched_fuzz.hpp; off unless the runtime has a seed
-  // progress_ when this worker last went idle under fuzzing (else 0): the fairness tick
-  // counts from there, so the idle loop's timing-dependent picks do not shift it.
-  std::uint64_t fuzz_tick_base_ = 0;
+  // next_local() calls left until the fairness tick. Under fuzzing it restarts when this
+  // worker goes idle, so the idle loop's timing-dependent picks do not shift it.
+  unsigned fairness_countdown_ = fairness_interval;
   // Per peer (look_at()): the last progress_ value seen and when it was first seen; its
   // thread's CPU time at cpu_at (0: not read since it moved) and what that read found.
   struct seen_progress {
@@ -471,6 +484,7 @@ private:
   std::uint64_t id_next_ = 0, id_end_ = 0;
   std::array<item, 64> batch_{};
   std::array<item, 256 / 2 + 1> spill_{};
+  std::array<item, private_cap + 1> publish_buf_{};  // publish_private's batch (owner)
   std::array<item, 64> fired_spill_{};  // timers fired while the ring was full
   std::size_t fired_n_ = 0;
   // This worker's turn-taking over the injection queue's producers (peer_queue.hpp): an
@@ -480,7 +494,7 @@ private:
   // Shared with stealers and wakers.
   // What thieves read of a busy owner (work conservation 1), one line: written by the
   // owner at scheduling points and hand-offs, read by peers only while they search or
-  // watch. progress_ counts next_local() calls (its % fairness_interval is the fairness
+  // watch. progress_ counts next_local() calls (fairness_countdown_ times the fairness
   // tick); relaxed: a hint for "stalled", never used to claim anything.
   alignas(64) std::atomic<std::uint64_t> progress_{0};
   // The context this worker landed in last (nullptr: its scheduler context), stored at

@@ -69,6 +69,24 @@ TEST(RunQueue, FullPushSpillsOldestHalfAndItem) {
   EXPECT_EQ(drain(q), (std::vector<item>{5, 6}));
 }
 
+TEST(RunQueue, PushBulkTakesWhatFitsInOrder) {
+  run_queue<4> q;
+  item spill[3];
+  ASSERT_EQ(q.push(1, spill), 0u);
+  const item more[] = {2, 3, 4, 5, 6};
+  EXPECT_EQ(q.push_bulk(more, 5), 3u);  // room for three: 5 and 6 are the caller's
+  EXPECT_EQ(q.size(), 4u);
+  EXPECT_EQ(q.push_bulk(more, 1), 0u);  // full
+  EXPECT_EQ(q.pop(), 1u);
+  EXPECT_EQ(q.pop(), 2u);
+  // Wraps around the end of the slots.
+  const item wrap[] = {7, 8, 9};
+  EXPECT_EQ(q.push_bulk(wrap, 3), 2u);
+  EXPECT_EQ(drain(q), (std::vector<item>{3, 4, 7, 8}));
+  EXPECT_EQ(q.push_bulk(wrap, 0), 0u);
+  EXPECT_TRUE(q.empty());
+}
+
 TEST(RunQueue, StealTakesCeilHalfInOrder) {
   run_queue<8> src, dst;
   item spill[5];
@@ -107,8 +125,9 @@ TEST(RunQueue, StealFromEmptyReturnsZero) {
 
 // Owner pushes items 1..count (popping in phases, spilling when full) while two
 // stealers steal into their own queues and drain them. Each item must be seen once.
+// `bulk`: the owner pushes runs of up to 3 items with push_bulk, the rest one by one.
 template <std::size_t N>
-void expect_exactly_once(std::size_t count) {
+void expect_exactly_once(std::size_t count, bool bulk = false) {
   using clock = std::chrono::steady_clock;
   const auto deadline = clock::now() + std::chrono::seconds(30);
   run_queue<N> q;
@@ -142,10 +161,19 @@ void expect_exactly_once(std::size_t count) {
 
   while (ready.load(std::memory_order_relaxed) < 2) std::this_thread::yield();  // see fetch_add
   item spill[N / 2 + 1];
-  for (item i = 1; i <= count; ++i) {
-    if (const std::size_t n = q.push(i, spill)) {
+  auto push_one = [&](item x) {
+    if (const std::size_t n = q.push(x, spill)) {
       std::lock_guard<std::mutex> lock(spilled_mu);
       spilled.insert(spilled.end(), spill, spill + n);
+    }
+  };
+  for (item i = 1; i <= count; ++i) {
+    if (bulk && i % 3 == 1 && i + 2 <= count) {
+      const item run[] = {i, i + 1, i + 2};
+      for (std::size_t k = q.push_bulk(run, 3); k < 3; ++k) push_one(run[k]);
+      i += 2;
+    } else {
+      push_one(i);
     }
     // Alternate 1024-item phases: pop 1 per 3 pushes (fills up, spills), then 2 per push
     // (near empty, so pop and steal race for the same last items).
@@ -170,5 +198,7 @@ void expect_exactly_once(std::size_t count) {
 
 TEST(RunQueue, ConcurrentStealTakesEachItemOnceSmallRing) { expect_exactly_once<4>(200000); }
 TEST(RunQueue, ConcurrentStealTakesEachItemOnce) { expect_exactly_once<256>(200000); }
+TEST(RunQueue, ConcurrentStealWithBulkPushesSmallRing) { expect_exactly_once<4>(200000, true); }
+TEST(RunQueue, ConcurrentStealWithBulkPushes) { expect_exactly_once<256>(200000, true); }
 
 }  // namespace

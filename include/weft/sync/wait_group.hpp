@@ -66,6 +66,8 @@ private:
   friend class latch;
   // Applies a delta under lock_; when it makes the zero, claims the waiters into chain.
   bool add_locked(std::int64_t delta, detail::resume_chain& chain) noexcept;
+  // add()'s decrement that may make the zero: takes lock_ (step 1), resumes the waiters.
+  void add_to_zero(std::int64_t delta) noexcept;
   // Counts n down and, unless that made the zero, waits, in one lock_ hold (latch).
   // True when the zero was reached; false when a stop request ended the wait (the
   // arrival stays counted).
