@@ -1,5 +1,6 @@
 // src/diag.cpp - see diag.hpp.
 #include "diag.hpp"
+#include "inspect.hpp"
 
 #include "runtime.hpp"
 #include "timers.hpp"
@@ -109,11 +110,17 @@ bool send_backtrace_signal(worker& w) noexcept {
 }
 
 diagnostics::diagnostics()
-    : trace_ns_(env_ms("WEFT_SCHEDTRACE")), stall_ns_(env_ms("WEFT_STALL_MS")) {
-  // A stall is seen within a quarter of its threshold (at least every 1 ms).
+    : deadlock_ns_(env_ms("WEFT_DEADLOCK_MS")),
+      trace_ns_(env_ms("WEFT_SCHEDTRACE")),
+      stall_ns_(env_ms("WEFT_STALL_MS")) {
+  // A stall (and a deadlock) is seen within a quarter of its threshold (at least every 1 ms).
   const std::int64_t stall_period = stall_ns_ ? std::max<std::int64_t>(stall_ns_ / 4, 1'000'000) : 0;
   period_ns_ = trace_ns_ && stall_period ? std::min(trace_ns_, stall_period)
                                          : (trace_ns_ ? trace_ns_ : stall_period);
+  if (deadlock_ns_) {
+    const std::int64_t p = std::max<std::int64_t>(deadlock_ns_ / 4, 1'000'000);
+    period_ns_ = period_ns_ ? std::min(period_ns_, p) : p;
+  }
   if (stall_ns_) install_backtrace_handler();
   start_ns_ = steady_ns();
   next_ns_ = start_ns_ + period_ns_;
@@ -150,6 +157,31 @@ int diagnostics::cap_timeout(int ms, std::int64_t now) const noexcept {
   const std::int64_t left = std::max<std::int64_t>(next_ns_ - now, 0);
   const int d = ceil_ms(left);
   return ms < 0 ? d : std::min(ms, d);
+}
+
+// A deadlock is reported when, for deadlock_ns_, every worker stayed parked and no
+// switch or spawn happened (so no fiber ran: outside wakes and spawns would have made
+// one run), and an inspection then finds every fiber blocked without a deadline on a weft
+// primitive. Plain threads are outside weft's sight: one of them may still be about to
+// wake a fiber, and the threshold is the time it is given (docs/diagnostics.md).
+void diagnostics::check_deadlock(runtime& rt, std::int64_t now) noexcept {
+  const unsigned n = rt.worker_count();
+  std::uint64_t sig = rt.external_spawned_.load(std::memory_order_relaxed);
+  bool all_parked = true;
+  for (unsigned i = 0; i < n; ++i) {
+    worker& w = rt.worker_at(i);
+    all_parked = all_parked && w.sleeping();
+    sig += w.switch_count() + w.spawned();
+  }
+  if (!all_parked || sig != quiet_sig_ || quiet_since_ == 0) {
+    quiet_sig_ = sig;
+    quiet_since_ = all_parked ? now : 0;
+    quiet_checked_ = false;
+    return;
+  }
+  if (quiet_checked_ || now - quiet_since_ < deadlock_ns_) return;
+  quiet_checked_ = true;  // once per quiet period, reported or not
+  (void)report_deadlock(rt, now - quiet_since_);
 }
 
 void diagnostics::tick(runtime& rt, std::int64_t now) noexcept {
@@ -192,6 +224,7 @@ void diagnostics::tick(runtime& rt, std::int64_t now) noexcept {
       }
     }
   }
+  if (deadlock_ns_ && !rt.closing_.load(std::memory_order_relaxed)) check_deadlock(rt, now);
   if (trace_ns_ && now >= next_trace_ns_) {
     next_trace_ns_ = now + trace_ns_;
     std::string line = "weft schedtrace: " + std::to_string((now - start_ns_) / 1'000'000) +

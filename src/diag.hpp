@@ -82,6 +82,14 @@ private:
   };
   static void report_stall(worker& w, seen& s, std::int64_t now) noexcept;
   bool on_cpu_or_blocked(const worker& w, const seen& s) const noexcept;
+  // WEFT_DEADLOCK_MS (inspect.hpp report_deadlock): every worker parked and nothing moved
+  // (switches, spawns) for deadlock_ns_: inspect, and report if every fiber is blocked
+  // for good. Once per quiet period.
+  void check_deadlock(runtime& rt, std::int64_t now) noexcept;
+  std::int64_t deadlock_ns_ = 0;
+  std::uint64_t quiet_sig_ = 0;    // switches + spawns when the quiet period began
+  std::int64_t quiet_since_ = 0;   // 0: not quiet
+  bool quiet_checked_ = false;     // this quiet period was inspected already
   std::int64_t trace_ns_ = 0, stall_ns_ = 0, period_ns_ = 0;
   std::int64_t start_ns_ = 0, next_ns_ = 0, next_trace_ns_ = 0;
   std::vector<seen> seen_;

@@ -8,6 +8,9 @@
 #include "worker.hpp"
 
 #include <weft/scheduler.hpp>
+#include <weft/sync/mutex.hpp>
+
+#include <map>
 
 #include <algorithm>
 #include <cinttypes>
@@ -25,6 +28,11 @@
 #include <unistd.h>
 
 namespace weft::detail {
+
+struct mutex_peek {
+  // relaxed: a report; the holder may change right after (the report says so).
+  static std::uintptr_t owner(const mutex& m) noexcept { return m.owner_.load(std::memory_order_relaxed); }
+};
 
 const char* wait_kind_name(wait_kind k) noexcept {
   switch (k) {
@@ -148,6 +156,7 @@ __attribute__((no_sanitize("address"))) void view_suspended(fiber_impl* f, fiber
                                                             std::uintptr_t pause_fp) {
   task* t = f->current ? f->current : f->root;
   v.id = t->id_;
+  v.self = t;
   if (const char* n = f->current ? task_name(t) : nullptr) v.name = n;
   v.stack_size = f->stk.size;
   v.kind = f->current ? f->wait.kind : wait_kind::none;
@@ -155,6 +164,7 @@ __attribute__((no_sanitize("address"))) void view_suspended(fiber_impl* f, fiber
     v.obj = f->wait.obj;
     v.deadline = f->wait.deadline;
     if (v.kind == wait_kind::join && v.obj) v.join_id = static_cast<const task*>(v.obj)->id_;
+    if (v.kind == wait_kind::mutex && v.obj) v.holder = mutex_peek::owner(*static_cast<const mutex*>(v.obj));
     if (v.kind == wait_kind::none || v.kind == wait_kind::yield) {
       v.st = fiber_view::state::runnable;
     } else if (f->wait.claim &&
@@ -369,6 +379,107 @@ void write_dump(std::FILE* out, const inspection& in, const char* title) {
     for (void* pc : v.frames) print_frame(out, pc);
   }
   std::fflush(out);
+}
+
+// ---------------------------------------------------------------- deadlock report
+
+namespace {
+// A wait that nothing inside the scheduler can end by itself: no deadline, not a sleep,
+// an fd, run_blocking (a pool thread ends it) or a yield.
+bool blocked_for_good(const fiber_view& v) noexcept {
+  if (v.st != fiber_view::state::waiting || v.deadline != 0) return false;
+  switch (v.kind) {
+    case wait_kind::none:
+    case wait_kind::yield:
+    case wait_kind::sleep:
+    case wait_kind::io:
+    case wait_kind::blocking:
+      return false;
+    default:
+      return true;
+  }
+}
+}  // namespace
+
+bool report_deadlock(runtime& rt, std::int64_t blocked_ns) noexcept {
+  try {
+    inspection in = inspect(rt, inspect_backtraces, 0);  // every worker is parked
+    if (in.fibers.empty()) return false;
+    for (const fiber_view& v : in.fibers)
+      if (!blocked_for_good(v)) return false;
+    // Wait-for edges: a mutex waiter -> the fiber holding it; a joiner -> the joined.
+    std::map<const void*, std::size_t> by_task;
+    std::map<std::uint64_t, std::size_t> by_id;
+    for (std::size_t i = 0; i < in.fibers.size(); ++i) {
+      by_task[in.fibers[i].self] = i;
+      by_id[in.fibers[i].id] = i;
+    }
+    std::vector<long> next(in.fibers.size(), -1);
+    for (std::size_t i = 0; i < in.fibers.size(); ++i) {
+      const fiber_view& v = in.fibers[i];
+      if (v.kind == wait_kind::mutex && v.holder && !(v.holder & 1u)) {
+        auto it = by_task.find(reinterpret_cast<const void*>(v.holder));
+        if (it != by_task.end()) next[i] = static_cast<long>(it->second);
+      } else if (v.kind == wait_kind::join) {
+        auto it = by_id.find(v.join_id);
+        if (it != by_id.end()) next[i] = static_cast<long>(it->second);
+      }
+    }
+    std::fprintf(stderr,
+                 "weft: deadlock: all %zu fiber(s) have waited for %.0f ms on weft primitives, "
+                 "with no fiber runnable and no deadline, sleep, fd or run_blocking pending "
+                 "(nothing in the scheduler can wake them; a thread outside it still could)\n",
+                 in.fibers.size(), static_cast<double>(blocked_ns) / 1e6);
+    // Cycles: each fiber has at most one out-edge, so a walk from each finds any cycle.
+    std::vector<int> color(in.fibers.size(), 0);  // 0 new, 1 on this walk, 2 done
+    for (std::size_t s = 0; s < in.fibers.size(); ++s) {
+      std::vector<std::size_t> path;
+      long i = static_cast<long>(s);
+      while (i >= 0 && color[static_cast<std::size_t>(i)] == 0) {
+        color[static_cast<std::size_t>(i)] = 1;
+        path.push_back(static_cast<std::size_t>(i));
+        i = next[static_cast<std::size_t>(i)];
+      }
+      if (i >= 0 && color[static_cast<std::size_t>(i)] == 1) {  // a new cycle, from i
+        std::string line = "weft: deadlock: cycle:";
+        long j = i;
+        do {
+          const fiber_view& v = in.fibers[static_cast<std::size_t>(j)];
+          char buf[192];
+          char what[48];
+          if (v.kind == wait_kind::mutex)
+            std::snprintf(what, sizeof what, "mutex %p", v.obj);
+          else
+            std::snprintf(what, sizeof what, "join");
+          std::snprintf(buf, sizeof buf, " fiber #%llu%s%s%s -(%s)->",
+                        static_cast<unsigned long long>(v.id), v.name.empty() ? "" : " \"",
+                        v.name.c_str(), v.name.empty() ? "" : "\"", what);
+          line += buf;
+          j = next[static_cast<std::size_t>(j)];
+        } while (j != i);
+        line += " fiber #" + std::to_string(in.fibers[static_cast<std::size_t>(i)].id) + "\n";
+        std::fputs(line.c_str(), stderr);
+      }
+      for (std::size_t k : path) color[k] = 2;
+    }
+    for (const fiber_view& v : in.fibers) {
+      if (v.kind != wait_kind::mutex) continue;
+      if (!v.holder)
+        std::fprintf(stderr, "weft: deadlock: fiber #%llu waits for mutex %p, free by now\n",
+                     static_cast<unsigned long long>(v.id), v.obj);
+      else if (v.holder & 1u)
+        std::fprintf(stderr, "weft: deadlock: fiber #%llu waits for mutex %p, held by a plain thread\n",
+                     static_cast<unsigned long long>(v.id), v.obj);
+      else if (auto it = by_task.find(reinterpret_cast<const void*>(v.holder)); it != by_task.end())
+        std::fprintf(stderr, "weft: deadlock: fiber #%llu waits for mutex %p, held by fiber #%llu\n",
+                     static_cast<unsigned long long>(v.id), v.obj,
+                     static_cast<unsigned long long>(in.fibers[it->second].id));
+    }
+    write_dump(stderr, in, "deadlock");
+    return true;
+  } catch (...) {
+    return false;  // out of memory: no report this time
+  }
 }
 
 // ---------------------------------------------------------------- WEFT_DUMP_SIGNAL

@@ -113,6 +113,9 @@ struct fiber_view {
   bool woken = false;             // waiting kind, but its wait was claimed: queued to run
   std::vector<void*> frames;      // return addresses, innermost first (frame-pointer walk)
   task* retained = nullptr;       // inspect_flags::retain_tasks: a reference to release
+  const task* self = nullptr;     // its task, as a key only (never dereferenced later)
+  std::uintptr_t holder = 0;      // kind mutex: the holder's caller token (a task*, or
+                                  // odd for a plain thread), 0 when free
 };
 
 struct inspection {
@@ -136,6 +139,12 @@ inspection inspect(runtime& rt, unsigned flags, std::int64_t ack_wait_ns);
 void release_retained(inspection& in) noexcept;
 // The fiber dump's text (docs/diagnostics.md).
 void write_dump(std::FILE* out, const inspection& in, const char* title);
+// The deadlock report (WEFT_DEADLOCK_MS, docs/diagnostics.md): inspects rt and, when every
+// fiber waits without a deadline on a weft primitive (none runnable, running, asleep, on
+// an fd or in run_blocking), prints the wait-for picture with the cycles it finds and
+// returns true. `blocked_ns`: how long nothing has moved, for the report.
+bool report_deadlock(runtime& rt, std::int64_t blocked_ns) noexcept;
+
 // WEFT_DUMP_SIGNAL (docs/diagnostics.md): when set, rt joins the runtimes a dump signal
 // dumps to stderr; the first one installs the handler and starts the dumping thread.
 // dump_signal_leave: before rt is torn down (waits for a dump of it in progress).

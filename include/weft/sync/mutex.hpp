@@ -34,6 +34,9 @@
 namespace weft {
 
 class condition_variable;
+namespace detail {
+struct mutex_peek;  // src/inspect.cpp: the deadlock report reads the holder
+}
 
 // A capability for clang's -Wthread-safety (weft/thread_annotations.hpp).
 class WEFT_CAPABILITY("mutex") mutex {
@@ -76,6 +79,7 @@ public:
 
 private:
   friend class condition_variable;
+  friend struct detail::mutex_peek;
   // state_ bits.
   static constexpr std::uint32_t locked = 1;   // held; set by lock, cleared by unlock
   static constexpr std::uint32_t waiters = 2;  // queue non-empty; changed under lock_ only
