@@ -158,8 +158,10 @@ class alignas(cache_line_size) run_queue {
 
 // ---------------------------------------------------------------------------
 
+// Always inlined: with push_bulk's callers added, GCC stopped inlining it into
+// worker::push_ring, and the yield path (W3) paid a call per switch (callgrind).
 template <std::size_t N>
-std::size_t run_queue<N>::push(item x, item* spill) noexcept {
+__attribute__((always_inline)) inline std::size_t run_queue<N>::push(item x, item* spill) noexcept {
   // relaxed: the owner is the only writer of tail_.
   const index t = tail_.load(std::memory_order_relaxed);
   for (;;) {
