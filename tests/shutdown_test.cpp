@@ -51,7 +51,11 @@ private:
   std::thread t_;
 };
 
-TEST(BoundedShutdown, StopsFibersInEveryKindOfWait) {
+// With 1, 2 and 4 workers (4 oversubscribes this machine's 2 cores).
+class BoundedShutdownWorkers : public testing::TestWithParam<unsigned> {};
+INSTANTIATE_TEST_SUITE_P(Workers, BoundedShutdownWorkers, testing::Values(1u, 2u, 4u));
+
+TEST_P(BoundedShutdownWorkers, StopsFibersInEveryKindOfWait) {
   watchdog dog(120s, "shutdown(deadline) with fibers in every kind of wait");
   weft::event ev;
   weft::counting_semaphore sem(0);
@@ -72,7 +76,7 @@ TEST(BoundedShutdown, StopsFibersInEveryKindOfWait) {
   };
   int kinds = 0;
   {
-    weft::scheduler s({.workers = 2});
+    weft::scheduler s({.workers = GetParam()});
     auto go = [&](auto fn) {
       ++kinds;
       s.spawn_detached(fn);
