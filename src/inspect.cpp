@@ -95,21 +95,19 @@ std::size_t fiber_registry::size() noexcept {
 
 // ---------------------------------------------------------------- membarrier (step 4)
 
-bool membarrier_register() noexcept {
+namespace {
+bool membarrier_cmd(int cmd) noexcept {
 #if defined(__NR_membarrier)
-  return ::syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+  return ::syscall(__NR_membarrier, cmd, 0, 0) == 0;
 #else
+  (void)cmd;
   return false;
 #endif
 }
+}  // namespace
 
-bool membarrier_all() noexcept {
-#if defined(__NR_membarrier)
-  return ::syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
-#else
-  return false;
-#endif
-}
+bool membarrier_register() noexcept { return membarrier_cmd(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED); }
+bool membarrier_all() noexcept { return membarrier_cmd(MEMBARRIER_CMD_PRIVATE_EXPEDITED); }
 
 namespace {
 
