@@ -17,7 +17,8 @@
 //      protocol (idle.hpp) would be taken for a producer's, and a wake-up lost.
 //   2. A worker, at every landing (worker::run_post: right after a switch, before the post
 //      action of the fiber that left), stores the context it now runs in running_
-//      (release: a plain mov) and then loads pause_ (relaxed, one predictable branch).
+//      (release: a plain mov) and then loads pause_ (acquire, also a plain mov on x86;
+//      one predictable branch).
 //      An idle worker checks pause_ too before it parks.
 //   3. A worker that sees g acknowledges: it stores its frame pointer and then g in
 //      pause_ack_ (release; pairs with the inspector's acquire, so everything the worker
@@ -39,7 +40,9 @@
 //      (x86 stores drain in nanoseconds, the bound waited is milliseconds).
 //   5. The inspector reads every registered fiber except the ones running on unpaused
 //      workers, locking one registry shard at a time, then stores 0 in pause_ (release)
-//      and wakes the paused workers. What it read of a task (its id, its name) it copies;
+//      and wakes the paused workers. Every later landing's acquire load reads that 0 (or
+//      a later generation), so what the inspector read happens before what any worker
+//      does to the records next (a parked worker lands before it runs anything). What it read of a task (its id, its name) it copies;
 //      a task it will act on later (shutdown's stop request) it retains first.
 // Running fibers publish their task id in fiber_impl::current_id (relaxed atomic), the
 // one field an inspection reads of a fiber that may run.

@@ -265,7 +265,7 @@ item worker::find_work() noexcept {
     // acquire: pairs with the release store in runtime::shutdown(); everything was done.
     if (rt_.stop_.load(std::memory_order_acquire)) return 0;
     // inspect.hpp step 2, idle: an inspector unparks us to hear this.
-    if (__builtin_expect(rt_.pause_.load(std::memory_order_relaxed) != 0, 0)) pause_here();
+    if (__builtin_expect(rt_.pause_.load(std::memory_order_acquire) != 0, 0)) pause_here();  // as in run_post
     park();
   }
 }
@@ -901,7 +901,9 @@ void worker::run_post() noexcept {
   // inspect.hpp step 2. release: what this worker did before (the leaving fiber's saved
   // context among it) is visible to an inspector that reads the store.
   running_.store(current_, std::memory_order_release);
-  if (__builtin_expect(rt_.pause_.load(std::memory_order_relaxed) != 0, 0)) pause_here();
+  // acquire (a plain mov on x86): reading the inspector's release of 0 orders its reads of
+  // the records (a task's name) before whatever this worker does to them next (step 5).
+  if (__builtin_expect(rt_.pause_.load(std::memory_order_acquire) != 0, 0)) pause_here();
   post_action p = post_;
   post_.fn = nullptr;  // arg and from are read only together with a non-null fn
   if (p.fn == &worker::post_requeue) {
