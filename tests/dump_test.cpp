@@ -134,8 +134,14 @@ TEST(FiberDump, FromAFiberListsItselfAsRunningAndOthers) {
   const std::string d = s.block_on([&] {
     weft::event ev;
     auto other = weft::spawn([&] { ev.wait(); });
-    weft::this_fiber::yield();  // let it reach its wait (one worker: it runs now)
-    std::string out = dump_of(s);
+    // Let it reach its wait (one worker: it runs when we yield; under schedule fuzzing it
+    // may take more yields).
+    std::string out;
+    for (int i = 0; i < 10000; ++i) {
+      weft::this_fiber::yield();
+      out = dump_of(s);
+      if (section(out, other.id()).find(": waiting on event") != std::string::npos) break;
+    }
     out += "\nother=" + std::to_string(other.id()) + " self=" + std::to_string(weft::this_fiber::id());
     ev.set();
     other.join();
