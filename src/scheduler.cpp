@@ -450,7 +450,7 @@ bool runtime::shutdown_until(std::int64_t deadline) noexcept {
   }
   auto pause = std::chrono::microseconds(20);
   auto next_report = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  // Bounded shutdown (README "Cancellation and shutdown"): from the deadline on, every
+  // Bounded shutdown (README "Cancellation and deadlines"): from the deadline on, every
   // fiber found waiting is asked to stop, by a walk every stop_walk_ns (fibers that start
   // waiting later, children of stopped fibers, tasks that had not started); a fiber still
   // unfinished report_after_ns past the deadline is named once, with backtraces.

@@ -100,7 +100,7 @@ public:
   // the workers. Idempotent. Must not be called from one of this scheduler's fibers
   // (aborts with a message: it would wait for itself).
   void shutdown() noexcept;
-  // Bounded shutdown (README "Cancellation and shutdown"): as shutdown(), and from
+  // Bounded shutdown (README "Cancellation and deadlines"): as shutdown(), and from
   // `deadline` on every fiber that waits is asked to stop, as join_handle::request_stop
   // does (its current and later waits end: sleeps, events, channels, I/O, ...), again every
   // 10 ms for fibers that start waiting later. A fiber that neither finishes nor waits
