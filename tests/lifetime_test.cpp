@@ -482,20 +482,28 @@ void leaving_hook(const void* object, release_point p) noexcept {
 
 // prepare(P&): the releaser's first step; timed_wait(P&) must time out (1 ms) and return
 // false; release(P&) must find the waiter's node still queued (its claim then fails).
+//
+// A waiter descheduled for more than its 1 ms between taking its deadline and checking it
+// (a loaded machine, a sanitizer) times out before it ever queues: it never reaches
+// `leaving`. Such a round exercises nothing; the releaser sees `returned` instead, and the
+// round is run again. Each side must get `rounds` rounds that did reach `leaving`.
 template <class P, class Make, class Prepare, class TimedWait, class Release>
 void timed_rounds(weft::scheduler& s, const char* what, Make make, Prepare prepare,
                   TimedWait timed_wait, Release release) {
   hook_installed hook(leaving_hook);
   watchdog wd(what);
+  constexpr int max_attempts = 10 * rounds;
   for (side waiter_side : {side::fiber, side::thread}) {
-    for (int r = 0; r < rounds; ++r) {
+    int exercised = 0;
+    for (int attempt = 0; exercised < rounds && attempt < max_attempts; ++attempt) {
       const std::string where = std::string(what) +
                                 (waiter_side == side::fiber ? " (fiber" : " (thread") +
-                                " waiter, round " + std::to_string(r) + ")";
+                                " waiter, attempt " + std::to_string(attempt) + ")";
       wd.kick(where);
       std::unique_ptr<doomed<P>> d = make();
       the_round.reset(d->lo(), d->hi(), false);
       leaving_now.store(false);
+      bool reached_leaving = false;
       auto waiter = [&] {
         spin_until(the_round.ready);
         EXPECT_FALSE(timed_wait(**d)) << where << ": the wait did not time out";
@@ -504,9 +512,12 @@ void timed_rounds(weft::scheduler& s, const char* what, Make make, Prepare prepa
       std::thread releaser([&] {
         prepare(**d);
         the_round.ready.store(true);
-        spin_until(leaving_now);  // the waiter timed out and is about to leave the queue
-        release(**d);             // pops its node: the claim fails
-        d->destroy();             // nothing is queued any more
+        // Until the waiter timed out and is about to leave the queue, or returned without
+        // having queued (leaving_now is set before returned, so check it again).
+        while (!leaving_now.load() && !the_round.returned.load()) std::this_thread::yield();
+        reached_leaving = leaving_now.load();
+        release(**d);  // pops the waiter's node, if queued: the claim fails
+        d->destroy();  // nothing is queued any more
         the_round.destroyed.store(true);
       });
       if (waiter_side == side::fiber)
@@ -515,7 +526,10 @@ void timed_rounds(weft::scheduler& s, const char* what, Make make, Prepare prepa
         std::thread(waiter).join();
       releaser.join();
       EXPECT_TRUE(d->intact()) << where << ": the waiter wrote to the destroyed object";
+      if (reached_leaving) ++exercised;
     }
+    EXPECT_EQ(exercised, rounds) << what << (waiter_side == side::fiber ? " (fiber" : " (thread")
+                                 << " waiter): too few rounds queued before timing out";
   }
 }
 
