@@ -61,6 +61,9 @@ std::uint64_t resolve_schedule_seed(std::uint64_t option) noexcept {
 void fuzz_point() noexcept {
   worker* w = current_worker();
   if (!w || !w->fuzz().on() || !w->current()) return;
+  // An injected yield inside a no_suspend_scope would be a suspension the program did not
+  // make (and would abort it): the scope's code is run as written.
+  if (w->suspension_forbidden()) return;
   bool go;
   {
     // The generator is the worker's, shared by every fiber it runs: an internal access

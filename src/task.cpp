@@ -780,6 +780,21 @@ void detail::sleep_until_after_now(clock::time_point deadline) noexcept {
   this_fiber::sleep_to(deadline, false);
 }
 
+void* detail::no_suspend_enter() noexcept {
+  detail::worker* w = detail::current_worker();
+  if (w && w->current()) w->no_suspend_enter();
+  else w = nullptr;  // a plain thread, or a worker's scheduler context: nothing to forbid
+  return w;
+}
+
+void detail::no_suspend_leave(void* w) noexcept {
+  if (!w) return;
+  // The fiber cannot have moved: any switch inside the scope aborted.
+  WEFT_ASSERT(w == detail::current_worker(),
+              "this_fiber::no_suspend_scope closed on another thread than it was opened on");
+  static_cast<detail::worker*>(w)->no_suspend_leave();
+}
+
 namespace this_worker {
 int index() noexcept {
   detail::worker* w = detail::current_worker();

@@ -938,6 +938,9 @@ void worker::yield(fiber_impl* self) noexcept {
     self->wait.kind = wait_kind::yield;  // inspections read nothing else of a yield's
     item next = next_local();
     if (!next) {  // nothing else is runnable here: go on, unless the fuzzer moves us
+      // A yield is a suspension point even when nothing else is runnable (the next one may
+      // switch): no_suspend_scope traps it here too, not only when it happens to switch.
+      if (__builtin_expect(no_suspend_ != 0, 0)) no_suspend_violation(self->current, false);
       if (!(__builtin_expect(fuzz_.on(), 0) && rt_.worker_count() > 1 && fuzz_.one_in(2)))
         return;
       switch_to(self, nullptr, post_migrate, nullptr);  // sched_fuzz.hpp choice 4
@@ -1025,12 +1028,42 @@ void worker::set_trace(trace_ring* r) noexcept {
     hooks_.fetch_and(static_cast<std::uint8_t>(~hook_trace), std::memory_order_relaxed);
 }
 
+void worker::no_suspend_enter() noexcept {
+  // relaxed, as set_trace's: a hint for this worker's own switch_to; the tracer may
+  // fetch_or/fetch_and its own bit concurrently, hence the read-modify-write.
+  if (no_suspend_++ == 0) hooks_.fetch_or(hook_no_suspend, std::memory_order_relaxed);
+}
+
+void worker::no_suspend_leave() noexcept {
+  WEFT_ASSERT(no_suspend_ != 0, "this_fiber::no_suspend_scope closed more often than opened");
+  if (--no_suspend_ == 0)
+    hooks_.fetch_and(static_cast<std::uint8_t>(~hook_no_suspend), std::memory_order_relaxed);
+}
+
+void worker::no_suspend_violation(const task* t, bool finished) noexcept {
+  const char* name = t ? task_name(t) : nullptr;
+  std::fprintf(stderr, "weft: fiber #%llu%s%s%s on worker %u %s inside a this_fiber::no_suspend_scope\n",
+               static_cast<unsigned long long>(t ? t->id_ : 0), name ? " (" : "", name ? name : "",
+               name ? ")" : "", index_,
+               finished ? "finished" : "suspended (a wait, yield, sleep, join or I/O)");
+  contract_violation(finished ? "a fiber finished with a this_fiber::no_suspend_scope still open"
+                              : "a fiber suspended inside a this_fiber::no_suspend_scope",
+                     __FILE__, __LINE__);
+}
+
 void worker::switch_hook(fiber_impl* from, fiber_impl* to, post_fn post) noexcept {
+  // Only a fiber can open a scope, and it runs until it switches out: `from` is that fiber.
+  if (__builtin_expect(no_suspend_ != 0, 0))
+    no_suspend_violation(from ? (from->current ? from->current : from->root) : nullptr,
+                         post == &worker::post_recycle);
   if (diag_) publish_diag(to ? (to->current ? to->current : to->root) : nullptr);
   if (tracing()) trace_switch(from, to, post);
 }
 
 void worker::task_hook(trace_kind k, const task* now, const task* t, const task* outer) noexcept {
+  // A task that ends with a scope open leaked it (its fiber may take the next task
+  // without a switch, which would then run inside it).
+  if (__builtin_expect(k == trace_kind::end && no_suspend_ != 0, 0)) no_suspend_violation(t, true);
   if (diag_) publish_diag(now);
   if (tracing()) trace_emit(k, t->id_, outer ? outer->id_ : 0);
 }

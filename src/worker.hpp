@@ -253,6 +253,12 @@ public:
   // Any thread (tracer, under its mutex).
   void set_trace(trace_ring* r) noexcept;
 
+  // this_fiber::no_suspend_scope (owner thread, from the running fiber): open and close
+  // one region; suspension_forbidden() is what fuzz_point asks before injecting a yield.
+  void no_suspend_enter() noexcept;
+  void no_suspend_leave() noexcept;
+  bool suspension_forbidden() const noexcept { return no_suspend_ != 0; }
+
   // ---- Any thread.
   void push_remote(item it) noexcept;
   void unpark() noexcept { parker_.unpark(); }
@@ -414,6 +420,8 @@ private:
   // What switch_to and run_task do while hooks_ is non-zero: publish_diag, trace events.
   // task_hook: publishes `now`, records k for t (start: inline in outer; end: outer resumes).
   __attribute__((cold, noinline)) void switch_hook(fiber_impl* from, fiber_impl* to, post_fn post) noexcept;
+  [[noreturn]] __attribute__((cold, noinline)) void no_suspend_violation(const task* t,
+                                                                         bool finished) noexcept;
   __attribute__((cold, noinline)) void task_hook(trace_kind k, const task* now, const task* t,
                                                  const task* outer) noexcept;
   __attribute__((cold, noinline)) std::int64_t suspend_sample() noexcept;  // rearms, reads the clock
@@ -447,8 +455,13 @@ private:
   // Per-switch and per-task work beyond the plain path, one bit each: hook_diag (the stall
   // detector, set at construction), hook_trace (set_trace). One relaxed load and branch
   // in switch_to and run_task while it is 0; the hooks themselves read diag_ and trace_.
-  static constexpr std::uint8_t hook_diag = 1, hook_trace = 2;
+  // hook_no_suspend: a this_fiber::no_suspend_scope is open on this worker.
+  static constexpr std::uint8_t hook_diag = 1, hook_trace = 2, hook_no_suspend = 4;
   std::atomic<std::uint8_t> hooks_{0};
+  // Open this_fiber::no_suspend_scope regions of the running fiber (owner only). While it
+  // is non-zero the running fiber cannot have switched out (switch_hook aborts first), so
+  // a per-worker count is the fiber's own.
+  std::uint32_t no_suspend_ = 0;
   bool firing_ = false;    // inside fire_timers/poll_io: wake_local queues FIFO (timers.hpp step 6)
   std::int64_t next_io_poll_ = 0;  // steady ns: the fairness tick's next fd poll
   std::int64_t last_io_poll_ = 0;  // steady ns of this worker's last poll_io

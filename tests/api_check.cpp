@@ -56,6 +56,7 @@ void fiber_api() {
   auto detached = weft::spawn([] {});
   detached.detach();                                                 // task_detach
   weft::spawn_detached([] {});
+  { weft::this_fiber::no_suspend_scope scope; }                      // no_suspend_enter/leave
 }
 
 // weft/sync/*.hpp: each primitive's out-of-line members, contended where that is what

@@ -263,6 +263,36 @@ namespace this_fiber {
 inline stop_token get_stop_token() noexcept { return detail::make_stop_token(detail::current_task_ref()); }
 }  // namespace this_fiber
 
+namespace detail {
+WEFT_API void* no_suspend_enter() noexcept;
+WEFT_API void no_suspend_leave(void* w) noexcept;
+}  // namespace detail
+
+namespace this_fiber {
+// A region in which the calling fiber must not suspend. While one is open, a suspension
+// of the fiber (any yield; a sleep, join, wait on a primitive, channel or select, I/O wait
+// or run_blocking that has to wait) is a contract violation: it aborts, naming the fiber
+// and the scope, at the suspension itself rather than later on another worker. A blocking
+// call that did not have to wait (an event already set, a channel with a value) is not a
+// suspension and passes: run such code under load, or schedule fuzzing, to exercise it. Put it around code that holds a
+// `thread_local`, a pointer into one, or any other per-thread resource (a lock owned by the
+// thread, a per-thread cache or arena) that a suspension would let another fiber of the
+// worker touch, or leave behind when the fiber resumes on another worker. A fiber that
+// finishes with a scope open (a leaked scope) aborts likewise. Nests; may not be moved
+// between fibers. On a plain thread it does nothing. Schedule fuzzing injects no yield
+// inside one. Cost: two relaxed read-modify-writes per scope, nothing on any other path.
+class no_suspend_scope {
+public:
+  no_suspend_scope() noexcept : w_(detail::no_suspend_enter()) {}
+  ~no_suspend_scope() { detail::no_suspend_leave(w_); }
+  no_suspend_scope(const no_suspend_scope&) = delete;
+  no_suspend_scope& operator=(const no_suspend_scope&) = delete;
+
+private:
+  void* w_;
+};
+}  // namespace this_fiber
+
 namespace this_worker {
 // Index of the worker running the caller, in [0, worker_count), or -1 on a plain thread.
 // A fiber may see different values before and after a suspension point.
