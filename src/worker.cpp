@@ -1057,7 +1057,19 @@ void worker::switch_hook(fiber_impl* from, fiber_impl* to, post_fn post) noexcep
     no_suspend_violation(from ? (from->current ? from->current : from->root) : nullptr,
                          post == &worker::post_recycle);
   if (diag_) publish_diag(to ? (to->current ? to->current : to->root) : nullptr);
-  if (tracing()) trace_switch(from, to, post);
+  // acquire: pairs with set_trace's release. One load, no further call: this runs on every
+  // switch while tracing (W3/W4 pay it twice per round trip).
+  if (trace_ring* r = trace_.load(std::memory_order_acquire)) {
+    // Why `from` leaves, from the action that publishes it (switch protocol 1).
+    trace_kind k = trace_kind::switch_wait;
+    if (!post)
+      k = trace_kind::switch_none;  // dispatch: from the scheduler context
+    else if (post == &worker::post_requeue || post == &worker::post_migrate)
+      k = trace_kind::switch_yield;
+    else if (post == &worker::post_recycle)
+      k = trace_kind::switch_end;
+    r->emit(k, running_task_id(from), running_task_id(to));
+  }
 }
 
 void worker::task_hook(trace_kind k, const task* now, const task* t, const task* outer) noexcept {
@@ -1066,18 +1078,6 @@ void worker::task_hook(trace_kind k, const task* now, const task* t, const task*
   if (__builtin_expect(k == trace_kind::end && no_suspend_ != 0, 0)) no_suspend_violation(t, true);
   if (diag_) publish_diag(now);
   if (tracing()) trace_emit(k, t->id_, outer ? outer->id_ : 0);
-}
-
-void worker::trace_switch(fiber_impl* from, fiber_impl* to, post_fn post) noexcept {
-  // Why `from` leaves, from the action that publishes it (worker.cpp switch protocol 1).
-  trace_kind k = trace_kind::switch_wait;
-  if (!post)
-    k = trace_kind::switch_none;  // dispatch: from the scheduler context
-  else if (post == &worker::post_requeue || post == &worker::post_migrate)
-    k = trace_kind::switch_yield;
-  else if (post == &worker::post_recycle)
-    k = trace_kind::switch_end;
-  trace_emit(k, running_task_id(from), running_task_id(to));
 }
 
 void worker::publish_diag(const task* t) noexcept {

@@ -416,7 +416,6 @@ private:
   static void record(std::array<counter, N>& h, std::int64_t ns) noexcept {
     h[duration_histogram::bucket_of(ns > 0 ? static_cast<std::uint64_t>(ns) : 0)].add();
   }
-  __attribute__((cold, noinline)) void trace_switch(fiber_impl* from, fiber_impl* to, post_fn post) noexcept;
   // What switch_to and run_task do while hooks_ is non-zero: publish_diag, trace events.
   // task_hook: publishes `now`, records k for t (start: inline in outer; end: outer resumes).
   __attribute__((cold, noinline)) void switch_hook(fiber_impl* from, fiber_impl* to, post_fn post) noexcept;
