@@ -120,7 +120,7 @@ TEST(FiberDump, NamesEveryFiberItsWaitAndItsOwnFrames) {
   sleeper.request_stop();
   m.unlock();
   target_go.set();
-  ch.send(7);
+  EXPECT_EQ(ch.send(7), weft::channel_status::ok);
   EXPECT_EQ(receiver.join(), 7);
   waiter.join();
   locker.join();
