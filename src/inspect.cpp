@@ -246,6 +246,7 @@ inspection inspect(runtime& rt, unsigned flags, std::int64_t ack_wait_ns) {
     pause_fp[i] = acked[i] ? w.pause_fp() : 0;
   }
   in.at = steady_ns();
+  const std::vector<id_clock::entry> id_log = rt.id_clock_.snapshot();  // step 6
   // Step 5.
   rt.registry_.for_each([&](fiber_impl* f) {
     unsigned on = n;
@@ -273,12 +274,67 @@ inspection inspect(runtime& rt, unsigned flags, std::int64_t ack_wait_ns) {
     in.fibers.push_back(std::move(v));
   });
   in.paused_ns = steady_ns() - began;
+  for (fiber_view& v : in.fibers)
+    if (v.id) id_clock::age(id_log, v.id, in.at, v.age_lo_ns, v.age_hi_ns);
   // Step 5's end. release: pairs with the paused workers' acquire loads.
   rt.pause_.store(0, std::memory_order_release);
   rt.pause_.notify_all();
   std::sort(in.fibers.begin(), in.fibers.end(),
             [](const fiber_view& a, const fiber_view& b) { return a.id < b.id; });
   return in;
+}
+
+// ---------------------------------------------------------------- spawn times (step 6)
+
+void id_clock::note(std::uint64_t start, unsigned worker) noexcept {
+  const std::uint64_t n = n_.fetch_add(1, std::memory_order_relaxed);  // a ticket
+  slot& s = slots_[n % size];
+  s.seq.store(2 * n + 1, std::memory_order_relaxed);  // odd: being written
+  // release fence: a reader that sees a field below also sees the odd word (or later).
+  std::atomic_thread_fence(std::memory_order_release);
+  s.start.store(start, std::memory_order_relaxed);
+  s.worker.store(worker, std::memory_order_relaxed);
+  s.at.store(steady_ns(), std::memory_order_relaxed);
+  s.seq.store(2 * n + 2, std::memory_order_release);  // pairs with snapshot's first load
+}
+
+std::vector<id_clock::entry> id_clock::snapshot() const {
+  std::vector<entry> out;
+  out.reserve(size);
+  for (const slot& s : slots_) {
+    const std::uint64_t q = s.seq.load(std::memory_order_acquire);
+    if (q == 0 || (q & 1)) continue;  // never written, or being written
+    entry e{s.start.load(std::memory_order_relaxed), s.worker.load(std::memory_order_relaxed),
+            s.at.load(std::memory_order_relaxed)};
+    // acquire fence: the loads above complete before the re-check below.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (s.seq.load(std::memory_order_relaxed) != q) continue;  // rewritten meanwhile
+    out.push_back(e);
+  }
+  std::sort(out.begin(), out.end(), [](const entry& a, const entry& b) { return a.start < b.start; });
+  return out;
+}
+
+void id_clock::age(const std::vector<entry>& log, std::uint64_t id, std::int64_t now,
+                   std::int64_t& lo, std::int64_t& hi) noexcept {
+  lo = hi = -1;
+  if (log.empty() || id < log.front().start) return;  // older than the log
+  // The last block starting at or before id.
+  auto it = std::upper_bound(log.begin(), log.end(), id,
+                             [](std::uint64_t x, const entry& e) { return x < e.start; });
+  const entry& b = *(it - 1);
+  if (id < b.start + block) {  // a worker's block: spawned after b was noted...
+    hi = std::max<std::int64_t>(0, now - b.at);
+    for (auto j = it; j != log.end(); ++j)  // ...and before that worker's next block
+      if (j->worker == b.worker) {
+        lo = std::max<std::int64_t>(0, now - j->at);
+        break;
+      }
+    return;
+  }
+  // An id taken alone (an outside spawn), between blocks b and *it.
+  hi = std::max<std::int64_t>(0, now - b.at);
+  if (it != log.end()) lo = std::max<std::int64_t>(0, now - it->at);
 }
 
 void release_retained(inspection& in) noexcept {
@@ -370,6 +426,11 @@ void write_dump(std::FILE* out, const inspection& in, const char* title) {
           std::fprintf(out, ", for >= %.3f ms", static_cast<double>(v.waiting_ns) / 1e6);
         break;
     }
+    if (v.age_lo_ns >= 0 && v.age_hi_ns >= 0)
+      std::fprintf(out, "; age %.3f..%.3f ms", static_cast<double>(v.age_lo_ns) / 1e6,
+                   static_cast<double>(std::max(v.age_lo_ns, v.age_hi_ns)) / 1e6);
+    else if (v.age_hi_ns >= 0)
+      std::fprintf(out, "; age <= %.3f ms", static_cast<double>(v.age_hi_ns) / 1e6);
     if (v.stack_in_use || v.stack_touched)
       std::fprintf(out, "; stack %zu B in use, %zu B touched of %zu", v.stack_in_use, v.stack_touched,
                    v.stack_size);

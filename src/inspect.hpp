@@ -92,6 +92,44 @@ private:
   std::unique_ptr<shard[]> shards_;
 };
 
+// Spawn times without a clock read per spawn (step 6). Workers take task ids from
+// runtime::id_source_ in blocks (worker::spawn_id_block); each block taken is noted here
+// with the worker and the time, one clock read per block. ids grow with the time they
+// are taken, so a task's spawn lies after its block was noted and before the same worker
+// noted its next block (it had used this one up by then). An id taken alone (a spawn from
+// outside the workers) lies between the blocks noted around it, to within the few ns
+// between a block's fetch_add and its clock read. ids older than the log's oldest block
+// get no bound: the worker that took their block may still be using it.
+//   6. note(): a ticket n from a counter (relaxed: uniqueness), then slot n % size under a
+//      sequence word: odd while written, 2n+2 once written (release, after the fields);
+//      the reader copies a slot between two loads of it (acquire, then an acquire fence
+//      before the second) and drops a copy whose two loads differ or are odd.
+class id_clock {
+public:
+  static constexpr std::uint64_t block = 4096;  // ids per worker block
+  static constexpr std::size_t size = 1024;     // blocks remembered (4 M spawns)
+  void note(std::uint64_t start, unsigned worker) noexcept;
+  struct entry {
+    std::uint64_t start;
+    unsigned worker;
+    std::int64_t at;  // steady ns
+  };
+  std::vector<entry> snapshot() const;  // sorted by start
+  // Bounds on how long ago task `id` was spawned, as of `now` (steady ns), from a
+  // snapshot: lo (at least) and hi (at most), -1 when unknown.
+  static void age(const std::vector<entry>& log, std::uint64_t id, std::int64_t now,
+                  std::int64_t& lo, std::int64_t& hi) noexcept;
+
+private:
+  struct slot {
+    std::atomic<std::uint64_t> seq{0}, start{0};
+    std::atomic<std::int64_t> at{0};
+    std::atomic<unsigned> worker{0};
+  };
+  std::atomic<std::uint64_t> n_{0};
+  slot slots_[size];
+};
+
 // What an inspection saw of one fiber.
 struct fiber_view {
   enum class state : std::uint8_t {
@@ -110,6 +148,8 @@ struct fiber_view {
   std::int64_t deadline = 0;      // steady ns, 0: none
   std::int64_t waiting_ns = -1;   // how long in this wait, as far as inspections saw; -1:
                                   // first seen now
+  std::int64_t age_lo_ns = -1;    // spawned at least / at most this long ago (step 6);
+  std::int64_t age_hi_ns = -1;    // -1: unknown
   std::size_t stack_size = 0;     // usable bytes
   std::size_t stack_in_use = 0;   // below the saved stack pointer (0: running)
   std::size_t stack_touched = 0;  // resident bytes of the stack (high-water mark, pages)

@@ -127,6 +127,7 @@ public:
   // Wakes from outside the workers still inside wake() (scheduler.cpp shutdown step 4).
   alignas(64) std::atomic<std::int64_t> outside_wakes_{0};
   std::atomic<std::uint64_t> id_source_{1};
+  id_clock id_clock_;  // when each worker block of ids was taken (inspect.hpp step 6)
   // Inspections (inspect.hpp): the pause generation (0: no pause), read by every worker
   // at every landing and written only by inspections, so its line stays shared.
   alignas(64) std::atomic<std::uint32_t> pause_{0};

@@ -229,7 +229,8 @@ public:
   void release_fiber_slot() noexcept {
     if (!unlimited_) release_limited_slot();
   }
-  std::uint64_t next_task_id() noexcept;
+  // spawn_local's slow path: takes a block of task ids from id_source_ (inspect.hpp step 6).
+  void spawn_id_block(task* t) noexcept;
 
   // Statistics sampling (stats.hpp): one suspension in 64, and one wake in 64 made on this
   // worker, are timed. Two countdowns: one shared by both, or the switch counter, aliases

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -158,6 +159,48 @@ TEST(FiberDump, FromAFiberListsItselfAsRunningAndOthers) {
 TEST(FiberDump, NullFileIsRefused) {
   weft::scheduler s({.workers = 1});
   EXPECT_THROW(s.dump(nullptr), std::invalid_argument);
+}
+
+// "; age X..Y ms" or "; age <= Y ms" in a fiber's line: X (-1: none) and Y (-1: no age).
+std::pair<double, double> age_of(const std::string& sec) {
+  const std::size_t p = sec.find("; age ");
+  if (p == std::string::npos) return {-1, -1};
+  double lo = -1, hi = -1;
+  if (std::sscanf(sec.c_str() + p, "; age <= %lf ms", &hi) == 1) return {-1, hi};
+  if (std::sscanf(sec.c_str() + p, "; age %lf..%lf ms", &lo, &hi) == 2) return {lo, hi};
+  return {-1, -1};
+}
+
+// Ages come from when each block of ids was taken (inspect.hpp step 6). A fiber spawned
+// by the worker that then used up its block (5,000 more spawns) gets both bounds, and
+// the lower one covers the 30 ms slept since; a fiber spawned from outside after that gets
+// an upper bound. Both upper bounds stay within the test's own clock. Mutation: drop the
+// id_clock_.note call from worker::next_task_id and no age is printed.
+TEST(FiberDump, AgesAreBracketedBySpawnTime) {
+  weft::scheduler s({.workers = 1});
+  weft::event release;
+  const auto t0 = std::chrono::steady_clock::now();
+  weft::join_handle<void> inner = s.block_on([&] {
+    auto h = weft::spawn([&] { release.wait(); });
+    for (int i = 0; i < 5000; ++i) weft::spawn_detached([] {});
+    return h;
+  });
+  auto outside = s.spawn([&] { release.wait(); });  // an id taken alone
+  std::this_thread::sleep_for(30ms);
+  const std::string d = dump_of(s);
+  const double elapsed_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const auto [in_lo, in_hi] = age_of(section(d, inner.id()));
+  EXPECT_GE(in_lo, 30.0) << d;
+  EXPECT_GE(in_hi, in_lo) << d;
+  EXPECT_LE(in_hi, elapsed_ms) << d;
+  const auto [out_lo, out_hi] = age_of(section(d, outside.id()));
+  EXPECT_EQ(out_lo, -1.0) << d;  // nothing was noted after it
+  EXPECT_GE(out_hi, 30.0) << d;
+  EXPECT_LE(out_hi, elapsed_ms) << d;
+  release.set();
+  inner.join();
+  outside.join();
 }
 
 // Dumps while fibers ping-pong on channels, sleep and migrate: every dump must list every
