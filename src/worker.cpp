@@ -1084,9 +1084,12 @@ void worker::switch_hook(fiber_impl* from, fiber_impl* to, post_fn post) noexcep
 }
 
 void worker::task_hook(trace_kind k, const task* now, const task* t, const task* outer) noexcept {
-  // A task that ends with a scope open leaked it (its fiber may take the next task
-  // without a switch, which would then run inside it).
-  if (__builtin_expect(k == trace_kind::end && no_suspend_ != 0, 0)) no_suspend_violation(t, true);
+  // A fiber's task that ends with a scope open leaked it (the fiber may take the next task
+  // without a switch, which would then run inside it). Not a child that ran inline (outer
+  // set): the open scope may be the joiner's, which goes on; a scope the child leaked is
+  // caught when the joiner suspends or ends.
+  if (__builtin_expect(k == trace_kind::end && !outer && no_suspend_ != 0, 0))
+    no_suspend_violation(t, true);
   if (diag_) publish_diag(now);
   if (tracing()) trace_emit(k, t->id_, outer ? outer->id_ : 0);
 }

@@ -119,6 +119,20 @@ TEST(NoSuspendScope, CodeThatDoesNotSuspendRunsInsideAScope) {
   }
 }
 
+// A join that runs its not-yet-started child inline, on the joiner's own stack, does not
+// suspend; the child's end is not the end of the task that opened the scope. (One worker:
+// nobody can steal the child first, so the join always runs it inline.) Mutation: make
+// task_hook's end check ignore whether the ending task ran inline and this aborts.
+TEST(NoSuspendScope, AJoinThatRunsItsChildInlineIsNotASuspension) {
+  weft::scheduler s({.workers = 1});
+  const int v = s.block_on([] {
+    weft::this_fiber::no_suspend_scope scope;
+    auto child = weft::spawn([] { return 42; });
+    return child.join();
+  });
+  EXPECT_EQ(v, 42);
+}
+
 TEST(NoSuspendScope, OnAPlainThreadItForbidsNothing) {
   weft::this_fiber::no_suspend_scope scope;
   weft::event e;
