@@ -325,8 +325,14 @@ TEST_P(Io, BadDescriptors) {
     EXPECT_EQ(io::wait_readable(-1).error(), err(std::errc::bad_file_descriptor));
     EXPECT_EQ(io::close(-1).error(), err(std::errc::bad_file_descriptor));
     pair_fds p = make_socketpair();
-    const int n = p.a;
-    EXPECT_TRUE(io::close(p.a));
+    // The closed number must stay closed: any thread of the process (a worker still
+    // starting up, under 64 workers) may open a file meanwhile and get the lowest free
+    // number, which a just-closed low one is. Numbers are handed out lowest first, so one
+    // moved above 1000 is not reused while the process has fewer files open.
+    const int n = ::fcntl(p.a, F_DUPFD_CLOEXEC, 1000);
+    ASSERT_GE(n, 1000);
+    ::close(p.a);  // never used with weft: plain close is fine
+    EXPECT_TRUE(io::close(n));
     EXPECT_EQ(io::read(n, &c, 1).error(), err(std::errc::bad_file_descriptor));  // after close
     EXPECT_EQ(io::wait_writable(n).error(), err(std::errc::bad_file_descriptor));
     EXPECT_EQ(io::close(n).error(), err(std::errc::bad_file_descriptor));  // double close
