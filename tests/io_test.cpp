@@ -231,6 +231,12 @@ TEST_P(Io, PastDeadlineStillTriesOnce) {
 // waiter released the fd, so its number cannot be reused under it.
 TEST_P(Io, CloseFromFiberWakesWaiter) {
   pair_fds p = make_socketpair();
+  // Checked with fcntl after the close: a number above 1000, so that no other thread's
+  // open (a worker starting up) can take it once it is free (see BadDescriptors).
+  const int high = ::fcntl(p.b, F_DUPFD_CLOEXEC, 1000);
+  ASSERT_GE(high, 1000);
+  ::close(p.b);  // not yet used with weft: plain close is fine
+  p.b = high;
   sched().block_on([&] {
     auto waiter = weft::spawn([&] {
       char c;
