@@ -15,10 +15,15 @@
 #include <string>
 #include <system_error>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102  // Linux 6.13 uapi value; older headers lack it
+#endif
+#ifndef PIDFD_SELF
+#define PIDFD_SELF (-10000)  // Linux 6.14 uapi value (PIDFD_SELF_THREAD): "this process' mm"
 #endif
 
 namespace weft::detail {
@@ -42,6 +47,9 @@ long count_maps() {
 // 0 = not probed yet, 1 = madvise guards work, 2 = mprotect fallback. Relaxed: a benign
 // race probes twice with the same answer.
 std::atomic<int> guard_mode{0};
+// Whether process_madvise(PIDFD_SELF, ..., MADV_GUARD_INSTALL) works: 0 = not tried, 1 =
+// it does, 2 = it does not (older kernel, seccomp). Relaxed, as guard_mode.
+std::atomic<int> batch_mode{0};
 
 }  // namespace
 
@@ -56,6 +64,46 @@ bool stack_install_guard(void* base, std::size_t guard) noexcept {
     guard_mode.store(2, std::memory_order_relaxed);
   }
   return mprotect(base, guard, PROT_NONE) == 0;
+}
+
+// Guards for a carve batch (stack_arena.hpp step 1). One syscall for the batch instead of
+// one per stack: W11's first round carves 10^6 stacks, and the per-stack madvise cost
+// ~1.1 us against ~0.6 us per guard batched 32 to a call (docs/benchmarks.md, W11). The
+// kernel applies the vector in order and stops at the first range that fails, returning
+// the bytes done, so a short count means "the stacks before it are guarded"; the failing
+// stack is then retried alone, which reports its errno (or succeeds: a transient error).
+std::size_t stack_install_guards(char* first, std::size_t stride, std::size_t guard,
+                                 std::size_t n) noexcept {
+  std::size_t done = 0;
+  // The first guard of the process probes guard_mode (madvise or mprotect).
+  if (guard_mode.load(std::memory_order_relaxed) == 0 && n > 0) {
+    if (!stack_install_guard(first, guard)) return 0;
+    done = 1;
+  }
+  constexpr std::size_t max_iov = 64;  // well under UIO_MAXIOV (1024)
+  while (done < n && guard_mode.load(std::memory_order_relaxed) == 1 &&
+         batch_mode.load(std::memory_order_relaxed) != 2) {
+    iovec iov[max_iov];
+    const std::size_t k = std::min(max_iov, n - done);
+    for (std::size_t i = 0; i < k; ++i) iov[i] = {first + (done + i) * stride, guard};
+    const long r = syscall(SYS_process_madvise, PIDFD_SELF, iov, k, MADV_GUARD_INSTALL, 0u);
+    if (r < 0) {
+      // Not this kernel's (no PIDFD_SELF, or process_madvise restricted to a few advices):
+      // every later batch takes the per-stack path. Any other error belongs to a range
+      // and is reported by the per-stack retry below.
+      if (errno == EBADF || errno == EINVAL || errno == ENOSYS || errno == EPERM ||
+          errno == ESRCH)
+        batch_mode.store(2, std::memory_order_relaxed);
+      break;
+    }
+    batch_mode.store(1, std::memory_order_relaxed);
+    const std::size_t whole = static_cast<std::size_t>(r) / guard;
+    done += whole;
+    if (whole < k) break;  // the stack at `done` failed: retried alone below
+  }
+  for (; done < n; ++done)
+    if (!stack_install_guard(first + done * stride, guard)) break;
+  return done;
 }
 
 [[noreturn]] void throw_stack_error(const char* call, int err) {

@@ -48,6 +48,12 @@ void stack_release(const stack& s) noexcept;
 // Installs `guard` bytes of guard at base (MADV_GUARD_INSTALL, else mprotect PROT_NONE);
 // false with errno set when it fails. Any thread.
 bool stack_install_guard(void* base, std::size_t guard) noexcept;
+// Installs the guards of n stacks at first, first + stride, ...: one process_madvise call
+// for the lot where the kernel takes MADV_GUARD_INSTALL through it (Linux 6.14+), else
+// stack_install_guard each. Returns how many stacks from the first have their guard; when
+// fewer than n, errno is the failure's. Any thread.
+std::size_t stack_install_guards(char* first, std::size_t stride, std::size_t guard,
+                                 std::size_t n) noexcept;
 // Fault injection for carved stacks (stack_inject_failure_after): how many of n new
 // stacks may still be created (n when off); consumes them. Any thread.
 std::size_t stack_injection_allows(std::size_t n) noexcept;

@@ -62,16 +62,16 @@ std::size_t stack_arenas::carve(stack* out, std::size_t n) {
     left_ -= n;
     carved_.store(carved_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
-  // Step 1, outside the lock: the guards (a syscall each; ~1.2 µs with MADV_GUARD_INSTALL).
-  std::size_t k = 0;
-  for (std::size_t i = 0; i < n; ++i) {
+  // Step 1, outside the lock: the guards, one syscall for the batch where the kernel
+  // allows it (stack_install_guards).
+  const std::size_t k = stack_install_guards(first, slot_, guard_, n);
+  if (k == 0)
+    throw_stack_error(guard_without_vma() ? "madvise (guard page)" : "mprotect (guard page)",
+                      errno);
+  // Stacks from k on are lost when k < n: these k are fine (header).
+  for (std::size_t i = 0; i < k; ++i) {
     char* base = first + i * slot_;
-    if (!stack_install_guard(base, guard_)) {
-      if (k > 0) break;  // these k are fine; the rest of the batch is lost (header)
-      throw_stack_error(guard_without_vma() ? "madvise (guard page)" : "mprotect (guard page)",
-                        errno);
-    }
-    stack& s = out[k++];
+    stack& s = out[i];
     s.base = base;
     s.map_size = slot_;
     s.lo = base + guard_;

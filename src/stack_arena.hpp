@@ -11,8 +11,10 @@
 // the other half):
 //   1. carve: a worker whose pool and the depot are empty takes up to a batch of slots
 //      from the current arena under mu_ (a bump pointer: one lock per batch, not per
-//      stack) and installs each slot's guard after unlocking. A full arena is followed by
-//      a new mapping, taken under the same lock (once per stacks_per_arena stacks).
+//      stack) and installs the slots' guards after unlocking (one process_madvise for
+//      the batch where the kernel allows it: stack_install_guards). A full arena is
+//      followed by a new mapping, taken under the same lock (once per stacks_per_arena
+//      stacks).
 //   2. use: the worker builds a fiber record at the top of the slot (first touch: one
 //      page of RSS per parked fiber, as with one mapping per stack).
 //   3. recycle: a finished fiber stays suspended in its worker's pool, or moves to the

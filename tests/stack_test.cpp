@@ -7,12 +7,19 @@
 
 #include "weft_test.hpp"
 
+#include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/resource.h>
 #include <system_error>
 #include <thread>
@@ -146,9 +153,25 @@ long count_maps() {
   return n;
 }
 
+// True when the kernel cannot read the byte at p (a guard page): write(2) from it into a
+// pipe fails with EFAULT. A probe that does not kill the process, so every stack can be
+// checked, not only the one a death test forks for.
+bool guard_refuses_reads(const char* p) {
+  int fds[2];
+  if (pipe(fds) != 0) return false;
+  const ssize_t r = write(fds[1], p, 1);
+  const int err = errno;
+  close(fds[0]);
+  close(fds[1]);
+  return r == -1 && err == EFAULT;
+}
+
 TEST(StackArena, CarvesNeighbouringGuardedStacksFromOneMapping) {
   // Mutation: carve() mapping each stack on its own (not adjacent) or a new arena per
-  // batch fails the address and arena checks; skipping the guard fails the death test.
+  // batch fails the address and arena checks; skipping the guard fails the death test;
+  // installing only some guards of a batch (e.g. stack_install_guards advancing by the
+  // guard size instead of the stride, or counting the batch done after a short
+  // process_madvise) fails the per-stack probe.
   const std::size_t usable = 64 * 1024, guard = page_size();
   weft::detail::stack_arenas arenas(usable, guard);
   const long maps0 = count_maps();
@@ -167,6 +190,10 @@ TEST(StackArena, CarvesNeighbouringGuardedStacksFromOneMapping) {
       EXPECT_EQ(got[i].base, static_cast<char*>(got[i - 1].base) + usable + guard);
     }
     std::memset(got[i].lo, 0x5a, got[i].size);  // the whole usable range is writable
+    // Every stack of every batch has its guard (carve installs a batch's guards with one
+    // call): the kernel refuses to read the page below the usable range.
+    EXPECT_TRUE(guard_refuses_reads(static_cast<char*>(got[i].lo) - 1)) << "stack " << i;
+    EXPECT_FALSE(guard_refuses_reads(static_cast<char*>(got[i].lo))) << "stack " << i;
   }
   // With MADV_GUARD_INSTALL the guards add no mapping (the arena itself, and under
   // sanitizers a few of their own); with mprotect, 2 per stack (192 here).
@@ -184,6 +211,50 @@ TEST(StackArena, CarvesNeighbouringGuardedStacksFromOneMapping) {
   std::vector<weft::detail::stack> more(arenas.stacks_per_arena());
   for (std::size_t k = 0; k < more.size();) k += arenas.carve(more.data() + k, more.size() - k);
   EXPECT_EQ(arenas.arena_count(), 2u);
+}
+
+// A kernel without process_madvise(PIDFD_SELF, MADV_GUARD_INSTALL) (before 6.14, or a
+// seccomp policy that forbids the call) must still get every guard, one madvise each.
+// The child forbids the call with seccomp (ENOSYS), then carves and probes every guard.
+// Mutation: stack_install_guards counting a refused batch call as done (returning n)
+// leaves 199 of the 200 stacks unguarded.
+bool refuse_process_madvise() {
+  sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_process_madvise, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
+}
+
+[[noreturn]] void carve_with_batching_refused() {
+  if (!refuse_process_madvise()) std::_Exit(3);
+  weft::detail::stack_arenas arenas(16 * 1024, page_size());
+  std::vector<weft::detail::stack> got(200);
+  std::size_t n = 0;
+  while (n < got.size()) n += arenas.carve(got.data() + n, got.size() - n);
+  int unguarded = 0;
+  for (const auto& st : got) unguarded += !guard_refuses_reads(static_cast<char*>(st.lo) - 1);
+  std::fprintf(stderr, "unguarded=%d\n", unguarded);
+  std::_Exit(unguarded == 0 ? 0 : 1);
+}
+
+TEST(StackArenaDeathTest, GuardsAreInstalledOneByOneWhereBatchingIsRefused) {
+  // Where seccomp filters cannot be installed (a sandbox forbidding them) the test has no
+  // way to refuse the call: probe that in a child first (only async-signal-safe calls
+  // between fork and _exit).
+  const pid_t probe = fork();
+  ASSERT_GE(probe, 0);
+  if (probe == 0) _exit(refuse_process_madvise() ? 0 : 3);
+  int status = 0;
+  ASSERT_EQ(waitpid(probe, &status, 0), probe);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    GTEST_SKIP() << "seccomp filters cannot be installed here";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(carve_with_batching_refused(), ::testing::ExitedWithCode(0), "unguarded=0");
 }
 
 TEST(Stack, StacksAreReusedAcrossWorkersAndArenasWithoutNewCarving) {
