@@ -407,6 +407,8 @@ private:
   std::size_t batch_wakes(F&& wake_some) noexcept;
   void flush_fired() noexcept;  // fired_spill_ -> injection queue
   void warm_fiber(fiber_impl* f) noexcept;  // solo: prefetch what resuming f will touch
+  // With peers: prefetch the stack lines below f's record without reading f.
+  static void warm_below(const fiber_impl* f) noexcept;
   item pop_ring() noexcept { return solo_ ? ring_.pop_unshared() : ring_.pop(); }
   // reactor.hpp step 2: polls the fds, waking their fibers into this worker's ring.
   bool poll_io(std::int64_t now) noexcept;
