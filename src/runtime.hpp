@@ -164,6 +164,14 @@ private:
   std::vector<pin_report> pins_;  // guarded by start_mu_; filled by report_pin
   unsigned pins_reported_ = 0;    // guarded by start_mu_
   std::mutex shutdown_mu_;
+  // The earliest deadline (steady ns; timer_shard::none: none) of every shutdown_until
+  // call so far. A call lowers it *before* it waits for shutdown_mu_, and the call that
+  // drains reads it on every round: a bounded call made while an unbounded one (the
+  // destructor, shutdown()) drains brings its deadline to that drain instead of waiting
+  // behind it forever. relaxed: a value read again each round; nothing is published
+  // through it.
+  std::atomic<std::int64_t> shutdown_deadline_{timer_shard::none};
+  bool stop_walked_ = false;  // guarded by shutdown_mu_: the drain asked fibers to stop
   // Before the depot: destroyed (unmapped) after the depot's fibers (~runtime).
   stack_arenas arenas_;
   std::mutex spare_mu_;

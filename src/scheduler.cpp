@@ -437,8 +437,19 @@ void runtime::shutdown() noexcept { (void)shutdown_until(timer_shard::none); }
 
 bool runtime::shutdown_until(std::int64_t deadline) noexcept {
   if (forked()) return true;  // a child's copy: there is nothing to stop (scheduler::~scheduler)
-  std::lock_guard<std::mutex> g(shutdown_mu_);  // a concurrent second call waits
-  if (shut_down_.load(std::memory_order_relaxed)) return true;
+  // Bounded shutdown: this call's deadline counts for whichever call drains, this one or
+  // one already under way (shutdown_deadline_). relaxed: see the member.
+  for (std::int64_t cur = shutdown_deadline_.load(std::memory_order_relaxed);
+       deadline < cur && !shutdown_deadline_.compare_exchange_weak(
+                             cur, deadline, std::memory_order_relaxed, std::memory_order_relaxed);) {
+  }
+  std::unique_lock<std::mutex> g(shutdown_mu_, std::try_to_lock);
+  if (!g.owns_lock()) {
+    g.lock();  // a concurrent call drains: wait for it (our deadline now bounds it)
+    // True when that drain asked nobody to stop (every fiber finished by itself).
+    if (shut_down_.load(std::memory_order_relaxed)) return !stop_walked_;
+  }
+  if (shut_down_.load(std::memory_order_relaxed)) return true;  // a call after shutdown
   worker* w = current_worker();
   WEFT_ASSERT(!(w && &w->rt() == this),
               "weft::scheduler::shutdown() (or its destructor) called from one of its own "
@@ -453,25 +464,28 @@ bool runtime::shutdown_until(std::int64_t deadline) noexcept {
   // Bounded shutdown (README "Cancellation and deadlines"): from the deadline on, every
   // fiber found waiting is asked to stop, by a walk every stop_walk_ns (fibers that start
   // waiting later, children of stopped fibers, tasks that had not started); a fiber still
-  // unfinished report_after_ns past the deadline is named once, with backtraces.
+  // unfinished report_after_ns past the deadline is named once, with backtraces. The
+  // deadline is the earliest of every call's (shutdown_deadline_), re-read each round: a
+  // bounded call made while this drain runs shortens it (it waits for shutdown_mu_).
   constexpr std::int64_t stop_walk_ns = 10'000'000, report_after_ns = 1'000'000'000;
-  std::int64_t next_walk = deadline;
-  bool on_time = true, reported = false;
+  std::int64_t last_walk = 0;  // steady ns of the last walk, 0: none yet
+  bool reported = false;
   while (!quiescent(workers_, external_spawned_)) {
     std::this_thread::sleep_for(pause);
     pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(1));
-    if (deadline != timer_shard::none) {
+    const std::int64_t dl = shutdown_deadline_.load(std::memory_order_relaxed);
+    if (dl != timer_shard::none) {
       const std::int64_t now = steady_ns();
-      if (now >= next_walk) {
-        on_time = false;
+      if (now >= dl && (last_walk == 0 || now >= last_walk + stop_walk_ns)) {
+        stop_walked_ = true;
         (void)stop_waiting_fibers();
-        next_walk = now + stop_walk_ns;
+        last_walk = now;
         // The walk may have ended every wait: look again at once, not a backed-off pause.
         pause = std::chrono::microseconds(20);
       }
-      if (!reported && now >= deadline + report_after_ns) {
+      if (!reported && now >= dl + report_after_ns) {
         reported = true;
-        report_unfinished(now - deadline);
+        report_unfinished(now - dl);
       }
     }
     if (std::chrono::steady_clock::now() > next_report) {
@@ -500,7 +514,7 @@ bool runtime::shutdown_until(std::int64_t deadline) noexcept {
     }
   }
   shut_down_.store(true, std::memory_order_relaxed);
-  return on_time;
+  return !stop_walked_;
 }
 
 void runtime::spawn_external(task* t) {

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <sys/socket.h>
 #include <thread>
@@ -112,6 +113,43 @@ TEST_P(BoundedShutdownWorkers, StopsFibersInEveryKindOfWait) {
   EXPECT_FALSE(ev.is_set());
   ::close(fds[0]);
   ::close(fds[1]);
+}
+
+// A server's stop path: one thread is already in an unbounded shutdown (the destructor, or
+// shutdown()), and another (a signal handler's thread, a supervisor) calls shutdown_for to
+// bound it. The bounded call must bring its deadline to the drain under way: the fiber
+// that waits forever is asked to stop, and both calls return.
+TEST_P(BoundedShutdownWorkers, BoundedCallBoundsAnUnboundedShutdownUnderWay) {
+  watchdog dog("shutdown_for while an unbounded shutdown drains");
+  weft::event ev;  // never set by the test: only a stop request (or the rescue) ends the wait
+  std::atomic<bool> stopped{false};
+  std::atomic<int> bounded{-1};  // the bounded call's result, -1 until it returns
+  {
+    weft::scheduler s({.workers = GetParam()});
+    s.spawn_detached([&] { stopped = !ev.wait() && weft::this_fiber::stop_requested(); });
+    std::thread unbounded([&] { s.shutdown(); });
+    // Until the unbounded shutdown has begun, an outside spawn succeeds (and its fiber ends).
+    for (;;) {
+      try {
+        s.spawn_detached([] {});
+      } catch (const std::runtime_error&) {
+        break;
+      }
+      std::this_thread::sleep_for(1ms);
+    }
+    std::thread bounding([&] { bounded = s.shutdown_for(1ms) ? 1 : 0; });
+    // Without the deadline reaching the drain nothing ends the wait: the rescue sets the
+    // event so that the test fails instead of hanging. Bounded by the watchdog's kicks.
+    for (int i = 0; i < 1000 && bounded.load() < 0; ++i) {
+      dog.kick("waiting for the bounded shutdown to return");
+      std::this_thread::sleep_for(10ms);
+    }
+    if (bounded.load() < 0) ev.set();
+    bounding.join();
+    unbounded.join();
+  }
+  EXPECT_TRUE(stopped.load()) << "the waiting fiber was not asked to stop";
+  EXPECT_EQ(bounded.load(), 0) << "the bounded call had to ask a fiber to stop";
 }
 
 TEST(BoundedShutdown, NothingIsStoppedWhenEverythingFinishesInTime) {

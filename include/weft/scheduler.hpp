@@ -108,7 +108,10 @@ public:
   // mutex, an untimed join, run_blocking) keeps shutdown waiting: 1 s after the deadline
   // every unfinished fiber is named on stderr, with backtraces. Returns true when every
   // fiber had finished before the deadline (nothing was asked to stop). Same callers as
-  // shutdown(); a second call, or one after shutdown(), returns true at once.
+  // shutdown(); a call after shutdown() returned returns true at once. A call made while
+  // another shutdown (bounded or not: the destructor, shutdown()) is still draining
+  // brings its deadline to that drain (the earliest deadline of all calls applies) and
+  // returns when it is done: true when nothing had to be asked to stop.
   bool shutdown(std::chrono::steady_clock::time_point deadline) noexcept;
   template <class Rep, class Period>
   bool shutdown_for(const std::chrono::duration<Rep, Period>& grace) noexcept {
