@@ -65,7 +65,9 @@ void post_wait(fiber_impl* from, void* arg) noexcept {
 }
 }  // namespace
 
-blocking_pool_impl::blocking_pool_impl(const blocking_options& opts) : opts_(opts) {
+blocking_pool_impl::blocking_pool_impl(const blocking_options& opts,
+                                       std::atomic<std::int64_t>* in_flight)
+    : opts_(opts), in_flight_(in_flight) {
   if (opts_.max_threads == 0 || opts_.min_threads > opts_.max_threads)
     throw std::invalid_argument("weft::blocking_options: need 0 <= min_threads <= max_threads, "
                                 "max_threads >= 1");
@@ -127,6 +129,9 @@ void blocking_pool_impl::submit(blocking_job* job) {
   } else {
     cv_.notify_one();
   }
+  // Step 8: queued for good (nothing below throws), and no thread can take it before we
+  // unlock. relaxed: the count's readers order themselves on the decrement (release).
+  if (in_flight_) in_flight_->fetch_add(1, std::memory_order_relaxed);
   join_finished(lk);
 }
 
@@ -151,6 +156,8 @@ void blocking_pool_impl::thread_main(thread_it self) noexcept {
       queue_.pop_front();
       lk.unlock();
       complete(job);
+      // Step 8. release: the job's wake (in complete) before a reader's acquire of the count.
+      if (in_flight_) in_flight_->fetch_sub(1, std::memory_order_release);
       lk.lock();
       continue;
     }
@@ -176,7 +183,8 @@ std::size_t blocking_pool_impl::queued() const noexcept {
 }
 
 blocking_pool_impl& default_blocking_pool(runtime& rt) {
-  std::call_once(rt.blocking_once_, [&] { rt.blocking_ = std::make_unique<blocking_pool_impl>(blocking_options{}); });
+  std::call_once(rt.blocking_once_, [&] { rt.blocking_ = std::make_unique<blocking_pool_impl>(blocking_options{}, &rt.blocking_jobs_);
+  });
   return *rt.blocking_;
 }
 

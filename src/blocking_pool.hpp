@@ -23,11 +23,19 @@
 //      that the caller may or may not still wait on) and destroys it; state_ is unused.
 //      A caller whose deadline passed has stopped waiting; the call holds its thread
 //      until it returns, and the destructor (step 4) waits for it like any other.
+//   8. The runtime's default pool counts its jobs in flight (runtime::blocking_jobs_) for
+//      the deadlock report: +1 in submit() once the job is queued (under mu_, before a
+//      thread can take it), -1 after complete() returned, i.e. after the job's wake of its
+//      fiber (release: pairs with the report's acquire load, so a report that reads 0
+//      sees that wake). A job whose caller stopped waiting (run_blocking_until's deadline,
+//      a stop request) may still wake fibers through what it calls (an event it sets).
 #pragma once
 
 #include <weft/blocking.hpp>
 
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <list>
 #include <mutex>
@@ -40,7 +48,10 @@ class runtime;
 
 class blocking_pool_impl {
 public:
-  explicit blocking_pool_impl(const blocking_options& opts);
+  // in_flight (the runtime's default pool only, else nullptr): counts the jobs submitted
+  // and not yet completed (step 8).
+  explicit blocking_pool_impl(const blocking_options& opts,
+                              std::atomic<std::int64_t>* in_flight = nullptr);
   ~blocking_pool_impl();  // step 4
   blocking_pool_impl(const blocking_pool_impl&) = delete;
   blocking_pool_impl& operator=(const blocking_pool_impl&) = delete;
@@ -67,6 +78,7 @@ private:
   std::vector<std::thread> finished_;  // guarded by mu_: retired, not yet joined
   unsigned idle_ = 0;                // guarded by mu_
   bool stop_ = false;                // guarded by mu_
+  std::atomic<std::int64_t>* const in_flight_;  // step 8; nullptr for a user's pool
 };
 
 // Test seam (fault injection, tests/alloc_fault_test.cpp): after n more successful

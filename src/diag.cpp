@@ -173,6 +173,12 @@ void diagnostics::check_deadlock(runtime& rt, std::int64_t now) noexcept {
     all_parked = all_parked && w.sleeping();
     sig += w.switch_count() + w.spawned();
   }
+  // A run_blocking job in flight (blocking_pool.hpp step 8) may still wake a fiber: its
+  // caller's wait (a run_blocking, or the event of a run_blocking_until without a
+  // deadline), or anything the job sets after its caller stopped waiting. No quiet
+  // period while one runs. acquire: pairs with the pool thread's release after the job's
+  // wake, so the inspection below sees the woken fiber as runnable.
+  all_parked = all_parked && rt.blocking_jobs_.load(std::memory_order_acquire) == 0;
   if (!all_parked || sig != quiet_sig_ || quiet_since_ == 0) {
     quiet_sig_ = sig;
     quiet_since_ = all_parked ? now : 0;

@@ -197,6 +197,9 @@ private:
   unsigned fork_gen_ = 0;  // fork count when created (scheduler.cpp); see forked()
 
 public:
+  // Jobs of the pool below submitted and not yet completed (blocking_pool.hpp step 8), for
+  // the deadlock report. Before the pool: it outlives the pool's threads.
+  std::atomic<std::int64_t> blocking_jobs_{0};
   // run_blocking's pool, created on first use (blocking_pool.cpp). Last member: destroyed
   // (threads joined) first, before the workers and idle_ its completions wake fibers on.
   std::once_flag blocking_once_;

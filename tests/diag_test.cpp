@@ -329,4 +329,34 @@ TEST(Diagnostics, NoDeadlockReportForWaitsThatEndByThemselves) {
   EXPECT_EQ(err.find("deadlock"), std::string::npos) << err;
 }
 
+// A run_blocking job in flight can still wake fibers: the one waiting on a
+// run_blocking_until without a deadline (an event wait, inside the call), and, after a
+// run_blocking_for gave up, whoever waits on what the job sets when it ends. weft's own
+// pool thread is not "a thread outside the scheduler": no report while such a job runs,
+// even when nothing else moves for many thresholds.
+TEST(Diagnostics, NoDeadlockReportWhileABlockingJobRuns) {
+  env_var dl("WEFT_DEADLOCK_MS", "30");
+  testing::internal::CaptureStderr();
+  {
+    weft::scheduler s({.workers = 2});
+    weft::event ev;
+    auto a = s.spawn([] {
+      (void)weft::run_blocking_until(weft::clock::time_point::max(),
+                                     [] { std::this_thread::sleep_for(400ms); });
+    });
+    auto b = s.spawn([&] {
+      // Gives up at once; the job runs on and sets the event 400 ms later.
+      (void)weft::run_blocking_for(1ms, [&] {
+        std::this_thread::sleep_for(400ms);
+        ev.set();
+      });
+      (void)ev.wait();
+    });
+    a.join();
+    b.join();
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(err.find("deadlock"), std::string::npos) << err;
+}
+
 }  // namespace
