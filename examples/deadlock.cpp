@@ -41,12 +41,17 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (deadlock) setenv("WEFT_DEADLOCK_MS", "200", 0);  // read when the scheduler starts
-  weft::scheduler s({.workers = 2});
+  weft::scheduler::options opts;  // C++17: no designated initializers
+  opts.workers = 2;
+  weft::scheduler s(opts);
   weft::mutex accounts, audit;
   weft::latch both(2);
   weft::latch* sync = deadlock ? &both : nullptr;
-  auto a = s.spawn(weft::spawn_options{.name = "pay"}, [&] { transfer(accounts, audit, sync); });
-  auto b = s.spawn(weft::spawn_options{.name = "audit"}, [&] {
+  weft::spawn_options pay, audit_opts;
+  pay.name = "pay";
+  audit_opts.name = "audit";
+  auto a = s.spawn(pay, [&] { transfer(accounts, audit, sync); });
+  auto b = s.spawn(audit_opts, [&] {
     if (deadlock)
       transfer(audit, accounts, sync);
     else
