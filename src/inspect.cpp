@@ -276,8 +276,13 @@ inspection inspect(runtime& rt, unsigned flags, std::int64_t ack_wait_ns) {
   in.paused_ns = steady_ns() - began;
   for (fiber_view& v : in.fibers)
     if (v.id) id_clock::age(id_log, v.id, in.at, v.age_lo_ns, v.age_hi_ns);
-  // Step 5's end. release: pairs with the paused workers' acquire loads.
-  rt.pause_.store(0, std::memory_order_release);
+  // Step 5's end. seq_cst, not only release (which pairs with the paused workers'
+  // acquire loads): libstdc++'s notify_all first loads its waiter count, and a release
+  // store may still sit in this core's store buffer then (StoreLoad). A worker that
+  // registered as a waiter just after that load could then find the old value in its
+  // futex check and sleep with nobody left to wake it. The seq_cst store (xchg) is
+  // visible before the count is read; one per inspection.
+  rt.pause_.store(0, std::memory_order_seq_cst);
   rt.pause_.notify_all();
   std::sort(in.fibers.begin(), in.fibers.end(),
             [](const fiber_view& a, const fiber_view& b) { return a.id < b.id; });
