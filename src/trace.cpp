@@ -13,6 +13,7 @@
 #include <map>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 
 namespace weft::detail {
 
@@ -100,22 +101,42 @@ struct run_open {
   unsigned worker;
 };
 
+// A resumed run's key: the fiber's (task's) id and the wait number it resumed from.
+using resume_key = std::pair<std::uint64_t, std::uint64_t>;
+
+// A wake, until its run is known (trace.hpp, "Export"). lo: its ring's previous timestamp;
+// hi: the next one (lo when there is none); out: its slot in its track.
+struct wake_at {
+  unsigned worker;
+  std::uint64_t fiber, wait;
+  double lo, hi;
+  std::size_t out;
+};
+
 // Rebuilds one worker's slices from its events (trace.hpp, "Export").
 class track_builder {
 public:
   track_builder(unsigned worker, std::vector<out_event>& out,
-                std::map<std::uint64_t, std::vector<run_open>>& runs)
-      : w_(worker), out_(out), runs_(runs) {}
+                std::map<resume_key, run_open>& resumed, std::vector<wake_at>& wakes)
+      : w_(worker), out_(out), resumed_(resumed), wakes_(wakes), first_wake_(wakes.size()) {}
 
+  // A timestamped event, at ts (microseconds since start).
   void on(const trace_ring::event& e, double ts) {
     last_ = ts;
+    for (std::size_t i = first_wake_; i < wakes_.size(); ++i) wakes_[i].hi = ts;
+    first_wake_ = wakes_.size();
     switch (e.kind) {
       case trace_kind::switch_wait:
       case trace_kind::switch_yield:
       case trace_kind::switch_end:
       case trace_kind::switch_none:
         close(ts, end_reason(e.kind));
-        if (e.b) open(e.b, ts);
+        if (e.b) {
+          open(e.b, ts);
+          // The run that the wake of this fiber's wait e.a caused; the first if two claim it
+          // (2^56 waits of one fiber later: never).
+          if (e.a) resumed_.emplace(resume_key{e.b, e.a}, run_open{ts, w_});
+        }
         break;
       case trace_kind::start:
         close(ts, "join");  // the task it runs inline in, if any
@@ -124,12 +145,6 @@ public:
       case trace_kind::end:
         close(ts, "end");
         if (e.b) open(e.b, ts);
-        break;
-      case trace_kind::wake:
-        out_.push_back({ts, fmt("{\"ph\":\"X\",\"pid\":1,\"tid\":%u,\"ts\":%.3f,\"dur\":0.001,"
-                                "\"name\":\"wake #%" PRIu64 "\",\"cat\":\"wake\",\"args\":{"
-                                "\"fiber\":%" PRIu64 ",\"waker\":%" PRIu64 "}}",
-                                w_, ts, e.a, e.a, e.b)});
         break;
       case trace_kind::spawn:
         instant(ts, "spawn", fmt("\"fiber\":%" PRIu64 ",\"parent\":%" PRIu64, e.a, e.b));
@@ -153,7 +168,15 @@ public:
       case trace_kind::io:
         instant(ts, "io", fmt("\"count\":%" PRIu64, e.a));
         break;
+      case trace_kind::wake:
+        break;  // on_wake
     }
+  }
+  // A wake (no timestamp: e.ts is the woken fiber's wait number). Its line is written
+  // once its run is known (tracer::stop); its slot keeps its place in the track.
+  void on_wake(const trace_ring::event& e) {
+    wakes_.push_back({w_, e.a, e.ts & trace_ring::a_mask, last_, last_, out_.size()});
+    out_.push_back({last_, fmt(",\"waker\":%" PRIu64 "}}", e.b)});  // the line's tail
   }
   void finish() { close(last_, "running"); }  // still running at trace_stop
 
@@ -161,7 +184,6 @@ private:
   void open(std::uint64_t id, double ts) {
     id_ = id;
     at_ = ts;
-    runs_[id].push_back({ts, w_});
   }
   void close(double ts, const char* why) {
     if (!id_) return;
@@ -179,8 +201,10 @@ private:
 
   unsigned w_;
   std::vector<out_event>& out_;
-  std::map<std::uint64_t, std::vector<run_open>>& runs_;
-  std::uint64_t id_ = 0;  // the task whose slice is open (0: none)
+  std::map<resume_key, run_open>& resumed_;
+  std::vector<wake_at>& wakes_;
+  std::size_t first_wake_;  // this ring's wakes from here on have no next timestamp yet
+  std::uint64_t id_ = 0;    // the task whose slice is open (0: none)
   double at_ = 0, last_ = 0, park_at_ = -1;
 };
 
@@ -202,26 +226,60 @@ std::string tracer::stop(runtime& rt) {
     return static_cast<double>(static_cast<std::int64_t>(ts - tsc0_)) * us_per_tick;
   };
   std::vector<std::vector<out_event>> tracks(n);
-  std::map<std::uint64_t, std::vector<run_open>> runs;  // slice starts per fiber
-  struct wake_at {
-    double ts;
-    unsigned worker;
-    std::uint64_t fiber;
-  };
-  std::vector<wake_at> wakes;
+  std::map<resume_key, run_open> resumed;  // runs that resumed a fiber from a wait
+  std::vector<wake_at> wakes;              // ring by ring, each in ring order
   for (unsigned i = 0; i < n; ++i) {
     const trace_ring& r = *rings_[i];
     const std::uint64_t head = r.head();
     const std::uint64_t from = std::max(first_[i], head > r.capacity() ? head - r.capacity() : 0);
-    track_builder b(i, tracks[i], runs);
+    track_builder b(i, tracks[i], resumed, wakes);
     trace_ring::event e{};
     for (std::uint64_t k = from; k < head; ++k) {
       if (!r.read(k, e)) continue;
-      const double ts = to_us(e.ts);
-      b.on(e, ts);
-      if (e.kind == trace_kind::wake) wakes.push_back({ts, i, e.a});
+      if (e.kind == trace_kind::wake)
+        b.on_wake(e);
+      else
+        b.on(e, to_us(e.ts));
     }
     b.finish();
+  }
+  // Each wake's time (trace.hpp, "Export"): backwards through each ring's wakes, so that
+  // each is drawn no later than the wakes after it.
+  std::vector<double> shown(wakes.size());
+  std::vector<const run_open*> caused(wakes.size(), nullptr);
+  double cap = 0;
+  for (std::size_t j = wakes.size(); j-- > 0;) {
+    const wake_at& wk = wakes[j];
+    if (j + 1 == wakes.size() || wakes[j + 1].worker != wk.worker) cap = wk.hi;  // a ring's last
+    cap = std::min(cap, wk.hi);
+    if (wk.wait) {
+      auto run = resumed.find(resume_key{wk.fiber, wk.wait});
+      if (run != resumed.end()) {
+        caused[j] = &run->second;
+        cap = std::min(cap, run->second.ts);
+      }
+    }
+    shown[j] = cap = std::max(wk.lo, cap);
+  }
+  // Their slices, and the arrows (none when the run was not recorded: resumed after
+  // trace_stop, or its switch was overwritten), in ring order.
+  std::string flows;
+  std::uint64_t flow = 0;
+  for (std::size_t j = 0; j < wakes.size(); ++j) {
+    const wake_at& wk = wakes[j];
+    out_event& o = tracks[wk.worker][wk.out];
+    o.ts = shown[j];
+    o.json = fmt("{\"ph\":\"X\",\"pid\":1,\"tid\":%u,\"ts\":%.3f,\"dur\":0.001,"
+                 "\"name\":\"wake #%" PRIu64 "\",\"cat\":\"wake\",\"args\":{\"fiber\":%" PRIu64,
+                 wk.worker, shown[j], wk.fiber, wk.fiber) + o.json;
+    const run_open* r = caused[j];
+    if (!r) continue;
+    ++flow;
+    flows += fmt("{\"ph\":\"s\",\"pid\":1,\"tid\":%u,\"ts\":%.3f,\"id\":%" PRIu64
+                 ",\"name\":\"wake\",\"cat\":\"wake\"},\n",
+                 wk.worker, std::min(shown[j], r->ts), flow);
+    flows += fmt("{\"ph\":\"f\",\"bp\":\"e\",\"pid\":1,\"tid\":%u,\"ts\":%.3f,\"id\":%" PRIu64
+                 ",\"name\":\"wake\",\"cat\":\"wake\"},\n", r->worker, r->ts, flow);
   }
   std::string json = "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n";
   for (unsigned i = 0; i < n; ++i)
@@ -231,22 +289,7 @@ std::string tracer::stop(runtime& rt) {
     std::stable_sort(t.begin(), t.end(), [](const out_event& x, const out_event& y) { return x.ts < y.ts; });
     for (const out_event& o : t) (json += o.json) += ",\n";
   }
-  // Flow arrows: each wake to the first run of its fiber that starts at or after it.
-  for (auto& [id, v] : runs)
-    std::sort(v.begin(), v.end(), [](const run_open& x, const run_open& y) { return x.ts < y.ts; });
-  std::uint64_t flow = 0;
-  for (const wake_at& wk : wakes) {
-    auto it = runs.find(wk.fiber);
-    if (it == runs.end()) continue;
-    auto r = std::lower_bound(it->second.begin(), it->second.end(), wk.ts,
-                              [](const run_open& x, double ts) { return x.ts < ts; });
-    if (r == it->second.end()) continue;  // resumed after trace_stop
-    ++flow;
-    json += fmt("{\"ph\":\"s\",\"pid\":1,\"tid\":%u,\"ts\":%.3f,\"id\":%" PRIu64
-                ",\"name\":\"wake\",\"cat\":\"wake\"},\n", wk.worker, wk.ts, flow);
-    json += fmt("{\"ph\":\"f\",\"bp\":\"e\",\"pid\":1,\"tid\":%u,\"ts\":%.3f,\"id\":%" PRIu64
-                ",\"name\":\"wake\",\"cat\":\"wake\"},\n", r->worker, r->ts, flow);
-  }
+  json += flows;
   json += fmt("{\"ph\":\"M\",\"pid\":1,\"name\":\"process_name\",\"args\":{\"name\":\"weft\"}}\n]}\n");
   return json;
 }

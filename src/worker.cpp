@@ -1023,6 +1023,13 @@ namespace {
 std::uint64_t running_task_id(const fiber_impl* f) noexcept {
   return f && f->current ? f->current->id_ : 0;
 }
+// trace.hpp, "Wait numbers": what a switch records of the fiber it resumes: its wait
+// number when it resumes from a wait (its suspension's one resume), 0 otherwise (a yield,
+// a fresh fiber, the scheduler context). Plain reads: the fiber wrote both before it
+// suspended, and the queue that handed it to us ordered that.
+std::uint64_t resume_wait_number(const fiber_impl* f) noexcept {
+  return f && f->waited ? f->waits : 0;
+}
 }  // namespace
 
 void worker::trace_emit(trace_kind k, std::uint64_t a, std::uint64_t b) noexcept {
@@ -1033,8 +1040,10 @@ void worker::trace_emit(trace_kind k, std::uint64_t a, std::uint64_t b) noexcept
 
 void worker::wake_hook(fiber_impl* f) noexcept {
   trace_ring* r = trace_.load(std::memory_order_acquire);  // pairs with set_trace
-  // f is suspended and ours to wake: its running task cannot change under us.
-  if (r) r->emit(trace_kind::wake, running_task_id(f), running_task_id(current_));
+  // f is suspended and ours to wake (suspend.hpp rule 2): its running task and its wait
+  // number (trace.hpp) cannot change under us. No clock read: the export bounds the
+  // wake's time by its neighbours and matches it to its run by the wait number.
+  if (r) r->emit_untimed(trace_kind::wake, f->waits, running_task_id(f), running_task_id(current_));
   // stats.hpp schedule_latency: one wake in 64 (all come here while tracing). A plain
   // field: f is ours to wake (suspend.hpp rule 2); the queue hands it over.
   if (!r || (++traced_wakes_ & sample_mask) == 0) f->woke_at = steady_ns();
@@ -1095,7 +1104,7 @@ void worker::switch_hook(fiber_impl* from, fiber_impl* to, post_fn post) noexcep
       k = trace_kind::switch_yield;
     else if (post == &worker::post_recycle)
       k = trace_kind::switch_end;
-    r->emit(k, running_task_id(from), running_task_id(to));
+    r->emit(k, resume_wait_number(to), running_task_id(to));
   }
 }
 
