@@ -13,7 +13,9 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -273,6 +275,82 @@ TEST(Trace, RecordsRunsWakesSpawnsAndTimersInOrder) {
   }
   EXPECT_EQ(spawns, 2);
   EXPECT_GE(timers, 1);  // five sleeps; a searching peer may fire several at once
+}
+
+// One slice of a waker wakes the same fiber many times, on the other worker, which runs it
+// in between: the waker never suspends (a no_suspend_scope would abort), it retries a
+// try_send on a rendezvous channel, which succeeds only once the receiver has run and
+// waits in recv again. A wake records no time, so all of them lie between the same two
+// timestamps of the waker's ring; only their wait numbers tell which run each caused.
+// Every recorded wake gets its own arrow, to a distinct run of the fiber, in wake order
+// (mutation that fails it: tracer::stop matching each wake to the first run of its fiber
+// that starts at or after its ring's previous timestamp, the time-based matching with the
+// wake's clock gone: every arrow then ends at the same run).
+TEST(Trace, WakesWithinOneSliceOfTheirWakerReachDistinctRuns) {
+  weft::scheduler s({.workers = 2});
+  s.trace_start();
+  // A worker records its wakes from its first 64 after trace_start on: at least the last
+  // rounds - 63 of these are recorded.
+  constexpr int rounds = 72;
+  std::uint64_t woken = 0, waker = 0;
+  s.block_on([&] {
+    weft::channel<int> ch;  // capacity 0: try_send needs a receiver waiting
+    auto receiver = weft::spawn([&] {
+      woken = weft::this_fiber::id();
+      for (int i = 0; i < rounds; ++i) (void)ch.recv();
+    });
+    auto sender = weft::spawn([&] {
+      waker = weft::this_fiber::id();
+      weft::this_fiber::no_suspend_scope one_slice;
+      for (int i = 0; i < rounds; ++i)
+        while (ch.try_send(i) != weft::channel_status::ok) std::this_thread::yield();
+    });
+    receiver.join();
+    sender.join();
+  });
+  const std::string text = s.trace_stop();
+  const json root = json_parser(text).parse();
+  const trace_view v = view_of(root);
+  expect_tracks_ordered(v);
+  expect_wakes_matched(v);
+  const auto num = [](const json* e, const char* arg) {
+    return static_cast<std::uint64_t>((*e)["args"][arg].num);
+  };
+  // The recorded wakes, all inside one run of the waker.
+  std::vector<const json*> wakes;
+  for (const json* w : v.wakes)
+    if (num(w, "fiber") == woken && num(w, "waker") == waker) wakes.push_back(w);
+  ASSERT_GE(wakes.size(), static_cast<std::size_t>(rounds - 64)) << text.substr(0, 2000);
+  const int tid = static_cast<int>((*wakes[0])["tid"].num);
+  int slices = 0;
+  for (const json* r : v.runs) {
+    if (num(r, "fiber") != waker) continue;
+    const double b = (*r)["ts"].num, e = b + (*r)["dur"].num + 0.0015;
+    bool all_in = static_cast<int>((*r)["tid"].num) == tid;
+    for (const json* w : wakes) all_in = all_in && (*w)["ts"].num >= b && (*w)["ts"].num <= e;
+    slices += all_in;
+  }
+  EXPECT_EQ(slices, 1) << "the wakes are not all inside one run of the waker";
+  // The woken fiber's runs, by where they start; the arrows that end at one, by id (ids
+  // follow the wakes' order in their ring).
+  std::map<std::pair<int, double>, int> run_at;
+  for (const json* r : v.runs)
+    if (num(r, "fiber") == woken) run_at[{static_cast<int>((*r)["tid"].num), (*r)["ts"].num}] = 0;
+  std::map<double, double> arrow_end;  // flow id -> its end's ts
+  for (const json* f : v.flow_ends) {
+    auto it = run_at.find({static_cast<int>((*f)["tid"].num), (*f)["ts"].num});
+    if (it == run_at.end()) continue;
+    ++it->second;
+    arrow_end[(*f)["id"].num] = (*f)["ts"].num;
+  }
+  EXPECT_EQ(arrow_end.size(), wakes.size()) << "not one arrow per wake";
+  for (const auto& [at, n] : run_at)
+    EXPECT_LE(n, 1) << "a run at " << at.second << " ends " << n << " arrows";
+  double last = -1e300;
+  for (const auto& [id, ts] : arrow_end) {
+    EXPECT_GT(ts, last) << "arrow " << id << " does not end at a later run than the one before";
+    last = ts;
+  }
 }
 
 TEST(Trace, StopWithoutStartIsEmptyAndBadRequestsAreRefused) {
