@@ -13,6 +13,7 @@
 #include <map>
 #include <stdexcept>
 #include <system_error>
+#include <unordered_map>
 #include <utility>
 
 namespace weft::detail {
@@ -108,16 +109,23 @@ using resume_key = std::pair<std::uint64_t, std::uint64_t>;
 // hi: the next one (lo when there is none); out: its slot in its track.
 struct wake_at {
   unsigned worker;
-  std::uint64_t fiber, wait;
+  std::uint64_t fiber, wait, waker;
   double lo, hi;
   std::size_t out;
 };
 
+struct resume_key_hash {
+  std::size_t operator()(const resume_key& k) const noexcept {
+    return std::hash<std::uint64_t>()(k.first * 0x9e3779b97f4a7c15ull ^ k.second);
+  }
+};
+using resume_map = std::unordered_map<resume_key, run_open, resume_key_hash>;
+
 // Rebuilds one worker's slices from its events (trace.hpp, "Export").
 class track_builder {
 public:
-  track_builder(unsigned worker, std::vector<out_event>& out,
-                std::map<resume_key, run_open>& resumed, std::vector<wake_at>& wakes)
+  track_builder(unsigned worker, std::vector<out_event>& out, resume_map& resumed,
+                std::vector<wake_at>& wakes)
       : w_(worker), out_(out), resumed_(resumed), wakes_(wakes), first_wake_(wakes.size()) {}
 
   // A timestamped event, at ts (microseconds since start).
@@ -175,8 +183,8 @@ public:
   // A wake (no timestamp: e.ts is the woken fiber's wait number). Its line is written
   // once its run is known (tracer::stop); its slot keeps its place in the track.
   void on_wake(const trace_ring::event& e) {
-    wakes_.push_back({w_, e.a, e.ts & trace_ring::a_mask, last_, last_, out_.size()});
-    out_.push_back({last_, fmt(",\"waker\":%" PRIu64 "}}", e.b)});  // the line's tail
+    wakes_.push_back({w_, e.a, e.ts & trace_ring::a_mask, e.b, last_, last_, out_.size()});
+    out_.push_back({last_, {}});
   }
   void finish() { close(last_, "running"); }  // still running at trace_stop
 
@@ -201,7 +209,7 @@ private:
 
   unsigned w_;
   std::vector<out_event>& out_;
-  std::map<resume_key, run_open>& resumed_;
+  resume_map& resumed_;
   std::vector<wake_at>& wakes_;
   std::size_t first_wake_;  // this ring's wakes from here on have no next timestamp yet
   std::uint64_t id_ = 0;    // the task whose slice is open (0: none)
@@ -226,7 +234,7 @@ std::string tracer::stop(runtime& rt) {
     return static_cast<double>(static_cast<std::int64_t>(ts - tsc0_)) * us_per_tick;
   };
   std::vector<std::vector<out_event>> tracks(n);
-  std::map<resume_key, run_open> resumed;  // runs that resumed a fiber from a wait
+  resume_map resumed;  // runs that resumed a fiber from a wait
   std::vector<wake_at> wakes;              // ring by ring, each in ring order
   for (unsigned i = 0; i < n; ++i) {
     const trace_ring& r = *rings_[i];
@@ -270,8 +278,9 @@ std::string tracer::stop(runtime& rt) {
     out_event& o = tracks[wk.worker][wk.out];
     o.ts = shown[j];
     o.json = fmt("{\"ph\":\"X\",\"pid\":1,\"tid\":%u,\"ts\":%.3f,\"dur\":0.001,"
-                 "\"name\":\"wake #%" PRIu64 "\",\"cat\":\"wake\",\"args\":{\"fiber\":%" PRIu64,
-                 wk.worker, shown[j], wk.fiber, wk.fiber) + o.json;
+                 "\"name\":\"wake #%" PRIu64 "\",\"cat\":\"wake\",\"args\":{\"fiber\":%" PRIu64
+                 ",\"waker\":%" PRIu64 "}}",
+                 wk.worker, shown[j], wk.fiber, wk.fiber, wk.waker);
     const run_open* r = caused[j];
     if (!r) continue;
     ++flow;
