@@ -74,7 +74,8 @@ struct fiber_impl {
   std::atomic<std::uint64_t> current_id{0};
   // Last stopped by a wait (worker::suspend), not by a yield: its stack has likely gone
   // cold, so a solo worker warms it before resuming it (worker::warm_fiber). Written
-  // only by the fiber's own thread while it runs; read by that worker (solo) later.
+  // only by the fiber's own thread while it runs; read by that worker (solo) later, and
+  // by the worker that resumes it while tracing (src/trace.hpp, wait numbers).
   bool waited = false;
   // Its stack's size class (task_stack_class): 0 for the scheduler's stack_size. Set when
   // the stack is mapped; a fiber runs only tasks of its own class (worker::fiber_for).
@@ -97,7 +98,9 @@ struct fiber_impl {
   // duration is known from there on, at no cost to the wait itself.
   std::uint64_t seen_waits = 0;
   std::int64_t seen_since = 0;
-  // Suspensions so far (owner writes, before suspending; inspections read).
+  // Suspensions so far (owner writes, before suspending; inspections read). While
+  // tracing, also read by its waker and by the worker that resumes it (src/trace.hpp,
+  // wait numbers: the number names the suspension that one wake ends).
   std::uint64_t waits = 0;
 };
 
