@@ -1228,6 +1228,9 @@ fiber_impl* worker::fiber_for(task* t) noexcept {
   if (!pool_.empty()) {
     f = pool_.back();
     pool_.pop_back();
+    // The next spawn's fiber: its record and the frame it resumes in have gone cold in
+    // the pool (a wave of parked fibers is 4 KiB each). One spawn of lead time.
+    if (!pool_.empty()) warm_below(pool_.back());
   } else if ((f = take_spare()) != nullptr) {
     // other workers' surplus (fibers finish where they were stolen to, or a wave of
     // fibers outgrew the pools)
